@@ -1,0 +1,47 @@
+"""Typed errors. Every error raised on bad input is an :class:`OpticalMemoryError`.
+
+Messages say the actual values, e.g. ``unknown target 'foo' (known: ...)``.
+"""
+from __future__ import annotations
+
+
+class OpticalMemoryError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(OpticalMemoryError, ValueError):
+    """The caller's input is empty, malformed or out of limits."""
+
+
+class EmptyInputError(InputError):
+    """Input holds nothing to store or render (empty or whitespace only)."""
+
+
+class UnknownTargetError(InputError, KeyError):
+    """A target / mode / tokenizer / decoder name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(OpticalMemoryError, ValueError):
+    """An inconsistent configuration (e.g. a page too small for one line)."""
+
+
+class DependencyMissingError(OpticalMemoryError, RuntimeError):
+    """An optional dependency (extra, system package) is needed but absent.
+
+    The message names what to install.
+    """
+
+
+class DecodeError(OpticalMemoryError, RuntimeError):
+    """A decoder failed to read a page back."""
+
+
+class VocabularyError(OpticalMemoryError, RuntimeError):
+    """A tokenizer vocabulary is missing or fails its sha256 check."""
+
+
+class CheckpointError(OpticalMemoryError, RuntimeError):
+    """A model checkpoint has missing, unexpected or mis-shaped tensors."""
