@@ -1,0 +1,185 @@
+"""Named schema migrations for the SQLite store.
+
+Each migration is a name and a list of SQL statements. :func:`migrate` applies
+the ones not yet recorded in the ``migrations`` table (name, applied_at), each
+in its own ``BEGIN IMMEDIATE`` transaction together with its record, so a
+migration is applied exactly once even when several processes open a new
+database at the same moment. Never edit a released migration; append a new one.
+
+Schema (SQLite):
+
+- ``items``: ``seq`` INTEGER PRIMARY KEY AUTOINCREMENT (never reused), ``id``
+  TEXT UNIQUE, scope columns ``user_id`` / ``agent_id`` / ``session_id``,
+  ``kind``, ``role``, ``name``, ``time``, ``text`` (NULL with keep_text=False),
+  ``text_tokens``, ``tool_call_ids`` (JSON array), ``meta`` (JSON object),
+  ``content_hash``, ``created_at``.
+- ``pages``: same ``seq`` / ``id`` / scope columns, ``width``, ``height``,
+  ``font_size``, ``png`` BLOB, ``text``, ``readback``, ``spans`` (JSON array of
+  ``[item_id, start, end, page_start, page_end]``), ``missing_glyphs`` and
+  ``meta`` (JSON objects), ``tier``, ``created_at``.
+- ``page_items``: which page holds which item (from the spans); foreign keys
+  to both with ON DELETE CASCADE.
+- ``renditions``: PRIMARY KEY (page_id, tier), ``png`` BLOB, ``vision_tokens``
+  BLOB (safetensors), ``encoder``; cascades with its page.
+- ``search_fts``: one FTS5 table (unicode61, diacritics folded) over item text
+  and page readback, so BM25 scores of both are comparable. Its rowid encodes
+  the source: ``2 * items.seq`` for an item, ``2 * pages.seq + 1`` for a page.
+  Triggers keep it in step with ``items`` and ``pages`` (cascades included).
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from optical_memory.store.base import utc_now
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_items_pages",
+        (
+            """
+            CREATE TABLE items (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                user_id TEXT NOT NULL,
+                agent_id TEXT,
+                session_id TEXT,
+                kind TEXT NOT NULL CHECK (kind IN ('turn', 'document', 'text')),
+                role TEXT,
+                name TEXT,
+                time TEXT,
+                text TEXT,
+                text_tokens INTEGER NOT NULL CHECK (text_tokens >= 0),
+                tool_call_ids TEXT NOT NULL DEFAULT '[]',
+                meta TEXT NOT NULL DEFAULT '{}',
+                content_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX items_scope ON items (user_id, agent_id, session_id, seq)",
+            "CREATE INDEX items_hash ON items (user_id, content_hash)",
+            """
+            CREATE TABLE pages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                user_id TEXT NOT NULL,
+                agent_id TEXT,
+                session_id TEXT,
+                width INTEGER NOT NULL CHECK (width > 0),
+                height INTEGER NOT NULL CHECK (height > 0),
+                font_size REAL NOT NULL,
+                png BLOB NOT NULL,
+                text TEXT,
+                readback TEXT,
+                spans TEXT NOT NULL,
+                missing_glyphs TEXT NOT NULL DEFAULT '{}',
+                meta TEXT NOT NULL DEFAULT '{}',
+                tier TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX pages_scope ON pages (user_id, agent_id, session_id, seq)",
+            """
+            CREATE TABLE page_items (
+                page_id TEXT NOT NULL REFERENCES pages (id) ON DELETE CASCADE,
+                item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+                PRIMARY KEY (page_id, item_id)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX page_items_item ON page_items (item_id, page_id)",
+        ),
+    ),
+    Migration(
+        "0002_renditions",
+        (
+            """
+            CREATE TABLE renditions (
+                page_id TEXT NOT NULL REFERENCES pages (id) ON DELETE CASCADE,
+                tier TEXT NOT NULL,
+                width INTEGER NOT NULL CHECK (width > 0),
+                height INTEGER NOT NULL CHECK (height > 0),
+                png BLOB NOT NULL,
+                vision_tokens BLOB,
+                encoder TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (page_id, tier)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        "0003_search_fts",
+        (
+            "CREATE VIRTUAL TABLE search_fts USING fts5"
+            "(body, tokenize = 'unicode61 remove_diacritics 2')",
+            """
+            CREATE TRIGGER items_fts_insert AFTER INSERT ON items
+            WHEN new.text IS NOT NULL BEGIN
+                INSERT INTO search_fts (rowid, body) VALUES (2 * new.seq, new.text);
+            END
+            """,
+            """
+            CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+                DELETE FROM search_fts WHERE rowid = 2 * old.seq;
+            END
+            """,
+            """
+            CREATE TRIGGER pages_fts_insert AFTER INSERT ON pages
+            WHEN new.readback IS NOT NULL BEGIN
+                INSERT INTO search_fts (rowid, body) VALUES (2 * new.seq + 1, new.readback);
+            END
+            """,
+            """
+            CREATE TRIGGER pages_fts_delete AFTER DELETE ON pages BEGIN
+                DELETE FROM search_fts WHERE rowid = 2 * old.seq + 1;
+            END
+            """,
+        ),
+    ),
+)
+
+
+def applied(conn: sqlite3.Connection) -> dict[str, str]:
+    """``{name: applied_at}`` of the migrations recorded in ``conn``."""
+    rows = conn.execute("SELECT name, applied_at FROM migrations ORDER BY rowid").fetchall()
+    return {name: at for name, at in rows}
+
+
+def migrate(
+    conn: sqlite3.Connection, migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS
+) -> list[str]:
+    """Apply pending migrations; returns the names applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done: list[str] = []
+    for migration in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            seen = conn.execute(
+                "SELECT 1 FROM migrations WHERE name = ?", (migration.name,)
+            ).fetchone()
+            if seen is None:
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, utc_now()),
+                )
+                done.append(migration.name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return done

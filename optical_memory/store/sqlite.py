@@ -1,0 +1,650 @@
+"""The embedded SQLite store (the default backend).
+
+One file (``$OPTICAL_MEMORY_HOME/memory.db`` by default) in WAL mode, so
+readers never block the writer; foreign keys on; ``synchronous=FULL`` so a
+committed write survives a crash of the process or the machine; a busy
+timeout (30 s) so concurrent processes wait for the write lock instead of
+failing with "database is locked". Every write is one ``BEGIN IMMEDIATE``
+transaction: it either lands whole or not at all. No pickle: dicts, lists and
+spans are JSON; images and vision tokens are BLOBs.
+
+Threads: a store object holds one connection and serialises its calls on a
+lock, so it may be shared between threads (calls then run one at a time).
+For parallel writers, open one store per process; SQLite serialises their
+writes through the file lock. Schema: see :mod:`optical_memory.store.migrations`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from optical_memory.errors import InputError
+from optical_memory.store import migrations
+from optical_memory.store.base import (
+    Deleted,
+    ItemRecord,
+    NewItem,
+    NewPage,
+    NotFoundError,
+    PageRecord,
+    RenditionRecord,
+    Scope,
+    SearchHit,
+    StoreError,
+    StoreStats,
+    SOURCES,
+    check_id,
+    check_item,
+    check_kinds,
+    check_limit,
+    check_page,
+    check_rendition,
+    check_scope,
+    check_sources,
+    check_tiers,
+    dump_json,
+    fts5_match_expression,
+    make_snippet,
+    match_offsets,
+    query_phrases,
+    spans_from_json,
+    spans_to_json,
+    utc_now,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 30.0
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+_ITEM_COLUMNS = ", ".join(
+    f"items.{c} AS {c}"
+    for c in (
+        "id user_id agent_id session_id seq kind role name time text text_tokens "
+        "tool_call_ids meta content_hash created_at"
+    ).split()
+)
+
+
+def _page_columns(*, with_png: bool = True) -> str:
+    names = (
+        "id user_id agent_id session_id seq width height font_size png text readback "
+        "spans missing_glyphs meta tier created_at"
+    ).split()
+    return ", ".join(
+        "NULL AS png" if c == "png" and not with_png else f"pages.{c} AS {c}" for c in names
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(method: F) -> F:
+    """Run under the store's lock; turn sqlite3 errors into typed errors."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._db is None:
+                raise StoreError(f"store {self.path} is closed")
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.IntegrityError as exc:
+                raise InputError(f"rejected by the database: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite error on {self.path}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _scope_where(scope: Scope, alias: str) -> tuple[str, list[Any]]:
+    """SQL condition (and its parameters) for rows visible under ``scope``."""
+    clauses = [f"{alias}.user_id = ?"]
+    params: list[Any] = [scope.user_id]
+    if scope.agent_id is not None:
+        clauses.append(f"{alias}.agent_id = ?")
+        params.append(scope.agent_id)
+    if scope.session_id is not None:
+        clauses.append(f"{alias}.session_id = ?")
+        params.append(scope.session_id)
+    return " AND ".join(clauses), params
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _item_record(row: sqlite3.Row) -> ItemRecord:
+    return ItemRecord(
+        id=row["id"],
+        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        seq=row["seq"],
+        kind=row["kind"],
+        role=row["role"],
+        name=row["name"],
+        time=row["time"],
+        text=row["text"],
+        text_tokens=row["text_tokens"],
+        tool_call_ids=tuple(json.loads(row["tool_call_ids"])),
+        meta=json.loads(row["meta"]),
+        content_hash=row["content_hash"],
+        created_at=row["created_at"],
+    )
+
+
+def _page_record(row: sqlite3.Row) -> PageRecord:
+    png = row["png"]
+    return PageRecord(
+        id=row["id"],
+        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        seq=row["seq"],
+        width=row["width"],
+        height=row["height"],
+        font_size=row["font_size"],
+        png=bytes(png) if png is not None else None,
+        text=row["text"],
+        readback=row["readback"],
+        spans=spans_from_json(row["spans"]),
+        missing_glyphs=json.loads(row["missing_glyphs"]),
+        meta=json.loads(row["meta"]),
+        tier=row["tier"],
+        created_at=row["created_at"],
+    )
+
+
+class SQLiteStore:
+    """The :class:`~optical_memory.store.base.Store` protocol on one SQLite file.
+
+    ``path`` is a file path (its folder is created) or ``":memory:"``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT_S):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(Path(self.path).expanduser())
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    logger.warning("%s: WAL unavailable, journal_mode is %s", self.path, mode)
+            db.execute("PRAGMA synchronous = FULL")
+            applied_now = migrations.migrate(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        if applied_now:
+            logger.info("%s: applied migrations %s", self.path, ", ".join(applied_now))
+        self._db = db
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back on any exception."""
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        assert self._db is not None
+        return self._db.execute(sql, params).fetchall()
+
+    def migrations_applied(self) -> dict[str, str]:
+        """``{name: applied_at}`` from the ``migrations`` table."""
+        with self._lock:
+            if self._db is None:
+                raise StoreError(f"store {self.path} is closed")
+            return migrations.applied(self._db)
+
+    # -- writes ------------------------------------------------------------
+
+    @_guarded
+    def add_items(
+        self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
+    ) -> tuple[list[str], list[str]]:
+        scope = check_scope(scope)
+        checked_items = [check_item(item, i) for i, item in enumerate(items)]
+        checked_pages = [check_page(page, i) for i, page in enumerate(pages)]
+        if not checked_items and not checked_pages:
+            raise InputError("add_items needs at least one item or page")
+        item_ids = [item.id for item in checked_items]
+        page_ids = [page.id for page in checked_pages]
+        for name, ids in (("item", item_ids), ("page", page_ids)):
+            if len(set(ids)) != len(ids):
+                raise InputError(f"duplicate {name} ids in one write")
+        rows_items = [
+            (
+                item.id,
+                scope.user_id,
+                scope.agent_id,
+                scope.session_id,
+                item.kind,
+                item.role,
+                item.name,
+                item.time,
+                item.text,
+                item.text_tokens,
+                dump_json(f"items[{i}].tool_call_ids", list(item.tool_call_ids)),
+                dump_json(f"items[{i}].meta", dict(item.meta)),
+                item.content_hash,
+            )
+            for i, item in enumerate(checked_items)
+        ]
+        rows_pages = [
+            (
+                page.id,
+                scope.user_id,
+                scope.agent_id,
+                scope.session_id,
+                page.width,
+                page.height,
+                float(page.font_size),
+                bytes(page.png),
+                page.text,
+                page.readback,
+                spans_to_json(page.spans),
+                dump_json(f"pages[{i}].missing_glyphs", dict(page.missing_glyphs)),
+                dump_json(f"pages[{i}].meta", dict(page.meta)),
+                page.tier,
+            )
+            for i, page in enumerate(checked_pages)
+        ]
+        now = utc_now()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO items (id, user_id, agent_id, session_id, kind, role, name, "
+                "time, text, text_tokens, tool_call_ids, meta, content_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row + (now,) for row in rows_items],
+            )
+            for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
+                self._check_page_items(db, i, page, scope)
+                db.execute(
+                    "INSERT INTO pages (id, user_id, agent_id, session_id, width, height, "
+                    "font_size, png, text, readback, spans, missing_glyphs, meta, tier, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row + (now,),
+                )
+                db.executemany(
+                    "INSERT INTO page_items (page_id, item_id) VALUES (?, ?)",
+                    [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)],
+                )
+        return item_ids, page_ids
+
+    @staticmethod
+    def _check_page_items(db: sqlite3.Connection, index: int, page: NewPage, scope: Scope) -> None:
+        """Every span names an item visible under the write scope, within its text."""
+        lengths: dict[str, int | None] = {}
+        for item_id in dict.fromkeys(s.item_id for s in page.spans):
+            row = db.execute(
+                "SELECT user_id, agent_id, session_id, length(text) FROM items WHERE id = ?",
+                (item_id,),
+            ).fetchone()
+            if row is None or not scope.sees(Scope(row[0], row[1], row[2])):
+                raise InputError(
+                    f"pages[{index}] holds item {item_id!r}, which is not stored under {scope}"
+                )
+            lengths[item_id] = row[3]
+        for j, span in enumerate(page.spans):
+            length = lengths[span.item_id]
+            if length is not None and span.end > length:
+                raise InputError(
+                    f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
+                    f"{span.item_id!r} ({length} characters)"
+                )
+
+    @_guarded
+    def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        check_id("tier", tier)
+        where, params = _scope_where(scope, "pages")
+        with self._write() as db:
+            cur = db.execute(
+                f"UPDATE pages SET tier = ? WHERE id = ? AND {where}", [tier, page_id, *params]
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no page {page_id!r} under {scope}")
+
+    @_guarded
+    def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
+        scope = check_scope(scope)
+        r = check_rendition(rendition)
+        where, params = _scope_where(scope, "pages")
+        with self._write() as db:
+            found = db.execute(
+                f"SELECT 1 FROM pages WHERE id = ? AND {where}", [r.page_id, *params]
+            ).fetchone()
+            if found is None:
+                raise NotFoundError(f"no page {r.page_id!r} under {scope}")
+            db.execute(
+                "INSERT INTO renditions (page_id, tier, width, height, png, vision_tokens, "
+                "encoder, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (page_id, tier) DO UPDATE SET width = excluded.width, "
+                "height = excluded.height, png = excluded.png, "
+                "vision_tokens = excluded.vision_tokens, encoder = excluded.encoder, "
+                "created_at = excluded.created_at",
+                (
+                    r.page_id,
+                    r.tier,
+                    r.width,
+                    r.height,
+                    bytes(r.png),
+                    bytes(r.vision_tokens) if r.vision_tokens is not None else None,
+                    r.encoder,
+                    utc_now(),
+                ),
+            )
+
+    @_guarded
+    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
+        scope = check_scope(scope)
+        where, params = _scope_where(scope, "items")
+        with self._write() as db:
+            if item_ids is None:
+                targets = [r[0] for r in db.execute(f"SELECT id FROM items WHERE {where}", params)]
+            else:
+                if isinstance(item_ids, str):
+                    raise InputError("item_ids must be a sequence of ids, not one string")
+                wanted = list(dict.fromkeys(item_ids))
+                for i, item_id in enumerate(wanted):
+                    check_id(f"item_ids[{i}]", item_id)
+                targets = []
+                for chunk in _chunks(wanted):
+                    targets += [
+                        r[0]
+                        for r in db.execute(
+                            f"SELECT id FROM items WHERE id IN ({_marks(len(chunk))}) AND {where}",
+                            [*chunk, *params],
+                        )
+                    ]
+            affected: dict[str, None] = {}
+            for chunk in _chunks(targets):
+                for r in db.execute(
+                    f"SELECT DISTINCT page_id FROM page_items WHERE item_id IN ({_marks(len(chunk))})",
+                    list(chunk),
+                ):
+                    affected[r[0]] = None
+                db.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", list(chunk))
+            pages = list(affected)
+            still_held: set[str] = set()
+            for chunk in _chunks(pages):
+                still_held.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT DISTINCT page_id FROM page_items "
+                        f"WHERE page_id IN ({_marks(len(chunk))})",
+                        list(chunk),
+                    )
+                )
+            orphans = [p for p in pages if p not in still_held]
+            for chunk in _chunks(orphans):
+                db.execute(f"DELETE FROM pages WHERE id IN ({_marks(len(chunk))})", list(chunk))
+        partial = tuple(p for p in pages if p in still_held)
+        return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
+
+    # -- reads -------------------------------------------------------------
+
+    @_guarded
+    def get_item(self, item_id: str, scope: Scope) -> ItemRecord | None:
+        scope = check_scope(scope)
+        check_id("item_id", item_id)
+        where, params = _scope_where(scope, "items")
+        rows = self._read(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ? AND {where}", [item_id, *params]
+        )
+        return _item_record(rows[0]) if rows else None
+
+    @_guarded
+    def get_page(self, page_id: str, scope: Scope) -> PageRecord | None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        where, params = _scope_where(scope, "pages")
+        rows = self._read(
+            f"SELECT {_page_columns()} FROM pages WHERE id = ? AND {where}",
+            [page_id, *params],
+        )
+        return _page_record(rows[0]) if rows else None
+
+    @_guarded
+    def list_items(
+        self,
+        scope: Scope,
+        *,
+        since_seq: int | None = None,
+        limit: int | None = None,
+        kinds: Sequence[str] | None = None,
+        on_page: bool | None = None,
+        newest_first: bool = False,
+    ) -> list[ItemRecord]:
+        scope = check_scope(scope)
+        check_limit("since_seq", since_seq)
+        check_limit("limit", limit)
+        kinds = check_kinds(kinds)
+        where, params = _scope_where(scope, "items")
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+        if since_seq is not None:
+            sql += " AND seq > ?"
+            params.append(since_seq)
+        if kinds is not None:
+            if not kinds:
+                return []
+            sql += f" AND kind IN ({_marks(len(kinds))})"
+            params += kinds
+        if on_page is not None:
+            exists = "EXISTS (SELECT 1 FROM page_items WHERE page_items.item_id = items.id)"
+            sql += f" AND {exists}" if on_page else f" AND NOT {exists}"
+        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_item_record(r) for r in self._read(sql, params)]
+
+    @_guarded
+    def list_pages(
+        self,
+        scope: Scope,
+        *,
+        since_seq: int | None = None,
+        limit: int | None = None,
+        tiers: Sequence[str] | None = None,
+        with_png: bool = True,
+        newest_first: bool = False,
+    ) -> list[PageRecord]:
+        scope = check_scope(scope)
+        check_limit("since_seq", since_seq)
+        check_limit("limit", limit)
+        where, params = _scope_where(scope, "pages")
+        columns = _page_columns(with_png=with_png)
+        sql = f"SELECT {columns} FROM pages WHERE {where}"
+        if since_seq is not None:
+            sql += " AND seq > ?"
+            params.append(since_seq)
+        tiers = check_tiers(tiers)
+        if tiers is not None:
+            if not tiers:
+                return []
+            sql += f" AND tier IN ({_marks(len(tiers))})"
+            params += tiers
+        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_page_record(r) for r in self._read(sql, params)]
+
+    @_guarded
+    def pages_for_item(self, item_id: str, scope: Scope) -> list[PageRecord]:
+        scope = check_scope(scope)
+        check_id("item_id", item_id)
+        item_where, item_params = _scope_where(scope, "items")
+        page_where, page_params = _scope_where(scope, "pages")
+        if not self._read(f"SELECT 1 FROM items WHERE id = ? AND {item_where}", [item_id, *item_params]):
+            return []
+        rows = self._read(
+            f"SELECT {_page_columns()} "
+            "FROM pages JOIN page_items ON page_items.page_id = pages.id "
+            f"WHERE page_items.item_id = ? AND {page_where} ORDER BY pages.seq",
+            [item_id, *page_params],
+        )
+        return [_page_record(r) for r in rows]
+
+    @_guarded
+    def get_rendition(self, page_id: str, tier: str, scope: Scope) -> RenditionRecord | None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        check_id("tier", tier)
+        where, params = _scope_where(scope, "pages")
+        rows = self._read(
+            "SELECT r.page_id, r.tier, r.width, r.height, r.png, r.vision_tokens, r.encoder "
+            "FROM renditions r JOIN pages ON pages.id = r.page_id "
+            f"WHERE r.page_id = ? AND r.tier = ? AND {where}",
+            [page_id, tier, *params],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        tokens = r["vision_tokens"]
+        return RenditionRecord(
+            page_id=r["page_id"],
+            tier=r["tier"],
+            width=r["width"],
+            height=r["height"],
+            png=bytes(r["png"]),
+            vision_tokens=bytes(tokens) if tokens is not None else None,
+            encoder=r["encoder"],
+        )
+
+    @_guarded
+    def search(
+        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
+    ) -> list[SearchHit]:
+        scope = check_scope(scope)
+        check_limit("k", k)
+        sources = check_sources(sources)
+        phrases = query_phrases(query)
+        if not phrases or k == 0 or not sources:
+            return []
+        expr = fts5_match_expression(phrases)
+        parts: list[str] = []
+        params: list[Any] = []
+        if "item" in sources:
+            where, p = _scope_where(scope, "items")
+            parts.append(
+                "SELECT 'item' AS source, items.id AS item_id, NULL AS page_id, "
+                "items.text AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
+                "FROM search_fts JOIN items ON items.seq = search_fts.rowid / 2 "
+                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 0 AND {where}"
+            )
+            params += [expr, *p]
+        if "page" in sources:
+            where, p = _scope_where(scope, "pages")
+            parts.append(
+                "SELECT 'page' AS source, NULL AS item_id, pages.id AS page_id, "
+                "pages.readback AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
+                "FROM search_fts JOIN pages ON pages.seq = search_fts.rowid / 2 "
+                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 1 AND {where}"
+            )
+            params += [expr, *p]
+        sql = " UNION ALL ".join(parts) + " ORDER BY rank, fts_rowid LIMIT ?"
+        hits: list[SearchHit] = []
+        for row in self._read(sql, [*params, k]):
+            body = row["body"] or ""
+            offsets = match_offsets(body, phrases)
+            hits.append(
+                SearchHit(
+                    source=row["source"],
+                    item_id=row["item_id"],
+                    page_id=row["page_id"],
+                    score=-float(row["rank"]),
+                    snippet=make_snippet(body, offsets),
+                    offsets=offsets,
+                )
+            )
+        return hits
+
+    @_guarded
+    def stats(self, scope: Scope) -> StoreStats:
+        scope = check_scope(scope)
+        item_where, item_params = _scope_where(scope, "items")
+        page_where, page_params = _scope_where(scope, "pages")
+        items, tokens = self._read(
+            f"SELECT count(*), coalesce(sum(text_tokens), 0) FROM items WHERE {item_where}",
+            item_params,
+        )[0]
+        tiers = {
+            r[0]: r[1]
+            for r in self._read(
+                f"SELECT tier, count(*) FROM pages WHERE {page_where} GROUP BY tier ORDER BY tier",
+                page_params,
+            )
+        }
+        png_bytes = self._read(
+            f"SELECT coalesce(sum(length(png)), 0) FROM pages WHERE {page_where}", page_params
+        )[0][0]
+        renditions, rendition_bytes = self._read(
+            "SELECT count(*), coalesce(sum(length(r.png) + coalesce(length(r.vision_tokens), 0)), 0) "
+            f"FROM renditions r JOIN pages ON pages.id = r.page_id WHERE {page_where}",
+            page_params,
+        )[0]
+        return StoreStats(
+            items=items,
+            pages=sum(tiers.values()),
+            renditions=renditions,
+            text_tokens=tokens,
+            page_png_bytes=png_bytes,
+            rendition_bytes=rendition_bytes,
+            tiers=tiers,
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; later calls raise :class:`StoreError`. Idempotent."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
