@@ -1,0 +1,266 @@
+"""The decoder protocol, its result type, image coercion and the registry.
+
+A decoder reads a page image back to text. Every backend takes the same
+inputs (see :data:`ImageInput`) and returns a :class:`DecodeResult`; backends
+are looked up by name with :func:`get_decoder` so callers (CLI, benchmarks,
+the memory facade) never import a backend module directly, and a backend
+whose dependency is absent costs nothing until it is asked for.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Union, runtime_checkable
+
+import numpy as np
+
+from optical_memory.errors import InputError, UnknownTargetError
+from optical_memory.types import Page
+
+logger = logging.getLogger(__name__)
+
+# A Page, a uint8 array [H, W] or [H, W, 3] (RGB), a PIL image, encoded image
+# bytes (PNG/JPEG/...) or a path to an image file.
+ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]  # noqa: F821
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What one decoder read from one image.
+
+    text:    the text read, lines joined by "\\n", trailing whitespace stripped.
+    decoder: the registry name of the decoder that read it.
+    seconds: wall time of the read (coercion and resampling included).
+    meta:    backend details (image size, scale, model, usage, ...).
+    """
+
+    text: str
+    decoder: str
+    seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """Anything that reads an image back to text."""
+
+    name: str
+
+    def decode(self, image: ImageInput) -> DecodeResult: ...
+
+
+# --------------------------------------------------------------------------
+# Image coercion
+
+
+def coerce_image(image: ImageInput):  # -> PIL.Image.Image
+    """Turn any :data:`ImageInput` into a PIL image in mode "L" or "RGB".
+
+    Grayscale stays grayscale (pages are); colour becomes RGB; transparency is
+    composited onto white (a transparent background would read as black).
+    Raises :class:`InputError` naming the input when it cannot be read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Page):
+        img = Image.fromarray(np.ascontiguousarray(image.pixels, dtype=np.uint8))
+    elif isinstance(image, np.ndarray):
+        img = _array_to_pil(image)
+    elif isinstance(image, Image.Image):
+        img = image
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        try:
+            img = Image.open(io.BytesIO(bytes(image)))
+            img.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(
+                f"cannot decode image bytes ({len(image)} bytes, starting {bytes(image[:8])!r}): {exc}"
+            ) from exc
+    elif isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"image file not found: {str(path)!r}")
+        try:
+            img = Image.open(path)
+            img.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"cannot read image file {str(path)!r}: {exc}") from exc
+    else:
+        raise InputError(
+            "image must be a Page, numpy array, PIL image, image bytes or a path "
+            f"(got {type(image).__name__})"
+        )
+    return _normalise_mode(img)
+
+
+def _array_to_pil(arr: np.ndarray):
+    from PIL import Image
+
+    if arr.dtype != np.uint8:
+        raise InputError(f"image array must be uint8 (got {arr.dtype})")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(arr))
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return Image.fromarray(np.ascontiguousarray(arr))  # RGB or RGBA
+    raise InputError(f"image array must be [H, W], [H, W, 3] or [H, W, 4] (got shape {arr.shape})")
+
+
+def _normalise_mode(img):
+    from PIL import Image
+
+    if img.width == 0 or img.height == 0:
+        raise InputError(f"image is empty ({img.width}x{img.height})")
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode in ("1", "I", "I;16", "I;16B", "I;16L", "F"):
+        if img.mode.startswith("I") or img.mode == "F":
+            # 16-bit / float grayscale: rescale to 0..255 instead of clipping.
+            arr = np.asarray(img, dtype=np.float64)
+            hi = arr.max() if arr.size else 0.0
+            arr = arr * (255.0 / hi) if hi > 255 else arr
+            return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def upscale(img, long_side: int | None):  # (PIL.Image, int|None) -> (PIL.Image, float)
+    """Enlarge ``img`` with Lanczos so its long side is ``long_side`` px.
+
+    Aged pages are resampled down (e.g. 1024 → 640 or 512); CPU OCR reads
+    them far better after scaling back up than at their stored size
+    (MEASURED.md: 10 px text aged to 512 reads 0.53 without, 0.97 with
+    rapidocr after upscaling). Images already that large, or ``long_side``
+    None, are returned unchanged. Returns (image, scale factor applied).
+    """
+    if long_side is None:
+        return img, 1.0
+    if long_side <= 0:
+        raise InputError(f"upscale_to must be a positive int or None (got {long_side})")
+    current = max(img.width, img.height)
+    if current >= long_side:
+        return img, 1.0
+    from PIL import Image
+
+    scale = long_side / current
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS), scale
+
+
+def encode_image(img, fmt: str = "PNG") -> bytes:
+    """Encode a PIL image (PNG by default) to bytes."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def clean_text(text: str) -> str:
+    """Strip trailing whitespace per line and blank lines at both ends.
+
+    Line structure is kept; form feeds (tesseract's page break) are dropped.
+    """
+    lines = [line.rstrip() for line in text.replace("\f", "\n").replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Registry
+
+# name -> "module:attribute" of a decoder class (imported on demand) or a
+# factory callable registered at run time.
+_REGISTRY: dict[str, str | Callable[..., Decoder]] = {
+    "openai": "optical_memory.decode.openai_compat:OpenAICompatDecoder",
+    "rapidocr": "optical_memory.decode.rapidocr:RapidOCRDecoder",
+    "tesseract": "optical_memory.decode.tesseract:TesseractDecoder",
+}
+
+
+def register_decoder(name: str, factory: str | Callable[..., Decoder]) -> None:
+    """Register a decoder under ``name``.
+
+    ``factory`` is a class/callable taking keyword options, or a
+    "module:attribute" string resolved on first use. Use the string form for
+    decoders that :func:`decode_many` must build in worker processes started
+    with "spawn", since those do not inherit run-time registrations.
+    """
+    if not name or not isinstance(name, str):
+        raise InputError(f"decoder name must be a non-empty str (got {name!r})")
+    _REGISTRY[name] = factory
+
+
+def decoder_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _resolve(name: str) -> Callable[..., Decoder]:
+    try:
+        entry = _REGISTRY[name]
+    except KeyError:
+        raise UnknownTargetError(
+            f"unknown decoder {name!r} (known: {', '.join(decoder_names())})"
+        ) from None
+    if isinstance(entry, str):
+        module_name, _, attr = entry.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+    return entry
+
+
+def get_decoder(name: str, **options: Any) -> Decoder:
+    """Build the decoder registered as ``name`` with keyword ``options``.
+
+    Raises :class:`UnknownTargetError` for an unknown name,
+    :class:`InputError` for an option the decoder does not take, and
+    :class:`DependencyMissingError` (naming what to install) when the
+    backend's binary or package is absent.
+    """
+    factory = _resolve(name)
+    _check_options(name, factory, options)
+    return factory(**options)
+
+
+def _check_options(name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [p for p, v in params.items() if v.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for decoder {name!r} "
+            f"(known: {', '.join(known)})"
+        )
+
+
+def available_decoders() -> dict[str, bool | str]:
+    """Name → True when the decoder can run here, else the reason it cannot.
+
+    Each backend class may define a ``availability()`` classmethod returning
+    True or a reason string; backends without one are assumed available.
+    """
+    out: dict[str, bool | str] = {}
+    for name in decoder_names():
+        try:
+            factory = _resolve(name)
+        except ImportError as exc:  # a backend module failing to import
+            out[name] = f"cannot import: {exc}"
+            continue
+        check = getattr(factory, "availability", None)
+        out[name] = check() if callable(check) else True
+    return out

@@ -1,0 +1,50 @@
+"""Read-back scores: how much of a page's text a decoder got back.
+
+``precision`` follows the DeepSeek-OCR paper (Fox benchmark): 1 − edit
+distance / max length, computed on whitespace-normalised text so layout
+differences (line breaks, double spaces) do not count as errors.
+"""
+from __future__ import annotations
+
+import re
+
+from rapidfuzz.distance import Levenshtein
+
+_WS = re.compile(r"\s+")
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse every run of whitespace (newlines included) to one space; strip."""
+    return _WS.sub(" ", text).strip()
+
+
+def edit_distance(reference: str, hypothesis: str, *, normalize: bool = True) -> int:
+    """Levenshtein distance (insert/delete/substitute, each cost 1), in characters."""
+    if normalize:
+        reference, hypothesis = normalize_whitespace(reference), normalize_whitespace(hypothesis)
+    return int(Levenshtein.distance(reference, hypothesis))
+
+
+def precision(reference: str, hypothesis: str, *, normalize: bool = True) -> float:
+    """1 − edit_distance / max(len(reference), len(hypothesis)), in [0, 1].
+
+    Both empty (after normalisation) → 1.0.
+    """
+    if normalize:
+        reference, hypothesis = normalize_whitespace(reference), normalize_whitespace(hypothesis)
+    longest = max(len(reference), len(hypothesis))
+    if longest == 0:
+        return 1.0
+    return 1.0 - Levenshtein.distance(reference, hypothesis) / longest
+
+
+def cer(reference: str, hypothesis: str, *, normalize: bool = True) -> float:
+    """Character error rate: edit_distance / len(reference); may exceed 1.
+
+    Empty reference: 0.0 when the hypothesis is empty too, else 1.0.
+    """
+    if normalize:
+        reference, hypothesis = normalize_whitespace(reference), normalize_whitespace(hypothesis)
+    if not reference:
+        return 0.0 if not hypothesis else 1.0
+    return Levenshtein.distance(reference, hypothesis) / len(reference)

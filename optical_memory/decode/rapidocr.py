@@ -1,0 +1,190 @@
+"""RapidOCR decoder: PP-OCR detection + recognition on onnxruntime (CPU).
+
+Only the models bundled in the ``rapidocr`` 3.x wheel are used; any other
+model would be downloaded on first use, which fails offline. The detector is
+tuned per MEASURED.md: its defaults merge dense neighbouring lines and drop
+text, while ``Det.use_dilation=False, Det.unclip_ratio=1.3`` read dense pages
+well. Reads Chinese and Latin with one model, and small fonts better than
+tesseract, at several times its cost per page.
+
+Detected boxes are reassembled into lines in reading order
+(:func:`boxes_to_lines`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from optical_memory.decode.base import DecodeResult, ImageInput, coerce_image, upscale
+from optical_memory.errors import DecodeError, DependencyMissingError, InputError
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'optical-memory[rapidocr]'  (rapidocr>=3.4 onnxruntime)"
+
+# Dense-page tuning (MEASURED.md) plus quiet logs. The angle classifier is off:
+# pages are rendered upright, and it costs time on every line.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "Det.use_dilation": False,
+    "Det.unclip_ratio": 1.3,
+    "Global.use_cls": False,
+    "Global.log_level": "error",  # an empty page is not worth a warning
+}
+
+# One engine per (process, settings): onnxruntime sessions are costly to build
+# and must not be shared across fork (their thread pools do not survive it).
+_ENGINES: dict[tuple[int, tuple], Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(params: dict[str, Any]):
+    key = (os.getpid(), tuple(sorted((k, repr(v)) for k, v in params.items())))
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            from rapidocr import RapidOCR
+
+            logger.debug("building RapidOCR engine with %s", params)
+            engine = RapidOCR(params=dict(params))
+            _ENGINES[key] = engine
+        return engine
+
+
+# --------------------------------------------------------------------------
+# Box → line reassembly
+
+
+def boxes_to_lines(
+    boxes: Sequence[Sequence[Sequence[float]]] | np.ndarray,
+    texts: Sequence[str],
+    *,
+    min_overlap: float = 0.5,
+    space_gap: float = 0.25,
+) -> list[str]:
+    """Reassemble OCR boxes into text lines in reading order.
+
+    boxes: [N, 4, 2] corner points (x, y) per box; texts: N strings.
+    A box joins a line when their vertical extents overlap by at least
+    ``min_overlap`` × the smaller height. Within a line boxes are ordered by
+    left edge and joined with a space when the gap between them exceeds
+    ``space_gap`` × the line height, else concatenated.
+    """
+    items = []
+    for box, text in zip(boxes, texts):
+        if not text or not text.strip():
+            continue
+        pts = np.asarray(box, dtype=np.float64).reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        items.append((float(x0), float(y0), float(x1), float(y1), text.strip()))
+    items.sort(key=lambda it: ((it[1] + it[3]) / 2, it[0]))
+
+    lines: list[list[tuple[float, float, float, float, str]]] = []
+    spans: list[tuple[float, float]] = []  # vertical extent of each line
+    for it in items:
+        _, y0, _, y1, _ = it
+        if lines:
+            ly0, ly1 = spans[-1]
+            overlap = min(y1, ly1) - max(y0, ly0)
+            if overlap >= min_overlap * min(y1 - y0, ly1 - ly0):
+                lines[-1].append(it)
+                spans[-1] = (min(ly0, y0), max(ly1, y1))
+                continue
+        lines.append([it])
+        spans.append((y0, y1))
+
+    out = []
+    for line, (ly0, ly1) in zip(lines, spans):
+        line.sort(key=lambda it: it[0])
+        height = max(ly1 - ly0, 1.0)
+        parts = [line[0][4]]
+        for prev, cur in zip(line, line[1:]):
+            gap = cur[0] - prev[2]
+            parts.append((" " if gap > space_gap * height else "") + cur[4])
+        out.append("".join(parts))
+    return out
+
+
+# --------------------------------------------------------------------------
+
+
+class RapidOCRDecoder:
+    """Read a page with RapidOCR 3.x and its bundled default models.
+
+    upscale_to: enlarge images whose long side is below this many px
+                (Lanczos) before reading; None reads the image as stored.
+    threads:    onnxruntime intra-op threads; None lets onnxruntime use all
+                cores (decode_many sets cores // workers).
+    params:     further RapidOCR settings in its dotted form, e.g.
+                {"Global.text_score": 0.4}; they override the defaults above.
+                Settings that select another model (Det.ocr_version, lang
+                types...) trigger a download and fail offline.
+    """
+
+    name = "rapidocr"
+
+    def __init__(
+        self,
+        upscale_to: int | None = 1024,
+        threads: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        reason = self.availability()
+        if reason is not True:
+            raise DependencyMissingError(str(reason))
+        if upscale_to is not None and upscale_to <= 0:
+            raise InputError(f"upscale_to must be a positive int or None (got {upscale_to})")
+        if threads is not None and threads <= 0:
+            raise InputError(f"threads must be a positive int or None (got {threads})")
+        merged = dict(DEFAULT_PARAMS)
+        if threads is not None:
+            merged["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
+            merged["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
+        merged.update(params or {})
+        self.upscale_to = upscale_to
+        self.threads = threads
+        self.params = merged
+
+    @classmethod
+    def availability(cls) -> bool | str:
+        missing = [m for m in ("rapidocr", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"python package(s) {', '.join(missing)} not installed ({INSTALL_HINT})"
+        return True
+
+    def decode(self, image: ImageInput) -> DecodeResult:
+        t0 = time.perf_counter()
+        img = coerce_image(image)
+        size = img.size
+        img, scale = upscale(img, self.upscale_to)
+        arr = np.asarray(img)
+        if arr.ndim == 3:
+            arr = np.ascontiguousarray(arr[:, :, ::-1])  # RGB → BGR, as rapidocr expects
+        try:
+            out = _engine(self.params)(arr)
+        except Exception as exc:  # noqa: BLE001 - rapidocr raises bare/own errors
+            raise DecodeError(f"rapidocr failed on a {size} image: {exc}") from exc
+        boxes = getattr(out, "boxes", None)
+        texts = getattr(out, "txts", None)
+        if boxes is None or texts is None:
+            lines: list[str] = []
+        else:
+            lines = boxes_to_lines(boxes, texts)
+        scores = getattr(out, "scores", None) or ()
+        return DecodeResult(
+            text="\n".join(lines),
+            decoder=self.name,
+            seconds=time.perf_counter() - t0,
+            meta={
+                "size": size,
+                "scale": scale,
+                "boxes": len(texts or ()),
+                "mean_score": float(np.mean(scores)) if len(scores) else None,
+            },
+        )

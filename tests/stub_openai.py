@@ -1,0 +1,90 @@
+"""A local stand-in for an OpenAI-compatible chat completions server.
+
+Serves on 127.0.0.1 (port chosen by the OS) in a daemon thread, records
+every request (path, headers, JSON body) and answers with a canned chat
+completion, or with a given HTTP error status and body.
+
+    with StubOpenAI(reply_text="hello") as stub:
+        decoder = OpenAICompatDecoder(base_url=stub.base_url, model="m")
+        ...
+        stub.requests[0]["body"]["model"]
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class StubOpenAI:
+    def __init__(
+        self,
+        reply_text: str = "",
+        *,
+        status: int = 200,
+        error_body: str = '{"error": {"message": "stub error"}}',
+        finish_reason: str = "stop",
+    ) -> None:
+        self.reply_text = reply_text
+        self.status = status
+        self.error_body = error_body
+        self.finish_reason = finish_reason
+        self.requests: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if stub.status != 200:
+                    self._send(stub.status, stub.error_body.encode("utf-8"))
+                    return
+                reply = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion",
+                    "model": (body or {}).get("model", "stub"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": stub.reply_text},
+                            "finish_reason": stub.finish_reason,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 300, "completion_tokens": 12, "total_tokens": 312},
+                }
+                self._send(200, json.dumps(reply).encode("utf-8"))
+
+            def _send(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # keep test output clean
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "StubOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
