@@ -1,5 +1,18 @@
-"""optical-memory: long-term memory for LLM agents, kept as page images."""
+"""optical-memory: long-term memory for LLM agents, kept as page images.
+
+    from optical_memory import OpticalMemory
+    with OpticalMemory() as mem:
+        mem.add([{"role": "user", "content": "..."}])
+        ctx = mem.context(8000)
+
+Importing the package has no side effects and loads nothing heavy: public
+names are resolved on first use (PEP 562), so ``optical_memory.encoder`` can be
+used on a machine without the renderer's dependencies, and vice versa.
+"""
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import (
     ConfigError,
@@ -10,19 +23,54 @@ from optical_memory.errors import (
     OpticalMemoryError,
     UnknownTargetError,
 )
-from optical_memory.types import Page, Span
 
 __version__ = "0.1.0"
 
-__all__ = [
+# public name -> module that defines it
+_LAZY = {
+    "Page": "optical_memory.types",
+    "Span": "optical_memory.types",
+    "AgePolicy": "optical_memory.aging",
+    "Tier": "optical_memory.aging",
+    "Accounting": "optical_memory.context",
+    "Context": "optical_memory.context",
+    "generate_conversation": "optical_memory.conversation",
+    "AddResult": "optical_memory.memory",
+    "DecodedPage": "optical_memory.memory",
+    "OpticalMemory": "optical_memory.memory",
+    "Hit": "optical_memory.retrieve",
+}
+
+__all__ = sorted([
     "ConfigError",
     "DecodeError",
     "DependencyMissingError",
     "EmptyInputError",
     "InputError",
     "OpticalMemoryError",
-    "Page",
-    "Span",
     "UnknownTargetError",
     "__version__",
-]
+    *_LAZY,
+])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.aging import AgePolicy, Tier
+    from optical_memory.context import Accounting, Context
+    from optical_memory.conversation import generate_conversation
+    from optical_memory.memory import AddResult, DecodedPage, OpticalMemory
+    from optical_memory.retrieve import Hit
+    from optical_memory.types import Page, Span
