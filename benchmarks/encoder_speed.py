@@ -95,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="timed runs (best kept); default cpu 1, cuda 10")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--attn", default=None,
-                   help="comma list of attn impls (sdpa,auto,eager); default sdpa, plus auto on cuda when flash-attn imports")
+                   help="comma list of attn impls (sdpa,auto,eager); default: sdpa, plus fold on cuda (auto = fold for SAM + flash-attn for CLIP when installed)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", dest="tiny", action="store_false", help="full-size model (default)")
     size.add_argument("--tiny", dest="tiny", action="store_true", help="tiny test config")
@@ -125,7 +125,8 @@ def main(argv=None) -> int:
             sys.exit(f"--modes takes view modes ({', '.join(k for k, v in MODES.items() if not v.crop)}), got {m!r}")
     batches = [int(b) for b in (args.batch or ("8,16,32,64" if on_cuda else "1")).split(",")]
     iters = args.iters or (10 if on_cuda else 1)
-    impls = (args.attn or ("sdpa,auto" if on_cuda and flash_attn_available() else "sdpa")).split(",")
+    impls = (args.attn or (("sdpa,fold,auto" if flash_attn_available() else "sdpa,fold")
+                           if on_cuda else "sdpa")).split(",")
     config = DeepEncoderConfig.tiny() if args.tiny else DeepEncoderConfig()
 
     peak_dtype = torch.float32 if not on_cuda else dtype

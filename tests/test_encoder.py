@@ -23,7 +23,7 @@ from optical_memory.encoder import (  # noqa: E402
     token_layout,
 )
 from optical_memory.encoder.clip import resize_clip_pos  # noqa: E402
-from optical_memory.encoder.common import attention, eager_attention  # noqa: E402
+from optical_memory.encoder.common import attention, eager_attention, folded_rel_pos_attention  # noqa: E402
 from optical_memory.encoder.preprocess import (  # noqa: E402
     PAD_COLOR,
     candidate_grids,
@@ -32,6 +32,7 @@ from optical_memory.encoder.preprocess import (  # noqa: E402
 )
 from optical_memory.encoder.sam import (  # noqa: E402
     add_decomposed_rel_pos,
+    expand_rel_pos,
     get_rel_pos,
     resize_abs_pos,
     window_partition,
@@ -310,6 +311,33 @@ def test_sdpa_model_equals_eager_model(tiny):
         tiny.set_attn_impl("auto")
     assert fast.shape == (2, 100, 48)
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_folded_rel_pos_equals_bias_kernel():
+    # the folded form is exactly softmax(q·kᵀ·s + rel_h[m] + rel_w[n])·v
+    B, nh, kh, kw, hd = 2, 3, 5, 7, 16
+    q, k, v = (torch.randn(B, nh, kh * kw, hd, dtype=torch.float64) for _ in range(3))
+    rel_h = torch.randn(B, nh, kh * kw, kh, dtype=torch.float64)
+    rel_w = torch.randn(B, nh, kh * kw, kw, dtype=torch.float64)
+    bias = expand_rel_pos(rel_h, rel_w)
+    ref = eager_attention(q, k, v, bias)
+    # (eager takes its softmax in fp32, hence the fp32-sized tolerance)
+    torch.testing.assert_close(folded_rel_pos_attention(q, k, v, rel_h, rel_w), ref,
+                               atol=1e-6, rtol=1e-6)
+    # a wrong grid is refused, not silently mis-indexed
+    with pytest.raises(ConfigError, match="key grid"):
+        folded_rel_pos_attention(q, k, v, rel_h[..., :4], rel_w)
+
+
+def test_fold_model_equals_eager_model(tiny):
+    # windowed blocks (padded 14-windows) and global blocks, whole model
+    x = torch.randn(1, 3, 640, 640)
+    try:
+        fold = tiny.set_attn_impl("fold")(x)
+        ref = tiny.set_attn_impl("eager")(x)
+    finally:
+        tiny.set_attn_impl("auto")
+    torch.testing.assert_close(fold, ref, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.gpu

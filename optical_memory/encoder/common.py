@@ -6,8 +6,11 @@ Attention runs one of three ways, chosen per module by ``attn_impl``:
   softmax in fp32;
 - ``"sdpa"``: ``torch.nn.functional.scaled_dot_product_attention``, the bias
   passed as ``attn_mask``;
-- ``"auto"`` (default): flash-attn for bias-free attention (the CLIP part) when
-  the package is installed and the tensors are fp16/bf16 on CUDA, else SDPA.
+- ``"fold"``: SAM's decomposed relative-position term folded into extra
+  query/key channels (see :func:`folded_rel_pos_attention`), so SDPA runs with
+  no mask and can use its flash kernels; bias-free attention as ``"sdpa"``;
+- ``"auto"`` (default): on CUDA, ``"fold"`` for SAM and flash-attn (when
+  installed, fp16/bf16) or SDPA for CLIP; on CPU, ``"sdpa"``.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from optical_memory.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-ATTN_IMPLS = ("auto", "sdpa", "eager")
+ATTN_IMPLS = ("auto", "sdpa", "fold", "eager")
 
 
 def check_attn_impl(impl: str) -> str:
@@ -74,6 +77,8 @@ def attention(
     """
     if impl == "eager":
         return eager_attention(q, k, v, bias)
+    if impl == "fold":
+        impl = "auto"
     if (
         impl == "auto"
         and bias is None
@@ -99,3 +104,39 @@ def resize_grid(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         grid.float(), size=size, mode="bicubic", antialias=True, align_corners=False
     )
     return resized.to(grid.dtype)
+
+
+def folded_rel_pos_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    rel_h: torch.Tensor, rel_w: torch.Tensor,
+) -> torch.Tensor:
+    """Attention with a decomposed relative-position term, without a mask.
+
+    q, k, v: [B, nh, N, hd] over a kh×kw key grid (N = kh·kw, row-major);
+    rel_h: [B, nh, N, kh], rel_w: [B, nh, N, kw] (the two factors of the term).
+    Returns [B, nh, N, hd], equal to ``softmax(q·kᵀ·s + rel_h[.., m] + rel_w[.., n])·v``
+    for key (m, n), s = hd**-0.5.
+
+    The term is a dot product in disguise: with q' = [q·s, rel_h, rel_w] and
+    k' = [k, onehot(m), onehot(n)], q'·k' = q·k·s + rel_h[m] + rel_w[n]. So the
+    kernel sees plain attention with head dim hd + kh + kw (padded to a multiple
+    of 8; v is zero-padded to the same width, which flash kernels require) and
+    no [N, N] mask is ever built. Same idea as folding a bias into the inputs.
+    """
+    B, nh, N, hd = q.shape
+    kh, kw = rel_h.shape[-1], rel_w.shape[-1]
+    if kh * kw != k.shape[2]:
+        raise ConfigError(f"key grid {kh}x{kw} does not match {k.shape[2]} keys")
+    width = hd + kh + kw
+    pad = (-width) % 8
+    idx = torch.arange(kh * kw, device=k.device)
+    onehot = torch.cat(
+        [F.one_hot(idx // kw, kh), F.one_hot(idx % kw, kw),
+         idx.new_zeros(kh * kw, pad)], dim=-1,
+    ).to(k.dtype)  # [N_k, kh + kw + pad]
+    q2 = torch.cat([q * hd ** -0.5, rel_h.to(q.dtype), rel_w.to(q.dtype),
+                    q.new_zeros(B, nh, N, pad)], dim=-1)
+    k2 = torch.cat([k, onehot.expand(B, nh, -1, -1)], dim=-1)
+    v2 = F.pad(v, (0, width + pad - hd))
+    out = F.scaled_dot_product_attention(q2, k2, v2, scale=1.0)
+    return out[..., :hd]

@@ -12,7 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from optical_memory.encoder.common import attention, check_attn_impl, resize_grid
+from optical_memory.encoder.common import (
+    attention,
+    check_attn_impl,
+    folded_rel_pos_attention,
+    resize_grid,
+)
 from optical_memory.encoder.config import SamConfig
 
 # --------------------------------------------------------------------------- #
@@ -208,8 +213,13 @@ class SamAttention(nn.Module):
             q.reshape(B * nh, N, -1), self.rel_pos_h, self.rel_pos_w, (H, W), (H, W)
         )
         rel_h, rel_w = rel_h.view(B, nh, N, H), rel_w.view(B, nh, N, W)
-        if self.attn_impl == "eager" or N <= self.query_chunk:
-            x = attention(q, k, v, expand_rel_pos(rel_h, rel_w), self.attn_impl)
+        impl = self.attn_impl
+        if impl == "auto":
+            impl = "fold" if x.is_cuda else "sdpa"
+        if impl == "fold":
+            x = folded_rel_pos_attention(q, k, v, rel_h, rel_w)
+        elif impl == "eager" or N <= self.query_chunk:
+            x = attention(q, k, v, expand_rel_pos(rel_h, rel_w), impl)
         else:
             x = torch.cat(
                 [
@@ -217,7 +227,7 @@ class SamAttention(nn.Module):
                         q[:, :, s : s + self.query_chunk], k, v,
                         expand_rel_pos(rel_h[:, :, s : s + self.query_chunk],
                                        rel_w[:, :, s : s + self.query_chunk]),
-                        self.attn_impl,
+                        impl,
                     )
                     for s in range(0, N, self.query_chunk)
                 ],
