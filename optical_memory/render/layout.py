@@ -17,7 +17,7 @@ Whitespace policy (what maps where):
   characters in the line; ``Page.text`` holds the spaces.
 - ``newline_mode="break"``: a newline (``\\n``, ``\\r\\n`` or ``\\r``) ends the
   line; it is consumed into the span and shows in ``Page.text`` as the ``"\\n"``
-  joining the lines. ``"marker"``: it is drawn as ``↵`` (also in
+  joining the lines. ``"marker"``: it is drawn as ``NEWLINE_MARKER`` (also in
   ``Page.text``) and text flows on.
 - ``Page.text`` = visible lines joined by ``"\\n"``; a span's
   ``page_start:page_end`` covers its visible characters in ``Page.text``.
