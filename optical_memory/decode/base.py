@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 # bytes (PNG/JPEG/...) or a path to an image file.
 ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]  # noqa: F821
 
+#: Most pixels an input image may have (e.g. 7,000 x 7,000): encoded images
+#: are checked from their header before decoding, so a decompression bomb is
+#: refused without being inflated.
+MAX_IMAGE_PIXELS = 50_000_000
+# What Pillow raises on malformed files (DecompressionBombError subclasses
+# Exception only; broken chunks surface as SyntaxError / ValueError / EOFError).
+_PIL_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, SyntaxError, EOFError)
+
 
 @dataclass(frozen=True)
 class DecodeResult:
@@ -76,8 +84,11 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
     elif isinstance(image, (bytes, bytearray, memoryview)):
         try:
             img = Image.open(io.BytesIO(bytes(image)))
+            _check_pixels(img.width, img.height)
             img.load()
-        except (UnidentifiedImageError, OSError) as exc:
+        except InputError:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError, *_PIL_ERRORS) as exc:
             raise InputError(
                 f"cannot decode image bytes ({len(image)} bytes, starting {bytes(image[:8])!r}): {exc}"
             ) from exc
@@ -87,15 +98,25 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
             raise InputError(f"image file not found: {str(path)!r}")
         try:
             img = Image.open(path)
+            _check_pixels(img.width, img.height)
             img.load()
-        except (UnidentifiedImageError, OSError) as exc:
+        except InputError:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError, *_PIL_ERRORS) as exc:
             raise InputError(f"cannot read image file {str(path)!r}: {exc}") from exc
     else:
         raise InputError(
             "image must be a Page, numpy array, PIL image, image bytes or a path "
             f"(got {type(image).__name__})"
         )
+    _check_pixels(img.width, img.height)
     return _normalise_mode(img)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"image too large: {width}x{height} = {width * height} pixels "
+                         f"(limit {MAX_IMAGE_PIXELS})")
 
 
 def _array_to_pil(arr: np.ndarray):

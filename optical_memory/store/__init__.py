@@ -6,6 +6,7 @@
     open_store("/data/memory.db")      # a SQLite file
     open_store("sqlite:///data/m.db")  # the same, as a URL (path after "sqlite://")
     open_store(":memory:")             # a private in-memory SQLite database
+    open_store("postgresql://u:pw@host/db")  # PostgreSQL (extra: optical-memory[postgres])
 """
 from __future__ import annotations
 
@@ -64,8 +65,12 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> Store:
     ``None`` → the default SQLite file (:func:`default_db_path`); a path,
     ``":memory:"`` or ``sqlite://<path>`` (so ``sqlite:///abs/path.db`` is
     absolute, ``sqlite://:memory:`` in memory) → :class:`SQLiteStore`.
-    ``postgresql://...`` raises :class:`ConfigError` until the PostgreSQL
-    backend exists; any other scheme raises :class:`ConfigError`.
+    ``postgresql://...`` (also ``postgres://``, ``postgresql+psycopg://``) →
+    :class:`~optical_memory.store.postgres.PostgresStore`, which raises
+    :class:`~optical_memory.errors.DependencyMissingError` naming
+    ``pip install 'optical-memory[postgres]'`` when psycopg is absent and
+    :class:`StoreError` when the server cannot be reached; any other scheme
+    raises :class:`ConfigError`.
     """
     if url_or_path is None:
         return SQLiteStore(default_db_path())
@@ -80,10 +85,9 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> Store:
         raise ConfigError("store location is empty")
     lowered = target.lower()
     if lowered.startswith(_POSTGRES_SCHEMES):
-        raise ConfigError(
-            "the PostgreSQL store backend is not available yet; use a SQLite path "
-            "or sqlite:// URL"
-        )
+        from optical_memory.store.postgres import PostgresStore
+
+        return PostgresStore(target)
     if lowered.startswith("sqlite://"):
         path = target[len("sqlite://") :]
         if path in ("", ":memory:", "/:memory:"):

@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import re
+import struct
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,9 @@ MAX_QUERY_PHRASES = 32
 MAX_PHRASE_WORDS = 16
 MAX_OFFSETS = 64
 SNIPPET_CONTEXT = 60
+#: Most pixels a stored page or rendition PNG may declare in its header (a
+#: decompression bomb is refused before anything decodes it).
+MAX_PAGE_PIXELS = 50_000_000
 
 
 class StoreError(OpticalMemoryError, RuntimeError):
@@ -379,8 +383,13 @@ def new_id() -> str:
 
 
 def text_hash(text: str) -> str:
-    """sha256 hex of the UTF-8 text: an item's ``content_hash``."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 hex of the UTF-8 text: an item's ``content_hash``.
+    :class:`InputError` when the text is not valid Unicode (a lone surrogate)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"text is not valid Unicode ({exc.reason} at {exc.start})") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def utc_now() -> str:
@@ -485,7 +494,7 @@ def check_page(page: object, index: int) -> NewPage:
     check_id(f"{where}.id", page.id)
     _check_int(f"{where}.width", page.width, minimum=1)
     _check_int(f"{where}.height", page.height, minimum=1)
-    check_png(f"{where}.png", page.png)
+    check_png(f"{where}.png", page.png, size=(page.width, page.height))
     if isinstance(page.font_size, bool) or not isinstance(page.font_size, int | float) or not (
         math.isfinite(page.font_size) and page.font_size > 0
     ):
@@ -514,11 +523,22 @@ def check_page(page: object, index: int) -> NewPage:
     return page
 
 
-def check_png(name: str, png: object) -> None:
+def check_png(name: str, png: object, *, size: tuple[int, int] | None = None) -> None:
+    """PNG signature and IHDR header: non-zero dimensions, at most
+    :data:`MAX_PAGE_PIXELS`, equal to ``size`` (the record's width, height)."""
     if not isinstance(png, bytes | bytearray | memoryview):
         raise InputError(f"{name} must be bytes (got {type(png).__name__})")
-    if bytes(png[:8]) != PNG_SIGNATURE:
+    head = bytes(png[:24])
+    if head[:8] != PNG_SIGNATURE:
         raise InputError(f"{name} is not a PNG (bad signature)")
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        raise InputError(f"{name} is not a PNG (no IHDR header; {len(png)} bytes)")
+    width, height = struct.unpack(">II", head[16:24])
+    if width == 0 or height == 0 or width * height > MAX_PAGE_PIXELS:
+        raise InputError(f"{name} is {width}x{height} = {width * height} pixels "
+                         f"(must be 1 to {MAX_PAGE_PIXELS})")
+    if size is not None and (width, height) != tuple(size):
+        raise InputError(f"{name} is {width}x{height} but the record says {size[0]}x{size[1]}")
 
 
 def check_rendition(rendition: object) -> RenditionRecord:
@@ -528,7 +548,7 @@ def check_rendition(rendition: object) -> RenditionRecord:
     check_id("rendition.tier", rendition.tier)
     _check_int("rendition.width", rendition.width, minimum=1)
     _check_int("rendition.height", rendition.height, minimum=1)
-    check_png("rendition.png", rendition.png)
+    check_png("rendition.png", rendition.png, size=(rendition.width, rendition.height))
     if rendition.vision_tokens is not None and not isinstance(
         rendition.vision_tokens, bytes | bytearray | memoryview
     ):

@@ -1,0 +1,204 @@
+"""Age tiers: how far a page is shrunk as it grows old (a forgetting curve).
+
+Every page is rendered once, at the *master* resolution (the target's
+``page_size``), and stored as a PNG. As newer items arrive the page ages and
+moves down the tiers of an :class:`AgePolicy`; each tier is a scale of the
+master side, and a page in a lower tier is a Lanczos resample **of the stored
+master PNG** (never a re-render, never a resample of a resample).
+
+Default tiers (:data:`DEFAULT_TIERS`), age counted in items (turns and
+documents) added after the page's newest item:
+
+==========  ===============  =======  =========================================
+tier        age (items)      scale    at ``deepseek-ocr:base`` (1024² master)
+==========  ===============  =======  =========================================
+``base``    ≤ 200            1.0      1024² page → base mode, 273 tokens
+``small``   ≤ 1000           0.625    640² page → small mode, 111 tokens
+``tiny``    older            0.5      512² page → tiny mode, 73 tokens
+==========  ===============  =======  =========================================
+
+Token cost of a tier (:meth:`AgePolicy.tokens`): for DeepSeek-OCR targets the
+cheapest single-view mode that sees the rendition without shrinking it (so a
+640² rendition is billed as ``deepseek-ocr:small``), else the target's own
+rule on the rendition size (``target.tokens(w, h)``).
+
+What the tiers cost in legibility is measured, not assumed: ``optical-memory
+tiers`` reads a sample page back at every tier (MEASURED.md: 10–11 px text
+resampled to 640 still reads ≥ 0.9 with tesseract after upscaling; at 512 it
+needs rapidocr or ≥ 12 px text).
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from optical_memory.errors import ConfigError
+from optical_memory.tokens import VisionTarget, get_target
+
+AGE_UNITS = ("turns", "tokens")
+
+_DEEPSEEK_SINGLE = ("tiny", "small", "base", "large")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One age tier.
+
+    name:    stored as the page's tier (``"base"``, ``"small"``, ...).
+    max_age: pages up to this age (inclusive, in the policy's unit) sit here;
+             ``None`` = no upper bound (the last tier).
+    scale:   rendition side / master side, in (0, 1].
+    """
+
+    name: str
+    max_age: int | None
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"tier name must be a non-empty string (got {self.name!r})")
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0
+        ):
+            raise ConfigError(
+                f"tier {self.name!r}: max_age must be an int >= 0 or None (got {self.max_age!r})"
+            )
+        if not isinstance(self.scale, int | float) or not 0 < self.scale <= 1:
+            raise ConfigError(f"tier {self.name!r}: scale must be in (0, 1] (got {self.scale!r})")
+
+
+DEFAULT_TIERS: tuple[Tier, ...] = (
+    Tier("base", max_age=200, scale=1.0),
+    Tier("small", max_age=1000, scale=0.625),
+    Tier("tiny", max_age=None, scale=0.5),
+)
+
+
+@dataclass(frozen=True)
+class AgePolicy:
+    """Ordered tiers, youngest first, and the unit ages are counted in.
+
+    unit: ``"turns"`` (items added after the page's newest item) or
+          ``"tokens"`` (text tokens of those items).
+    Tiers must have increasing ``max_age``, non-increasing ``scale``, unique
+    names, and only the last may have ``max_age=None``.
+    """
+
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    unit: str = "turns"
+    _by_name: dict[str, Tier] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tiers = tuple(self.tiers)
+        object.__setattr__(self, "tiers", tiers)
+        if not tiers:
+            raise ConfigError("an AgePolicy needs at least one tier")
+        if self.unit not in AGE_UNITS:
+            raise ConfigError(f"age unit must be one of {AGE_UNITS} (got {self.unit!r})")
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"tier names must be unique (got {names})")
+        if tiers[-1].max_age is not None:
+            raise ConfigError(
+                f"the last tier ({tiers[-1].name!r}) must have max_age=None (got {tiers[-1].max_age})"
+            )
+        for prev, cur in zip(tiers, tiers[1:]):
+            if prev.max_age is None:
+                raise ConfigError(f"only the last tier may have max_age=None (got {prev.name!r})")
+            if cur.max_age is not None and cur.max_age <= prev.max_age:
+                raise ConfigError(
+                    f"max_age must increase: {prev.name!r} {prev.max_age} then "
+                    f"{cur.name!r} {cur.max_age}"
+                )
+            if cur.scale > prev.scale:
+                raise ConfigError(
+                    f"scale must not grow with age: {prev.name!r} {prev.scale} then "
+                    f"{cur.name!r} {cur.scale}"
+                )
+        object.__setattr__(self, "_by_name", {t.name: t for t in tiers})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tiers)
+
+    def tier(self, name: str) -> Tier:
+        """The tier called ``name`` (:class:`ConfigError` if unknown)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ConfigError(f"unknown tier {name!r} (this policy has {list(self.names)})") from None
+
+    def rank(self, name: str) -> int:
+        """0 for the youngest tier, increasing with age."""
+        return self.names.index(self.tier(name).name)
+
+    def tier_for_age(self, age: int) -> Tier:
+        """The tier a page of ``age`` belongs to."""
+        for t in self.tiers:
+            if t.max_age is None or age <= t.max_age:
+                return t
+        return self.tiers[-1]  # unreachable: the last tier is unbounded
+
+    def size(self, tier: str | Tier, master_size: Sequence[int]) -> tuple[int, int]:
+        """``(w, h)`` of ``tier``'s rendition of a ``master_size`` page."""
+        t = tier if isinstance(tier, Tier) else self.tier(tier)
+        w, h = int(master_size[0]), int(master_size[1])
+        if t.scale == 1.0:
+            return w, h
+        return max(1, round(w * t.scale)), max(1, round(h * t.scale))
+
+    def tokens(self, tier: str | Tier, target: str | VisionTarget, master_size: Sequence[int]) -> int:
+        """Vision tokens one page costs in ``tier`` for ``target``."""
+        tgt = get_target(target) if isinstance(target, str) else target
+        w, h = self.size(tier, master_size)
+        return image_tokens(tgt, w, h)
+
+
+def image_tokens(target: VisionTarget, width: int, height: int) -> int:
+    """Vision tokens ``target`` bills for a ``width×height`` image.
+
+    DeepSeek-OCR is one model with several modes: an aged page is sent in the
+    cheapest single-view mode whose side holds it without shrinking
+    (``-raw`` targets keep ``-raw`` modes), or in the target's own mode when
+    that is cheaper.
+    """
+    cost = target.tokens(width, height)
+    if target.family == "deepseek-ocr":
+        suffix = "-raw" if target.name.endswith("-raw") else ""
+        for mode in _DEEPSEEK_SINGLE:
+            mode_target = get_target(f"deepseek-ocr:{mode}{suffix}")
+            side = mode_target.page_size[0]
+            if side >= max(width, height):
+                cost = min(cost, mode_target.tokens(width, height))
+    return cost
+
+
+def resample_png(master_png: bytes, size: Sequence[int]) -> bytes:
+    """Lanczos-resample a master page PNG to ``size`` and encode it as PNG.
+
+    The one function aging uses, so a test can compare a stored rendition to
+    a direct resample of the master.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from optical_memory.types import encode_png
+
+    with Image.open(io.BytesIO(master_png)) as img:
+        img.load()
+        gray = img.convert("L")
+    w, h = int(size[0]), int(size[1])
+    if (w, h) != gray.size:
+        gray = gray.resize((w, h), Image.Resampling.LANCZOS)
+    return encode_png(np.asarray(gray, dtype=np.uint8))
+
+
+__all__ = [
+    "AGE_UNITS",
+    "DEFAULT_TIERS",
+    "AgePolicy",
+    "Tier",
+    "image_tokens",
+    "resample_png",
+]

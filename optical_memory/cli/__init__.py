@@ -1,0 +1,13 @@
+"""Command-line interface: a thin layer over the library.
+
+Every command has ``--help``; commands whose output is data take ``--json``.
+User mistakes become clean ``click`` errors, never tracebacks.
+"""
+from __future__ import annotations
+
+from optical_memory.cli import codec as _codec  # noqa: F401  (registers commands)
+from optical_memory.cli import memory as _memory  # noqa: F401  (registers commands)
+from optical_memory.cli import niah as _niah  # noqa: F401  (registers commands)
+from optical_memory.cli._group import main
+
+__all__ = ["main"]

@@ -1,0 +1,223 @@
+"""Codec commands: text → pages (``render``), pages → text (``decode``), ``targets``, ``calibrate``."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from optical_memory.cli._group import main, read_text_arg, user_errors
+
+KINDS = ("auto", "text", "document", "chat")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _progress(label: str, length: int):
+    # progress goes to stderr so that --json output on stdout stays clean
+    return click.progressbar(length=length, label=label, file=sys.stderr,
+                             show_pos=True) if length > 1 else _NoBar()
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _chat_items(text: str, source: str):
+    """Parse a JSONL chat log: one {"role", "content", "name"?, "time"?} per line."""
+    from optical_memory.errors import InputError
+    from optical_memory.render import Turn
+
+    turns = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{source}:{n}: not a JSON object ({e.msg})") from e
+        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str) \
+                or not isinstance(msg.get("role"), str):
+            raise InputError(f"{source}:{n}: expected {{\"role\": str, \"content\": str}}")
+        turns.append(Turn(id=f"turn-{n}", role=msg["role"], content=msg["content"],
+                          name=msg.get("name"), time=msg.get("time")))
+    return turns
+
+
+def _items_for(text: str, kind: str, source: str):
+    from optical_memory.render import RenderItem
+
+    if kind == "auto":
+        suffix = Path(source).suffix.lower()
+        kind = {".md": "document", ".markdown": "document", ".jsonl": "chat"}.get(suffix, "text")
+    if kind == "chat":
+        return [RenderItem.from_turn(t) for t in _chat_items(text, source)]
+    return [RenderItem("document" if kind == "document" else "text", kind, text)]
+
+
+@main.command()
+@click.argument("file", type=str)
+@click.option("--target", "-t", default="deepseek-ocr:base", show_default=True,
+              help="Vision target whose page size and token bill to use (see `targets`).")
+@click.option("--font-size", type=float, default=None,
+              help="Font size in px (default: the calibrated densest size that reads back).")
+@click.option("--newline-mode", type=click.Choice(["break", "marker"]), default=None,
+              help="Real line breaks, or a visible newline marker with text flowing on.")
+@click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
+              help="How to read FILE: plain text, markdown document, or JSONL chat log.")
+@click.option("--tokenizer", default="o200k_base", show_default=True, help="Text tokenizer.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
+              help="Folder for the PNG pages (created).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@user_errors
+def render(file, target, font_size, newline_mode, kind, tokenizer, out, as_json):
+    """Render FILE (or - for stdin) onto PNG pages sized for TARGET.
+
+    Prints per page: source characters, text tokens, the target's vision
+    tokens and the ratio text/vision.
+    """
+    from optical_memory.fit import recommended_config
+    from optical_memory.render import Renderer
+    from optical_memory.tokens import get_counter, get_target
+
+    text = read_text_arg(file)
+    items = _items_for(text, kind, file)
+    vt = get_target(target)
+    counter = get_counter(tokenizer)
+    cfg = recommended_config(target)
+    if font_size is not None:
+        cfg = replace(cfg, font_size=font_size)
+    if newline_mode is not None:
+        cfg = replace(cfg, newline_mode=newline_mode)
+    renderer = Renderer(cfg)
+    layouts = renderer.layout(items)
+    sources = {it.item_id: it.text for it in items}
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    missing: dict[str, int] = {}
+    with _progress("rendering", len(layouts)) as bar:
+        for i, lay in enumerate(layouts, 1):
+            page = renderer.draw(lay)
+            path = outdir / f"page-{i:04d}.png"
+            path.write_bytes(page.to_png())
+            held = "".join(sources[s.item_id][s.start:s.end] for s in page.spans)
+            t = counter.count(held)
+            v = vt.tokens(page.width, page.height)
+            for ch, n in page.missing_glyphs.items():
+                missing[ch] = missing.get(ch, 0) + n
+            rows.append({"page": i, "file": str(path), "chars": len(held), "text_tokens": t,
+                         "vision_tokens": v, "ratio": round(t / v, 2)})
+            bar.update(1)
+    total_t = counter.count(text)
+    total_v = sum(r["vision_tokens"] for r in rows)
+    summary = {
+        "source": file, "target": vt.name, "tokenizer": counter.name,
+        "page_size": [cfg.width, cfg.height], "font_size": cfg.font_size,
+        "newline_mode": cfg.newline_mode, "pages": len(rows), "chars": len(text),
+        "text_tokens": total_t, "vision_tokens": total_v,
+        "ratio": round(total_t / total_v, 2) if total_v else None,
+        "missing_glyphs": {f"U+{ord(c):04X}": n for c, n in missing.items()},
+    }
+    if as_json:
+        click.echo(json.dumps({"summary": summary, "pages": rows}, ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{file} → {outdir}/  ({vt.name}, {cfg.width}×{cfg.height}, "
+                        f"{cfg.font_size:g} px, newlines: {cfg.newline_mode})")
+    for col in ("page", "chars", f"text tokens ({counter.name})", f"vision tokens ({vt.name})",
+                "ratio"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["page"]), f"{r['chars']:,}", f"{r['text_tokens']:,}",
+                      f"{r['vision_tokens']:,}", f"{r['ratio']:.2f}×")
+    table.add_section()
+    table.add_row("total", f"{len(text):,}", f"{total_t:,}", f"{total_v:,}",
+                  f"{summary['ratio']:.2f}×" if summary["ratio"] else "-")
+    con = _console()
+    con.print(table)
+    if missing:
+        con.print(f"[yellow]{sum(missing.values())} character(s) had no glyph in any font "
+                  f"(drawn as boxes): {', '.join(summary['missing_glyphs'])}[/yellow]")
+    con.print("The ratio is text tokens / vision tokens; whether a model reads the pixels "
+              "back is measured by `optical-memory decode` (see benchmarks/RESULTS.md).")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--decoder", "-d", default="tesseract", show_default=True,
+              help="Decoder: tesseract, rapidocr, or openai (OpenAI-compatible endpoint).")
+@click.option("--lang", default=None, help="Tesseract languages, e.g. eng or chi_sim+eng.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="Text file the page(s) should read as; prints the read-back precision.")
+@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@user_errors
+def decode(images, decoder, lang, reference, workers, as_json):
+    """Read page images (PNG/JPEG) back to text."""
+    from optical_memory.decode import decode_many, precision
+
+    for img in images:
+        if not Path(img).is_file():
+            raise click.ClickException(f"no such image file: {img}")
+    options = {"lang": lang} if lang else {}
+    with _progress("decoding", len(images)) as bar:
+        results = decode_many(list(images), decoder=decoder, workers=workers, options=options,
+                              progress=lambda done, total: bar.update(1))
+    ref = read_text_arg(reference) if reference else None
+    text = "\n".join(r.text for r in results)
+    prec = precision(ref, text) if ref is not None else None
+    if as_json:
+        out = {"decoder": decoder, "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3)}
+                                             for i, r in zip(images, results)]}
+        if prec is not None:
+            out["precision"] = round(prec, 4)
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for img, r in zip(images, results):
+        if len(images) > 1:
+            click.echo(f"==> {img} ({r.seconds:.1f} s) <==")
+        click.echo(r.text)
+    if prec is not None:
+        click.echo(f"precision vs {reference}: {prec:.4f} (1 - edit distance / max length, {decoder})",
+                   err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def targets(as_json):
+    """List vision targets: default page size and tokens billed per page."""
+    from optical_memory.tokens import get_target, list_targets
+
+    rows = []
+    for name in list_targets():
+        t = get_target(name)
+        rows.append({"target": t.name, "family": t.family, "page_size": list(t.page_size),
+                     "tokens_per_page": t.page_tokens, "description": t.description,
+                     "source": t.source})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="vision targets")
+    for col in ("target", "page", "tokens/page", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["target"], "×".join(map(str, r["page_size"])), str(r["tokens_per_page"]),
+                      r["description"])
+    _console().print(table)

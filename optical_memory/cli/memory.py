@@ -1,0 +1,396 @@
+"""Memory commands (add, search, decode-page, context, stats, compact, tiers, demo).
+
+A thin layer over :class:`optical_memory.memory.OpticalMemory`: every command
+opens the memory at ``--store`` (default: the SQLite file in
+``$OPTICAL_MEMORY_HOME`` or the platform data folder), runs one API call and
+prints a rich table, or JSON with ``--json``. Progress goes to stderr.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from optical_memory.cli._group import main
+from optical_memory.errors import OpticalMemoryError
+from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+
+_BATCH = 256  # messages per add() call when ingesting with a progress bar
+#: Where the demo plants its fact: old enough to be on a page, young enough
+#: (~7% of the session back) that its page is still in the first age tier.
+NEEDLE_DEPTH = 0.93
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """User errors (any OpticalMemoryError) become clean click errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OpticalMemoryError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed((
+        click.option("--store", "store", default=None, metavar="PATH|URL",
+                     help="Store path or URL (default: memory.db in $OPTICAL_MEMORY_HOME)."),
+        click.option("--user", "user_id", default="default", show_default=True, help="user_id scope."),
+        click.option("--agent", "agent_id", default=None, help="agent_id scope."),
+        click.option("--session", "session_id", default=None, help="session_id scope."),
+    )):
+        fn = opt(fn)
+    return fn
+
+
+def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed((
+        click.option("--target", default=DEFAULT_TARGET, show_default=True,
+                     help="Vision target pages are sized and billed for (see `optical-memory targets`)."),
+        click.option("--decoder", default="tesseract", show_default=True, help="Read-back decoder."),
+        click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
+                     help="Text tokenizer for accounting."),
+    )):
+        fn = opt(fn)
+    return fn
+
+
+def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = "tesseract",
+          tokenizer: str = DEFAULT_TOKENIZER, **kw: Any):
+    from optical_memory.memory import OpticalMemory
+
+    return OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer, **kw)
+
+
+def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> dict[str, Any]:
+    return {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _read_chat_log(text: str, source: str) -> list[dict[str, Any]]:
+    messages = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"{source}:{n}: not a JSON line ({exc.msg})") from None
+        if not isinstance(msg, dict):
+            raise click.ClickException(f"{source}:{n}: expected a message object, got {type(msg).__name__}")
+        messages.append(msg)
+    if not messages:
+        raise click.ClickException(f"{source}: no messages (empty chat log)")
+    return messages
+
+
+def _ingest(mem, messages: list[dict[str, Any]], scope: dict[str, Any], label: str) -> tuple[list[str], int, int]:
+    """Add messages in batches (a tool call and its result may straddle two
+    batches; they are stored in order either way) with a progress bar."""
+    item_ids: list[str] = []
+    pages = tokens = 0
+    with click.progressbar(length=len(messages), label=label, file=sys.stderr) as bar:
+        for i in range(0, len(messages), _BATCH):
+            chunk = messages[i : i + _BATCH]
+            res = mem.add(chunk, **scope)
+            item_ids += res.item_ids
+            pages += res.pages
+            tokens += res.text_tokens
+            bar.update(len(chunk))
+    return item_ids, pages, tokens
+
+
+def _accounting_table(acc, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name, justify in (("part", "left"), ("pages", "right"), ("text tokens", "right"),
+                          ("context tokens", "right"), ("ratio", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in acc.rows():
+        table.add_row(*row)
+    table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
+                     f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
+                     f"whole context {acc.ratio:.1f}x")
+    return table
+
+
+def _found(answer: str, text: str) -> bool:
+    """``answer`` in ``text``, ignoring case and how whitespace was read."""
+    return " ".join(answer.split()).casefold() in " ".join(text.split()).casefold()
+
+
+def _write_pages(ctx, out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, page in enumerate(ctx.pages):
+        name = f"page-{i:04d}-{page.tier}-{(page.page_id or 'pending')[:8]}.png"
+        (out / name).write_bytes(base64.b64decode(page.png_b64))
+        written.append(str(out / name))
+    return written
+
+
+# --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("source", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--chat", is_flag=True, help="SOURCE is a JSONL chat log: one message dict per line.")
+@click.option("--title", default=None, help="Document title (without --chat).")
+@_scope_options
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_errors
+def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer, as_json):
+    """Add a document FILE (or - for stdin), or a JSONL chat log with --chat."""
+    if source == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise click.ClickException(f"no such file: {source}")
+        text, name = path.read_text(encoding="utf-8"), str(path)
+    scope = _scope(user_id, agent_id, session_id)
+    with _open(store, target, decoder, tokenizer) as mem:
+        if chat:
+            ids, pages, tokens = _ingest(mem, _read_chat_log(text, name), scope, "adding turns")
+        else:
+            res = mem.add_document(text, title=title or (Path(name).name if source != "-" else None),
+                                   **scope)
+            ids, pages, tokens = list(res.item_ids), res.pages, res.text_tokens
+    if as_json:
+        _emit_json({"item_ids": ids, "pages": pages, "text_tokens": tokens})
+    else:
+        click.echo(f"stored {len(ids)} item(s), {tokens} text tokens, {pages} new page(s)")
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000), help="How many hits.")
+@_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@_errors
+def search(query, k, store, user_id, agent_id, session_id, as_json):
+    """Search the memory (BM25 keyword search) for QUERY."""
+    with _open(store) as mem:
+        hits = mem.retrieve(query, k=k, **_scope(user_id, agent_id, session_id))
+    rows = [{"item_id": h.item_id, "page_id": h.page_id, "tier": h.tier,
+             "score": round(h.score, 4), "span": list(h.span) if h.span else None,
+             "snippet": h.snippet} for h in hits]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("no matches")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} hit(s) for {query!r}")
+    for col in ("score", "item", "page", "tier", "snippet"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"{r['score']:.2f}", (r["item_id"] or "-")[:12], (r["page_id"] or "(text)")[:12],
+                      r["tier"] or "-", r["snippet"])
+    _console().print(table)
+
+
+@main.command("decode-page")
+@click.argument("page_id")
+@click.option("--tier", default=None, help="Read this tier's image (default: the page's current tier).")
+@click.option("--decoder", default="tesseract", show_default=True, help="Read-back decoder.")
+@_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_errors
+def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as_json):
+    """Read stored page PAGE_ID back to text (precision vs the stored text)."""
+    with _open(store, decoder=decoder) as mem:
+        d = mem.decode(page_id, tier=tier, **_scope(user_id, agent_id, session_id))
+    if as_json:
+        _emit_json({"page_id": d.page_id, "tier": d.tier, "width": d.width, "height": d.height,
+                    "decoder": d.decoder, "precision": d.precision, "seconds": round(d.seconds, 3),
+                    "text": d.text})
+        return
+    prec = "n/a (text not kept)" if d.precision is None else f"{d.precision:.3f}"
+    click.echo(f"page {d.page_id} · tier {d.tier} ({d.width}x{d.height}) · {d.decoder} · "
+               f"precision {prec} · {d.seconds:.1f} s", err=True)
+    click.echo(d.text)
+
+
+@main.command()
+@click.option("--budget", type=click.IntRange(1), required=True, help="Token budget of the context.")
+@click.option("--keep-last", type=click.IntRange(0), default=None, help="Recent turns kept as text (default 8).")
+@click.option("--system", default=None, help="System message text.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write the page images here.")
+@_scope_options
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
+@_errors
+def context(budget, keep_last, system, out, store, user_id, agent_id, session_id, target,
+            decoder, tokenizer, as_json):
+    """Build a context within --budget tokens and print its accounting."""
+    with _open(store, target, decoder, tokenizer) as mem:
+        ctx = mem.context(budget, target=target, keep_last=keep_last, system=system,
+                          **_scope(user_id, agent_id, session_id))
+    written = _write_pages(ctx, Path(out)) if out else []
+    if as_json:
+        data = ctx.accounting.to_dict()
+        data["page_files"] = written
+        data["messages"] = len(ctx.messages)
+        _emit_json(data)
+        return
+    _console().print(_accounting_table(ctx.accounting, f"context within {budget} tokens"))
+    if written:
+        click.echo(f"wrote {len(written)} page image(s) to {out}")
+
+
+@main.command()
+@_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
+@_errors
+def stats(store, user_id, agent_id, session_id, as_json):
+    """Totals under the scope: items, pages per tier, tokens, bytes."""
+    with _open(store) as mem:
+        st = mem.stats(**_scope(user_id, agent_id, session_id))
+    data = {"items": st.items, "pages": st.pages, "renditions": st.renditions,
+            "text_tokens": st.text_tokens, "page_png_bytes": st.page_png_bytes,
+            "rendition_bytes": st.rendition_bytes, "tiers": st.tiers}
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    table = Table(title="memory stats")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in data.items():
+        table.add_row(key, ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+    _console().print(table)
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Also page waiting turns that do not fill a page.")
+@_scope_options
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_errors
+def compact(force, store, user_id, agent_id, session_id, target, decoder, tokenizer, as_json):
+    """Page old turns and move aged pages down their tiers."""
+    with _open(store, target, decoder, tokenizer) as mem:
+        res = mem.compact(force=force, **_scope(user_id, agent_id, session_id))
+    if as_json:
+        _emit_json({"page_ids": list(res.page_ids), "items_paged": res.items_paged, "moved": res.moved})
+    else:
+        moved = ", ".join(f"{n} → {t}" for t, n in res.moved.items()) or "none"
+        click.echo(f"{len(res.page_ids)} new page(s) from {res.items_paged} turn(s); moved: {moved}")
+
+
+@main.command()
+@click.option("--no-decode", is_flag=True, help="Skip the read-back (sizes and ratios only).")
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the tiers as JSON.")
+@_errors
+def tiers(no_decode, target, decoder, tokenizer, as_json):
+    """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
+    with _open(":memory:", target, decoder, tokenizer) as mem:
+        reports = mem.measure_tiers(decode=not no_decode)
+        unit = mem.aging.unit
+    rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width, "height": r.height,
+             "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens, "ratio": round(r.ratio, 2),
+             "precision": None if r.precision is None else round(r.precision, 4)} for r in reports]
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"age tiers for {target} (sample page: synthetic agent conversation)")
+    for col in ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
+                f"read-back ({decoder})"):
+        table.add_column(col, justify="left" if col == "tier" else "right")
+    for r in rows:
+        table.add_row(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
+                      f"{r['width']}x{r['height']}", str(r["vision_tokens"]), str(r["text_tokens"]),
+                      f"{r['ratio']:.1f}x", "-" if r["precision"] is None else f"{r['precision']:.3f}")
+    table.caption = f"tokenizer {tokenizer}"
+    _console().print(table)
+
+
+@main.command()
+@click.option("--turns", type=click.IntRange(20), default=2000, show_default=True,
+              help="Messages in the synthetic conversation.")
+@click.option("--budget", type=click.IntRange(1), default=32000, show_default=True, help="Context budget (tokens).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Conversation seed.")
+@click.option("--out", type=click.Path(file_okay=False), default="optical-memory-demo", show_default=True,
+              help="Folder for the page images.")
+@click.option("--store", default=None, metavar="PATH|URL", help="Store (default: the embedded one).")
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_errors
+def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
+    """The main job: ingest a long agent conversation, build a context, show the savings.
+
+    Generates a realistic agent session (tool calls, code, numbers; no
+    download), stores it under a fresh session, builds a context for
+    --target within --budget, prints the savings table, writes the pages to
+    --out, and reads the page holding a planted fact back with the decoder.
+    """
+    from optical_memory.conversation import generate_conversation
+
+    conv = generate_conversation(turns=turns, seed=seed, needle_depth=NEEDLE_DEPTH)
+    assert conv.needle is not None
+    scope = {"user_id": "demo", "agent_id": None, "session_id": f"demo-{uuid.uuid4().hex[:12]}"}
+    system = "You are a helpful engineering assistant. Earlier turns are given as page images."
+    with _open(store, target, decoder, tokenizer) as mem:
+        _, pages, tokens = _ingest(mem, conv.messages, scope, "ingesting")
+        # end of the session: every turn older than the recent window goes onto
+        # stored pages (also a last, partly filled one), so all of it is retrievable
+        mem.compact(force=True, **scope)
+        ctx = mem.context(budget, target=target, system=system, **scope)
+        written = _write_pages(ctx, Path(out))
+        hits = mem.retrieve(conv.needle.keywords, k=1, **scope)
+        needle: dict[str, Any] = {"fact": conv.needle.fact, "retrieved": bool(hits)}
+        if hits and hits[0].page_id:
+            d = mem.decode(hits[0], **scope)
+            needle.update(page_id=d.page_id, tier=d.tier, size=f"{d.width}x{d.height}",
+                          precision=d.precision, read_back=_found(conv.needle.answer, d.text))
+            if not needle["read_back"] and d.tier != mem.aging.names[0]:
+                m = mem.decode(hits[0], tier=mem.aging.names[0], **scope)
+                needle.update(master_precision=m.precision,
+                              read_back_master=_found(conv.needle.answer, m.text))
+    acc = ctx.accounting
+    if as_json:
+        _emit_json({"messages": len(conv.messages), "session": scope["session_id"],
+                    "accounting": acc.to_dict(), "page_files": len(written), "out": out,
+                    "needle": needle})
+        return
+    console = _console()
+    console.print(f"conversation: {len(conv.messages)} messages, {conv.text_tokens} text tokens "
+                  f"({tokenizer}); stored under session {scope['session_id']}")
+    console.print(_accounting_table(acc, f"context for {target} within {budget} tokens"))
+    console.print(f"{len(written)} page image(s) written to {out}/")
+    line = f"needle: {needle['fact']!r} retrieved={needle['retrieved']}"
+    if "tier" in needle:
+        line += (f"; its page ({needle['tier']}, {needle['size']}) read back by {decoder}: "
+                 f"precision {needle['precision']:.3f}, fact {'found' if needle['read_back'] else 'NOT found'}")
+    if "read_back_master" in needle:
+        line += (f"; at the master resolution: precision {needle['master_precision']:.3f}, fact "
+                 f"{'found' if needle['read_back_master'] else 'NOT found'}")
+    console.print(line)

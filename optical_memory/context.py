@@ -1,0 +1,325 @@
+"""The context builder's pure parts: costs, atomic page groups, the budget cut,
+the message layout and the accounting.
+
+:meth:`optical_memory.memory.OpticalMemory.context` gathers the inputs (kept
+turns, pages with their tier images) and calls :func:`build_context`.
+
+Cost model (every number in tokens of the named tokenizer / target):
+
+- a text message costs the tokenizer count of its text plus
+  :data:`MESSAGE_OVERHEAD` (4, the usual chat-format framing per message);
+  a turn's text is its content plus its tool calls as drawn on pages
+  (``name(arguments)`` lines), the same text whose tokens are stored;
+- the page message costs :data:`MESSAGE_OVERHEAD` plus its header text plus
+  each page's vision tokens at its tier (:mod:`optical_memory.aging`);
+- ``history_text_tokens`` is what the whole history (system message, every
+  stored item) would cost as text messages under the same rule.
+
+So ``context_tokens == system + kept turns + page message`` exactly, and the
+per-tier rows add up to the page totals.
+
+Rules (Letta's): the system message and the recent turns stay text; a tool
+result is never separated from its call (the text window is moved back to
+include the call, and pages linked by a call/result pair, or by an item split
+across them, are kept or dropped together); when the budget is short the
+oldest page groups are dropped first (they stay stored and retrievable).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optical_memory.errors import InputError
+
+MESSAGE_OVERHEAD = 4
+PAGES_HEADER = "Earlier conversation, as page images (oldest first):"
+
+
+@dataclass(frozen=True)
+class ContextPage:
+    """One page offered to the context.
+
+    page_id: the stored page, or ``None`` for a *pending* page (old turns not
+             yet compacted, rendered on the fly and not stored).
+    text_tokens: text tokens of the source characters the page holds.
+    calls / results: ids of tool calls made / answered by items on the page.
+    png_b64: the tier image, base64 PNG.
+    """
+
+    page_id: str | None
+    tier: str
+    width: int
+    height: int
+    vision_tokens: int
+    text_tokens: int
+    item_ids: tuple[str, ...]
+    calls: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+    png_b64: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class KeptTurn:
+    """A recent turn given as text: its chat message and its token cost."""
+
+    item_id: str
+    message: Mapping[str, Any]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class TierRow:
+    pages: int
+    text_tokens: int
+    vision_tokens: int
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """What the context costs against what the history would cost as text.
+
+    history_text_tokens: system message + every stored item, as text.
+    context_tokens: what the returned messages cost (never above the budget).
+    text_tokens_kept: system message + kept turns (text part of the context).
+    page_vision_tokens: vision tokens of the pages in the context.
+    page_text_tokens: text tokens those pages hold.
+    page_message_tokens: the page message's framing (overhead + header).
+    per_tier: tier → (pages, text tokens held, vision tokens), kept pages only.
+    dropped_pages: pages left out for the budget (still stored).
+    ratio: history_text_tokens / context_tokens.
+    page_ratio: page_text_tokens / page_vision_tokens (the paged part).
+    """
+
+    tokenizer: str
+    target: str
+    decoder: str
+    budget_tokens: int
+    history_text_tokens: int
+    context_tokens: int
+    text_tokens_kept: int
+    kept_turns: int
+    page_vision_tokens: int
+    page_text_tokens: int
+    page_message_tokens: int
+    pages: int
+    per_tier: dict[str, TierRow]
+    dropped_pages: int
+    dropped_text_tokens: int
+
+    @property
+    def ratio(self) -> float:
+        return self.history_text_tokens / self.context_tokens if self.context_tokens else 0.0
+
+    @property
+    def page_ratio(self) -> float:
+        return self.page_text_tokens / self.page_vision_tokens if self.page_vision_tokens else 0.0
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """Table rows ``(part, pages, text tokens, context tokens, ratio)``."""
+
+        def r(text: int, cost: int) -> str:
+            return f"{text / cost:.1f}x" if cost else "-"
+
+        out = [("system + recent turns (text)", "-", str(self.text_tokens_kept),
+                str(self.text_tokens_kept), r(self.text_tokens_kept, self.text_tokens_kept))]
+        for tier, row in self.per_tier.items():
+            out.append((f"pages, tier {tier}", str(row.pages), str(row.text_tokens),
+                        str(row.vision_tokens), r(row.text_tokens, row.vision_tokens)))
+        if self.pages:
+            out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-"))
+        if self.dropped_pages:
+            out.append((f"dropped for budget (stored, retrievable)", str(self.dropped_pages),
+                        str(self.dropped_text_tokens), "0", "-"))
+        out.append(("total: history as text → context", str(self.pages),
+                    str(self.history_text_tokens), str(self.context_tokens),
+                    r(self.history_text_tokens, self.context_tokens)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer, "target": self.target, "decoder": self.decoder,
+            "budget_tokens": self.budget_tokens,
+            "history_text_tokens": self.history_text_tokens,
+            "context_tokens": self.context_tokens, "text_tokens_kept": self.text_tokens_kept,
+            "kept_turns": self.kept_turns,
+            "page_vision_tokens": self.page_vision_tokens,
+            "page_text_tokens": self.page_text_tokens,
+            "page_message_tokens": self.page_message_tokens, "pages": self.pages,
+            "per_tier": {k: {"pages": v.pages, "text_tokens": v.text_tokens,
+                             "vision_tokens": v.vision_tokens} for k, v in self.per_tier.items()},
+            "dropped_pages": self.dropped_pages, "dropped_text_tokens": self.dropped_text_tokens,
+            "ratio": round(self.ratio, 3), "page_ratio": round(self.page_ratio, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Context:
+    """messages: LangChain-style dicts (system, the page message with standard
+    image blocks, then recent turns). pages: the pages in the page message,
+    oldest first."""
+
+    messages: list[dict[str, Any]]
+    accounting: Accounting
+    pages: tuple[ContextPage, ...]
+
+
+def text_message_tokens(text_tokens: int) -> int:
+    """Cost of a text message whose text counts ``text_tokens``."""
+    return text_tokens + MESSAGE_OVERHEAD
+
+
+def extend_window(roles: Sequence[str | None], call_ids: Sequence[Sequence[str]], start: int) -> int:
+    """Move a window start back so no tool result in it loses its call.
+
+    ``roles[i]`` / ``call_ids[i]`` describe turn ``i`` (for role ``"tool"``,
+    the id it answers; otherwise the ids of calls it makes). Returns the new
+    start ``<= start``: every tool result at or after it has its call at or
+    after it too, when the call is among the turns given.
+    """
+    start = max(0, min(start, len(roles)))
+    changed = True
+    while changed:
+        changed = False
+        needed = {cid for i in range(start, len(roles)) if roles[i] == "tool" for cid in call_ids[i]}
+        made = {cid for i in range(start, len(roles)) if roles[i] != "tool" for cid in call_ids[i]}
+        missing = needed - made
+        if missing:
+            for i in range(start - 1, -1, -1):
+                if roles[i] != "tool" and missing & set(call_ids[i]):
+                    start, changed = i, True
+                    break
+    return start
+
+
+def atomic_groups(pages: Sequence[ContextPage]) -> list[list[int]]:
+    """Indices of ``pages`` grouped so a group is kept or dropped whole.
+
+    Pages are linked when one holds a tool call another answers, or when they
+    hold parts of the same item. Groups come ordered by their oldest page.
+    """
+    parent = list(range(len(pages)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    owner_item: dict[str, int] = {}
+    owner_call: dict[str, int] = {}
+    for i, p in enumerate(pages):
+        for item_id in p.item_ids:
+            if item_id in owner_item:
+                union(owner_item[item_id], i)
+            else:
+                owner_item[item_id] = i
+        for cid in p.calls:
+            owner_call.setdefault(cid, i)
+    for i, p in enumerate(pages):
+        for cid in p.results:
+            if cid in owner_call:
+                union(owner_call[cid], i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pages)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def build_context(
+    *,
+    budget_tokens: int,
+    system: str | None,
+    system_tokens: int,
+    turns: Sequence[KeptTurn],
+    pages: Sequence[ContextPage],
+    header_tokens: int,
+    history_text_tokens: int,
+    tokenizer: str,
+    target: str,
+    decoder: str,
+) -> Context:
+    """Fit system + turns + pages into ``budget_tokens``.
+
+    ``system_tokens`` / ``header_tokens`` are tokenizer counts of the system
+    text and of :data:`PAGES_HEADER`. Raises :class:`InputError` when the
+    system message and the kept turns alone exceed the budget.
+    """
+    if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
+        raise InputError(f"budget_tokens must be a positive int (got {budget_tokens!r})")
+    system_cost = text_message_tokens(system_tokens) if system else 0
+    text_cost = system_cost + sum(t.tokens for t in turns)
+    if text_cost > budget_tokens:
+        raise InputError(
+            f"budget {budget_tokens} tokens is below the text that must stay: system "
+            f"{system_cost} + {len(turns)} recent turns {text_cost - system_cost} = {text_cost} "
+            f"tokens; raise the budget or lower keep_last"
+        )
+    page_frame = text_message_tokens(header_tokens)
+    room = budget_tokens - text_cost - page_frame
+    groups = atomic_groups(pages)
+    cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
+    total = sum(cost)
+    first_kept = 0
+    while first_kept < len(groups) and total > room:
+        total -= cost[first_kept]
+        first_kept += 1
+    kept_idx = sorted(i for g in groups[first_kept:] for i in g)
+    dropped_idx = [i for g in groups[:first_kept] for i in g]
+    kept = tuple(pages[i] for i in kept_idx)
+
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    if kept:
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": PAGES_HEADER}]
+        blocks += [{"type": "image", "base64": p.png_b64, "mime_type": "image/png"} for p in kept]
+        messages.append({"role": "user", "content": blocks})
+    messages += [dict(t.message) for t in turns]
+
+    per_tier: dict[str, list[int]] = {}
+    for p in kept:
+        row = per_tier.setdefault(p.tier, [0, 0, 0])
+        row[0] += 1
+        row[1] += p.text_tokens
+        row[2] += p.vision_tokens
+    vision = sum(p.vision_tokens for p in kept)
+    frame = page_frame if kept else 0
+    accounting = Accounting(
+        tokenizer=tokenizer,
+        target=target,
+        decoder=decoder,
+        budget_tokens=budget_tokens,
+        history_text_tokens=history_text_tokens,
+        context_tokens=text_cost + frame + vision,
+        text_tokens_kept=text_cost,
+        kept_turns=len(turns),
+        page_vision_tokens=vision,
+        page_text_tokens=sum(p.text_tokens for p in kept),
+        page_message_tokens=frame,
+        pages=len(kept),
+        per_tier={k: TierRow(*v) for k, v in per_tier.items()},
+        dropped_pages=len(dropped_idx),
+        dropped_text_tokens=sum(pages[i].text_tokens for i in dropped_idx),
+    )
+    return Context(messages=messages, accounting=accounting, pages=kept)
+
+
+__all__ = [
+    "MESSAGE_OVERHEAD",
+    "PAGES_HEADER",
+    "Accounting",
+    "Context",
+    "ContextPage",
+    "KeptTurn",
+    "TierRow",
+    "atomic_groups",
+    "build_context",
+    "extend_window",
+    "text_message_tokens",
+]

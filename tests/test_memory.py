@@ -1,0 +1,212 @@
+"""The memory facade over its public API: add, retrieve, decode, scope, errors."""
+from __future__ import annotations
+
+import pytest
+
+from optical_memory import EmptyInputError, InputError, OpticalMemory
+from optical_memory.conversation import generate_conversation
+from optical_memory.render import RenderConfig, Turn
+from optical_memory.store import NotFoundError
+
+CFG = RenderConfig(width=1024, height=1024, font_size=11, newline_mode="marker")
+SMALL = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker")
+
+
+def _have_tesseract() -> bool:
+    from optical_memory.decode import available_decoders
+
+    return available_decoders().get("tesseract") is True
+
+
+needs_tesseract = pytest.mark.skipif(not _have_tesseract(), reason="tesseract not installed")
+
+
+@pytest.fixture
+def mem(tmp_path):
+    with OpticalMemory(tmp_path / "m.db", render_config=CFG, keep_last=6) as m:
+        yield m
+
+
+@needs_tesseract
+def test_needle_in_old_turn_is_retrieved_and_read_back(mem, uid):
+    conv = generate_conversation(tokens=15_000, seed=2, needle_depth=0.15)
+    needle = conv.needle
+    mem.add(conv.messages, user_id=uid)
+    hits = mem.retrieve(needle.keywords, k=3, user_id=uid)
+    assert hits, "the needle must be found"
+    top = hits[0]
+    item = mem.store.get_item(top.item_id, mem_scope(uid))
+    assert needle.fact in item.text
+    assert top.page is not None and top.page_id == top.page.id, "an old turn is on a page"
+    start, end = top.span
+    assert item.text[start:end].casefold() in needle.keywords.casefold()
+    assert top.tier == top.page.tier
+    decoded = mem.decode(top, tier="base", user_id=uid)
+    assert decoded.decoder == "tesseract"
+    assert decoded.precision is not None and decoded.precision > 0.9
+    assert needle.answer in " ".join(decoded.text.split())
+
+
+def test_recent_turn_hit_has_no_page(mem, uid):
+    mem.add([{"role": "user", "content": "remember the zebra protocol"}], user_id=uid)
+    hit = mem.retrieve("zebra", user_id=uid)[0]
+    assert hit.page is None and hit.page_id is None and hit.tier is None
+    with pytest.raises(InputError, match="not on a page"):
+        mem.decode(hit, user_id=uid)
+
+
+def test_scope_isolation(mem, uid):
+    a, b = f"{uid}a", f"{uid}b"
+    conv = generate_conversation(tokens=8_000, seed=4)
+    mem.add(conv.messages, user_id=a)
+    mem.add([*conv.messages[:-1], {"role": "user", "content": "secret mango-kiwi protocol"}],
+            user_id=b)
+    mem.add_document("Bob's private notes about the mango-kiwi protocol. " * 30, user_id=b)
+    assert mem.retrieve("mango kiwi", user_id=a) == []
+    assert mem.retrieve("mango kiwi", user_id=b)
+    b_pages = mem.store.list_pages(mem_scope(b), with_png=False)
+    assert b_pages
+    with pytest.raises(NotFoundError):
+        mem.decode(b_pages[0].id, user_id=a)
+    with pytest.raises(NotFoundError):
+        mem.tier_png(b_pages[0].id, user_id=a)
+    ctx = mem.context(50_000, user_id=a)
+    b_items = {i.id for i in mem.store.list_items(mem_scope(b))}
+    for page in ctx.pages:
+        assert not set(page.item_ids) & b_items
+    assert "mango" not in str([m["content"] for m in ctx.messages if isinstance(m["content"], str)])
+    assert mem.stats(user_id=a).items == len(conv.messages)
+    assert mem.stats(user_id=b).items == len(conv.messages) + 1
+    # sessions narrow reads within one user
+    mem.add([{"role": "user", "content": "session-only papaya"}], user_id=a, session_id="s1")
+    assert mem.retrieve("papaya", user_id=a, session_id="s1")
+    assert mem.retrieve("papaya", user_id=a, session_id="s2") == []
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ("", EmptyInputError),
+        ("   \n\t", EmptyInputError),
+        ([], EmptyInputError),
+        ([{"role": "user", "content": "   "}], EmptyInputError),
+        ([{"role": "user", "content": "fine"}, {"role": "user", "content": ""}], EmptyInputError),
+        ([{"role": "wizard", "content": "hi"}], InputError),
+        ([{"role": "tool", "content": "42"}], InputError),  # no tool_call_id
+        ([{"role": "user", "content": [{"type": "image", "base64": "xx"}]}], InputError),
+        ([{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f"}}]}], InputError),
+        ([42], InputError),
+        (42, InputError),
+    ],
+)
+def test_bad_input_is_a_typed_error_and_stores_nothing(mem, uid, bad, error):
+    with pytest.raises(error):
+        mem.add(bad, user_id=uid)
+    st = mem.stats(user_id=uid)
+    assert (st.items, st.pages) == (0, 0)
+
+
+def test_empty_document_is_rejected(mem, uid):
+    with pytest.raises(EmptyInputError):
+        mem.add_document("  ", user_id=uid)
+    assert mem.stats(user_id=uid).items == 0
+
+
+def test_add_result_and_documents_render_at_add(mem, uid):
+    res = mem.add_document("# Runbook\n\n" + "Restart the ledger-sync worker. " * 400,
+                           title="runbook", user_id=uid)
+    assert len(res.item_ids) == 1 and res.pages >= 1
+    assert res.text_tokens == mem.counter.count(mem.store.get_item(res.item_ids[0], mem_scope(uid)).text)
+    pages = mem.store.list_pages(mem_scope(uid))
+    assert [p.id for p in pages] == list(res.page_ids)
+    assert all(p.width == 1024 and p.height == 1024 for p in pages)
+    one = mem.add([{"role": "user", "content": "hello"}], user_id=uid)
+    assert one.pages == 0 and one.text_tokens == mem.counter.count("hello")
+
+
+def test_turns_are_paged_once_they_fill_a_page(mem, uid):
+    conv = generate_conversation(tokens=12_000, seed=1)
+    for m in conv.messages:  # one at a time, like an agent loop
+        mem.add(m, user_id=uid)
+    pages = mem.store.list_pages(mem_scope(uid), with_png=False)
+    assert len(pages) >= 2
+    items = mem.store.list_items(mem_scope(uid))
+    waiting = mem.store.list_items(mem_scope(uid), on_page=False)
+    # the newest turns stay text; everything paged is older than what waits
+    assert items[-1].id in {w.id for w in waiting}
+    assert len(waiting) >= 6
+    paged = [i for i in items if i.id not in {w.id for w in waiting}]
+    assert max(i.seq for i in paged) < min(w.seq for w in waiting)
+    # pages hold contiguous turns, several per page, each page full but the last
+    order = [i.id for i in items]
+    for p in pages:
+        idx = [order.index(i) for i in p.item_ids]
+        assert idx == list(range(idx[0], idx[0] + len(idx)))
+        assert len(idx) > 3
+    # every page was rendered once, at the master size
+    assert all((p.width, p.height) == (1024, 1024) for p in pages)
+
+
+def test_tool_call_dicts_round_trip(mem, uid):
+    lc_call = {"name": "get_weather", "args": {"city": "Oslo"}, "id": "call_lc1", "type": "tool_call"}
+    msgs = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [lc_call]},
+        {"role": "tool", "tool_call_id": "call_lc1", "content": '{"temp_c": 3}'},
+        Turn("ignored-id", "assistant", "It is 3 °C in Oslo.", name="bot"),
+    ]
+    mem.add(msgs, user_id=uid)
+    ctx = mem.context(10_000, user_id=uid)
+    assert ctx.messages[1] == {"role": "assistant", "content": "", "tool_calls": [lc_call]}
+    assert ctx.messages[2] == {"role": "tool", "content": '{"temp_c": 3}', "tool_call_id": "call_lc1"}
+    assert ctx.messages[3] == {"role": "assistant", "content": "It is 3 °C in Oslo.", "name": "bot"}
+    item = mem.store.list_items(mem_scope(uid))[1]
+    assert "get_weather" in item.text and item.tool_call_ids == ("call_lc1",)
+
+
+@needs_tesseract
+def test_keep_text_false_indexes_the_read_back(tmp_path, uid):
+    with OpticalMemory(tmp_path / "p.db", target="deepseek-ocr:tiny", render_config=SMALL,
+                       keep_text=False) as mem:
+        res = mem.add([{"role": "user", "content": "Please order more blueberry jam for the office."},
+                       {"role": "assistant", "content": "Ordered twelve jars of blueberry jam."}],
+                      user_id=uid)
+        assert res.pages == 1
+        items = mem.store.list_items(mem_scope(uid))
+        assert all(i.text is None for i in items)
+        page = mem.store.get_page(res.page_ids[0], mem_scope(uid))
+        assert page.text is None and "blueberry" in page.readback.casefold()
+        hits = mem.retrieve("blueberry", user_id=uid)
+        assert hits and hits[0].page_id == page.id and hits[0].item_id is None
+        decoded = mem.decode(hits[0], user_id=uid)
+        assert decoded.precision is None and "blueberry" in decoded.text.casefold()
+        ctx = mem.context(1000, user_id=uid)
+        assert [m["role"] for m in ctx.messages] == ["user"]  # pages only: no text kept
+        assert ctx.accounting.pages == 1 and ctx.accounting.kept_turns == 0
+
+
+def test_delete_removes_items_and_orphan_pages(mem, uid):
+    mem.add_document("Quarterly numbers for the orchard project. " * 300, user_id=uid)
+    mem.add([{"role": "user", "content": "keep me"}], user_id=uid)
+    doc = mem.store.list_items(mem_scope(uid), kinds=["document"])[0]
+    deleted = mem.delete(item_ids=[doc.id], user_id=uid)
+    assert deleted.items == 1 and deleted.pages >= 1
+    st = mem.stats(user_id=uid)
+    assert (st.items, st.pages) == (1, 0)
+    assert mem.retrieve("orchard", user_id=uid) == []
+
+
+def test_context_manager_closes_owned_store(tmp_path):
+    from optical_memory.store import StoreError
+
+    mem = OpticalMemory(tmp_path / "c.db", render_config=CFG)
+    with mem:
+        pass
+    with pytest.raises(StoreError):
+        mem.stats()
+
+
+def mem_scope(uid):
+    from optical_memory.store import Scope
+
+    return Scope(uid)
