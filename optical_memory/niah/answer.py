@@ -1,0 +1,94 @@
+"""The optional answer stage: ask a vision model the needle question over the
+haystack's page images, through an OpenAI-compatible chat endpoint.
+
+The prompt is RULER's NIAH template with the context given as page images
+(in reading order, at the cell's tier) instead of text. The HTTP exchange is
+that of :class:`optical_memory.decode.openai_compat.OpenAICompatDecoder`
+(standard library only, same errors), so anything that serves DeepSeek-OCR,
+Qwen-VL or GPT-4o-style image input works.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optical_memory.errors import InputError
+
+PREAMBLE = ("Some special magic {type} are hidden within the following pages of text. "
+            "Make sure to memorize it. I will quiz you about the {type} afterwards.")
+
+
+@dataclass(frozen=True)
+class AnswerEndpoint:
+    """Where and how to ask.
+
+    base_url: API root ending in /v1 (e.g. ``http://127.0.0.1:8000/v1``).
+    model:    served model name.
+    api_key:  bearer token; empty sends none (local servers).
+    max_tokens: completion limit (RULER allows 128 for NIAH answers).
+    """
+
+    base_url: str
+    model: str
+    api_key: str = ""
+    timeout: float = 300.0
+    max_tokens: int | None = 128
+    temperature: float = 0.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
+            raise InputError(f"answer base_url must be an http(s) URL (got {self.base_url!r})")
+        if not isinstance(self.model, str) or not self.model:
+            raise InputError(f"answer model must be a non-empty string (got {self.model!r})")
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    model: str
+    seconds: float
+    usage: dict[str, Any]
+
+
+def build_request(endpoint: AnswerEndpoint, pages: Sequence[bytes], question: str,
+                  value_type: str = "number") -> dict[str, Any]:
+    """The chat completion body: preamble, one image part per page, question."""
+    plural = {"number": "numbers", "word": "words", "uuid": "uuids"}.get(value_type, value_type)
+    parts: list[dict[str, Any]] = [{"type": "text", "text": PREAMBLE.format(type=plural)}]
+    for png in pages:
+        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    parts.append({"type": "text", "text": question})
+    body: dict[str, Any] = {
+        "model": endpoint.model,
+        "messages": [{"role": "user", "content": parts}],
+        "temperature": endpoint.temperature,
+    }
+    if endpoint.max_tokens is not None:
+        body["max_tokens"] = endpoint.max_tokens
+    body.update(endpoint.extra_body)
+    return body
+
+
+def ask(endpoint: AnswerEndpoint, pages: Sequence[bytes], question: str,
+        value_type: str = "number") -> Answer:
+    """POST the question over ``pages`` (PNG bytes); raises
+    :class:`~optical_memory.errors.DecodeError` on HTTP or reply errors."""
+    from optical_memory.decode.openai_compat import OpenAICompatDecoder, _completion_text
+
+    if not pages:
+        raise InputError("the answer stage needs at least one page image")
+    client = OpenAICompatDecoder(base_url=endpoint.base_url, api_key=endpoint.api_key,
+                                 model=endpoint.model, timeout=endpoint.timeout)
+    t0 = time.perf_counter()
+    reply = client._post(build_request(endpoint, pages, question, value_type))
+    text, _ = _completion_text(reply)
+    return Answer(text.strip(), str(reply.get("model") or endpoint.model),
+                  time.perf_counter() - t0, dict(reply.get("usage") or {}))
+
+
+__all__ = ["Answer", "AnswerEndpoint", "PREAMBLE", "ask", "build_request"]
