@@ -1,0 +1,52 @@
+"""LangChain integration of optical-memory.
+
+- :func:`compress_messages`: a ``trim_messages``-style transformer that
+  replaces older turns by page images (standard image content blocks).
+- :class:`OpticalMemoryRetriever`: pages as ``Document``s (text + image).
+- :class:`OpticalMemoryMiddleware`: ``create_agent`` middleware (needs the
+  ``agents`` extra, i.e. the ``langchain`` package; imported on first use).
+
+Importing this package loads only ``langchain-core`` and ``optical-memory``.
+"""
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = metadata.version("langchain-optical-memory")
+except metadata.PackageNotFoundError:  # running from a source tree, not installed
+    __version__ = ""
+
+_LAZY = {
+    "compress_messages": "langchain_optical_memory.compress",
+    "OpticalMemoryRetriever": "langchain_optical_memory.retriever",
+    "OpticalMemoryMiddleware": "langchain_optical_memory.middleware",
+}
+
+__all__ = [
+    "OpticalMemoryMiddleware",
+    "OpticalMemoryRetriever",
+    "__version__",
+    "compress_messages",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_optical_memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from langchain_optical_memory.compress import compress_messages
+    from langchain_optical_memory.middleware import OpticalMemoryMiddleware
+    from langchain_optical_memory.retriever import OpticalMemoryRetriever
