@@ -1,0 +1,60 @@
+"""Server configuration: where the memory lives and whose memory it is.
+
+The scope (``user_id`` / ``agent_id`` / ``session_id``) is fixed here, when the
+server process starts, and never taken from a tool call: a client can only
+reach the one user's memories this server was started for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optical_memory.errors import InputError
+from optical_memory.store import Scope
+from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+
+#: Name the server reports to clients (``serverInfo.name``).
+SERVER_NAME = "optical-memory"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to open its memory.
+
+    store:     SQLite path or ``sqlite://`` URL; ``None`` = the library's
+               default file (``memory.db`` in ``$OPTICAL_MEMORY_HOME``).
+    user_id:   the one user this process serves (writes and reads).
+    agent_id / session_id: optional narrower scope; writes are stored under
+               exactly this scope, reads see only rows stored with these values.
+    target:    vision model pages are sized and billed for (``--target``);
+               ``memory_context`` may re-bill for another.
+    decoder / tokenizer: read-back decoder and text-token counter names.
+    keep_last: recent turns kept as text (never paged while among them).
+    """
+
+    store: str | None = None
+    user_id: str = "default"
+    agent_id: str | None = None
+    session_id: str | None = None
+    target: str = DEFAULT_TARGET
+    decoder: str = "tesseract"
+    tokenizer: str = DEFAULT_TOKENIZER
+    keep_last: int = 8
+
+    def __post_init__(self) -> None:
+        self.scope  # validates the ids (InputError naming the bad value)
+        if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) \
+                or self.keep_last < 0:
+            raise InputError(f"keep_last must be an int >= 0 (got {self.keep_last!r})")
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.session_id)
+
+    def scope_kwargs(self) -> dict[str, str | None]:
+        """``user_id`` / ``agent_id`` / ``session_id`` keywords for the
+        :class:`~optical_memory.OpticalMemory` calls."""
+        return {"user_id": self.user_id, "agent_id": self.agent_id,
+                "session_id": self.session_id}
+
+
+__all__ = ["SERVER_NAME", "ServerConfig"]
