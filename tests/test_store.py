@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optical_memory.errors import ConfigError, EmptyInputError, InputError
+from optical_memory.errors import ConfigError, DependencyMissingError, EmptyInputError, InputError
 from optical_memory.store import (
     NewItem,
     NewPage,
@@ -573,8 +573,8 @@ def test_open_store_urls(tmp_path):
             assert store.path == ":memory:"
             store.add_items([turn("in memory")], scope=Scope())
             assert store.stats(Scope()).items == 1
-    with pytest.raises(ConfigError, match="PostgreSQL"):
-        open_store("postgresql://user@localhost/db")
+    with pytest.raises((StoreError, DependencyMissingError)):  # nothing listens on port 1
+        open_store("postgresql://user@127.0.0.1:1/db")
     with pytest.raises(ConfigError, match="scheme"):
         open_store("mysql://localhost/db")
     with pytest.raises(ConfigError):
