@@ -34,7 +34,7 @@ def run(tokens: int, folder: Path) -> dict:
     conv = generate_conversation(tokens=tokens, seed=tokens)
     with OpticalMemory(folder / f"bench-{tokens}.db", target=TARGET) as mem:
         t0 = time.perf_counter()
-        mem.add(conv.messages, user_id="bench")
+        [mem.add(conv.messages[i:i + 500], user_id="bench") for i in range(0, len(conv.messages), 500)]
         ingest = time.perf_counter() - t0
         t0 = time.perf_counter()
         ctx = mem.context(10**9, user_id="bench", system="You are a helpful assistant.")

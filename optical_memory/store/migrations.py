@@ -55,15 +55,17 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 role TEXT,
                 name TEXT,
                 time TEXT,
-                text TEXT,
                 text_tokens INTEGER NOT NULL CHECK (text_tokens >= 0),
                 tool_call_ids TEXT NOT NULL DEFAULT '[]',
                 meta TEXT NOT NULL DEFAULT '{}',
                 content_hash TEXT NOT NULL,
-                created_at TEXT NOT NULL
+                created_at TEXT NOT NULL,
+                text TEXT  -- last, like pages.png: long values spill into overflow pages
             )
             """,
             "CREATE INDEX items_scope ON items (user_id, agent_id, session_id, seq)",
+            # reads scoped to a user alone, newest first (the recent-turns window)
+            "CREATE INDEX items_user_seq ON items (user_id, seq)",
             "CREATE INDEX items_hash ON items (user_id, content_hash)",
             """
             CREATE TABLE pages (
@@ -75,17 +77,20 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 width INTEGER NOT NULL CHECK (width > 0),
                 height INTEGER NOT NULL CHECK (height > 0),
                 font_size REAL NOT NULL,
-                png BLOB NOT NULL,
                 text TEXT,
                 readback TEXT,
                 spans TEXT NOT NULL,
                 missing_glyphs TEXT NOT NULL DEFAULT '{}',
                 meta TEXT NOT NULL DEFAULT '{}',
                 tier TEXT NOT NULL,
-                created_at TEXT NOT NULL
+                created_at TEXT NOT NULL,
+                -- last: a large blob spills into overflow pages, and SQLite walks
+                -- them to reach any column stored after it
+                png BLOB NOT NULL
             )
             """,
             "CREATE INDEX pages_scope ON pages (user_id, agent_id, session_id, seq)",
+            "CREATE INDEX pages_user_seq ON pages (user_id, seq)",
             """
             CREATE TABLE page_items (
                 page_id TEXT NOT NULL REFERENCES pages (id) ON DELETE CASCADE,
