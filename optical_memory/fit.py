@@ -46,6 +46,8 @@ its newlines).
 """
 from __future__ import annotations
 
+from optical_memory.decode.tesseract import LATIN_ARGS
+
 import json
 import logging
 import re
@@ -366,11 +368,9 @@ def page_precision(page: Page, hypothesis: str, *, marker_as_space: bool = False
 
 
 #: Tesseract's language model turns straight quotes into typographic ones
-#: (" → “ ”), which alone cost ~1 point of precision on pydoc pages; the
-#: renderer draws what the source holds, so for Latin pages these four are
-#: blacklisted and it picks its next-best reading (the straight quote).
-#: Source text with real curly quotes pays for it (they read as straight).
-TESSERACT_LATIN_ARGS = ("-c", "tessedit_char_blacklist=\u201c\u201d\u2018\u2019")
+#: (" → “ ”), which alone cost ~1 point of precision on pydoc pages: the
+#: tesseract decoder blacklists them for Latin by default (its LATIN_ARGS).
+TESSERACT_LATIN_ARGS = LATIN_ARGS  # the tesseract decoder's own default for Latin
 
 
 def decoder_options(decoder: str, script: str, master_side: int = 1024) -> dict[str, Any]:

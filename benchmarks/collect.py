@@ -1,0 +1,69 @@
+"""Assemble ``benchmarks/RESULTS.md`` from the per-benchmark result files.
+
+Each benchmark script writes its own table to ``benchmarks/results/<name>.md``
+(so one can be re-run without re-running the others); this script stitches
+them, in pipeline order, into ``benchmarks/RESULTS.md``.
+
+Run: ``python benchmarks/collect.py`` (after any benchmark).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = [
+    ("render_speed", "benchmarks/render_speed.py"),
+    ("fidelity", "benchmarks/fidelity.py"),
+    ("context", "benchmarks/context.py"),
+    ("niah", "benchmarks/niah.py"),
+    ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
+    ("reliability", "benchmarks/reliability.py"),
+    ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
+    ("encoder_speed_cpu_1thread", "benchmarks/encoder_speed.py --threads 1"),
+    ("encoder_speed_cuda", "benchmarks/encoder_speed.py --device cuda"),
+    ("encoder_speed_cuda_modes", "benchmarks/encoder_speed.py --device cuda --modes tiny,small,large"),
+    ("encoder_speed_cuda_compile", "benchmarks/encoder_speed.py --device cuda --compile"),
+]
+
+INTRO = """# Benchmark results
+
+Measured by the scripts named under each section (this file is assembled by
+`benchmarks/collect.py` from `benchmarks/results/*.md`). Unless a section says
+otherwise: a 2-core x86-64 machine with no GPU, shared with other jobs while
+these ran, so times are pessimistic. Every compression figure names the text
+tokenizer, the target's vision-token accounting and the decoder that read the
+pixels back.
+"""
+
+
+def demote(md: str) -> str:
+    """Shift every heading one level down so sections nest under this file's title."""
+    out = []
+    fence = False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        out.append("#" + line if line.startswith("#") and not fence else line)
+    return "\n".join(out).strip() + "\n"
+
+
+def main() -> None:
+    parts = [INTRO]
+    seen = set()
+    for name, script in ORDER:
+        path = HERE / "results" / f"{name}.md"
+        seen.add(path.name)
+        if not path.exists():
+            continue
+        parts.append(f"<!-- from {path.relative_to(HERE.parent)}, written by `{script}` -->\n"
+                     + demote(path.read_text(encoding="utf-8")))
+    for path in sorted((HERE / "results").glob("*.md")):
+        if path.name not in seen:
+            parts.append(demote(path.read_text(encoding="utf-8")))
+    text = "\n".join(parts)
+    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(f"wrote {HERE / 'RESULTS.md'} ({len(parts) - 1} sections)")
+
+
+if __name__ == "__main__":
+    main()
