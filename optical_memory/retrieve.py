@@ -62,14 +62,16 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 def rerank(query: str, texts: Sequence[str], bm25: Sequence[float], ranker: Ranker,
            *, weight: float = 0.5) -> list[float]:
     """Fused scores: ``weight`` × cosine(query, text) + (1 − weight) × BM25
-    scaled to [0, 1] within the list. Higher is better."""
+    relative to the list's best (``score / max``; keyword scores are
+    higher-is-better and positive). Not min–max: that would turn a negligible
+    BM25 gap between near-equal candidates into the whole [0, 1] range and
+    drown the meaning. Higher is better."""
     if not texts:
         return []
     vectors = ranker.embed([query, *texts])
     q, docs = vectors[0], vectors[1:]
-    hi, lo = max(bm25), min(bm25)
-    span = hi - lo
-    kw = [(s - lo) / span if span else 1.0 for s in bm25]
+    hi = max(bm25)
+    kw = [max(s, 0.0) / hi if hi > 0 else 1.0 for s in bm25]
     return [weight * cosine(q, d) + (1 - weight) * k for d, k in zip(docs, kw)]
 
 
