@@ -22,6 +22,7 @@ from optical_memory.errors import (
     InputError,
     OpticalMemoryError,
     UnknownTargetError,
+    VisionTokensError,
 )
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = sorted([
     "InputError",
     "OpticalMemoryError",
     "UnknownTargetError",
+    "VisionTokensError",
     "__version__",
     *_LAZY,
 ])

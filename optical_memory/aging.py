@@ -19,8 +19,9 @@ tier        age (items)      scale    at ``deepseek-ocr:base`` (1024² master)
 
 Token cost of a tier (:meth:`AgePolicy.tokens`): for DeepSeek-OCR targets the
 cheapest single-view mode that sees the rendition without shrinking it (so a
-640² rendition is billed as ``deepseek-ocr:small``), else the target's own
-rule on the rendition size (``target.tokens(w, h)``).
+640² rendition is billed as ``deepseek-ocr:small``; :func:`deepseek_mode`
+names it, and a configured DeepEncoder encodes the rendition in that mode),
+else the target's own rule on the rendition size (``target.tokens(w, h)``).
 
 What the tiers cost in legibility is measured, not assumed: ``optical-memory
 tiers`` reads a sample page back at every tier (MEASURED.md: 10–11 px text
@@ -161,17 +162,40 @@ def image_tokens(target: VisionTarget, width: int, height: int) -> int:
     DeepSeek-OCR is one model with several modes: an aged page is sent in the
     cheapest single-view mode whose side holds it without shrinking
     (``-raw`` targets keep ``-raw`` modes), or in the target's own mode when
-    that is cheaper.
+    that is cheaper (:func:`deepseek_mode` names the mode).
     """
-    cost = target.tokens(width, height)
     if target.family == "deepseek-ocr":
-        suffix = "-raw" if target.name.endswith("-raw") else ""
-        for mode in _DEEPSEEK_SINGLE:
-            mode_target = get_target(f"deepseek-ocr:{mode}{suffix}")
-            side = mode_target.page_size[0]
-            if side >= max(width, height):
-                cost = min(cost, mode_target.tokens(width, height))
-    return cost
+        return get_target(_mode_target_name(target, deepseek_mode(target, width, height))).tokens(
+            width, height
+        )
+    return target.tokens(width, height)
+
+
+def deepseek_mode(target: VisionTarget | str, width: int, height: int) -> str:
+    """The DeepSeek-OCR mode (``"tiny"``, ``"small"``, ``"base"``, ``"large"``,
+    ``"gundam"``) a ``width×height`` image is sent in for a deepseek-ocr
+    ``target``: the cheapest single-view mode whose side holds the image
+    without shrinking it, or the target's own mode when that is not dearer.
+    Its token count is what :func:`image_tokens` bills. :class:`ConfigError`
+    for a target of another family.
+    """
+    tgt = get_target(target) if isinstance(target, str) else target
+    if tgt.family != "deepseek-ocr":
+        raise ConfigError(f"{tgt.name!r} is not a deepseek-ocr target (it has no DeepSeek modes)")
+    own = tgt.name.split(":", 1)[1].removesuffix("-raw")
+    best, cost = own, tgt.tokens(width, height)
+    for mode in _DEEPSEEK_SINGLE:
+        mode_target = get_target(_mode_target_name(tgt, mode))
+        if mode_target.page_size[0] >= max(width, height):
+            mode_cost = mode_target.tokens(width, height)
+            if mode_cost < cost:
+                best, cost = mode, mode_cost
+    return best
+
+
+def _mode_target_name(target: VisionTarget, mode: str) -> str:
+    suffix = "-raw" if target.name.endswith("-raw") else ""
+    return f"deepseek-ocr:{mode}{suffix}"
 
 
 def resample_png(master_png: bytes, size: Sequence[int]) -> bytes:
@@ -199,6 +223,7 @@ __all__ = [
     "DEFAULT_TIERS",
     "AgePolicy",
     "Tier",
+    "deepseek_mode",
     "image_tokens",
     "resample_png",
 ]

@@ -157,11 +157,20 @@ class Accounting:
 class Context:
     """messages: LangChain-style dicts (system, the page message with standard
     image blocks, then recent turns). pages: the pages in the page message,
-    oldest first."""
+    oldest first.
+
+    vision_tokens / token_layouts: with ``context(vision_tokens=True)``, per
+    page (the order of ``pages`` and of the image blocks) the DeepEncoder's
+    token embeddings, a torch tensor [N, D] with N the page's billed
+    ``vision_tokens``, and its :class:`~optical_memory.encoder.TokenLayout`;
+    ``None`` otherwise.
+    """
 
     messages: list[dict[str, Any]]
     accounting: Accounting
     pages: tuple[ContextPage, ...]
+    vision_tokens: tuple[Any, ...] | None = field(default=None, repr=False)
+    token_layouts: tuple[Any, ...] | None = field(default=None, repr=False)
 
 
 def text_message_tokens(text_tokens: int) -> int:

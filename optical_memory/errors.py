@@ -45,3 +45,8 @@ class VocabularyError(OpticalMemoryError, RuntimeError):
 
 class CheckpointError(OpticalMemoryError, RuntimeError):
     """A model checkpoint has missing, unexpected or mis-shaped tensors."""
+
+
+class VisionTokensError(OpticalMemoryError, ValueError):
+    """A vision-token blob is corrupt or is not one this package writes
+    (safetensors with one ``vision_tokens`` tensor and its metadata)."""

@@ -38,15 +38,17 @@ and reports ``precision=None``.
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from optical_memory.aging import AgePolicy, image_tokens, resample_png
+from optical_memory.aging import AgePolicy, deepseek_mode, image_tokens, resample_png
 from optical_memory.context import (
     PAGES_HEADER,
     Context,
@@ -56,7 +58,7 @@ from optical_memory.context import (
     extend_window,
     text_message_tokens,
 )
-from optical_memory.errors import ConfigError, EmptyInputError, InputError
+from optical_memory.errors import ConfigError, EmptyInputError, InputError, VisionTokensError
 from optical_memory.render import RenderConfig, Renderer, RenderItem, Turn
 from optical_memory.retrieve import Hit, Ranker, rerank
 from optical_memory.store import (
@@ -75,6 +77,9 @@ from optical_memory.store import (
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter, get_target
 from optical_memory.types import Page
 
+if TYPE_CHECKING:  # pragma: no cover - torch is optional
+    from optical_memory.encoder import DeepEncoder
+
 logger = logging.getLogger(__name__)
 
 #: Read-back the default layout is calibrated for (see :func:`default_render_config`).
@@ -84,6 +89,10 @@ DEFAULT_READBACK = 0.98
 FALLBACK_FONT_PX = 11.0
 #: Cache of base64 tier images for the context hot path, in bytes of base64.
 B64_CACHE_BYTES = 512 * 1024 * 1024
+#: Cache of decoded vision-token tensors for the context, in bytes of tensor data.
+TOKEN_CACHE_BYTES = 256 * 1024 * 1024
+#: Pages per ``DeepEncoder.encode`` call (bounds the float32 views held at once).
+ENCODE_BATCH = 8
 #: Most characters one ``add`` / ``add_document`` takes (all its texts together).
 MAX_ADD_CHARS = 1_000_000
 #: Most pages one item may fill (checked at ``add`` by laying it out).
@@ -203,6 +212,18 @@ class OpticalMemory:
     keep_last: recent turns kept as text (never paged before they leave it).
     ranker:  optional semantic re-ranker for :meth:`retrieve`.
     decoder_options: passed to :func:`~optical_memory.decode.get_decoder`.
+    encoder: optional :class:`~optical_memory.encoder.DeepEncoder` (needs the
+             ``encoder`` extra and a ``deepseek-ocr`` target with layout
+             tokens, i.e. not ``-raw``). Every rendition the memory makes or
+             uses for a tier, the full-size tier included, then also stores
+             the page's vision tokens in the DeepSeek mode the tier is billed
+             in (:func:`~optical_memory.aging.deepseek_mode`: base 273, small
+             111, tiny 73 rows at the default tiers), as a safetensors blob
+             (:mod:`optical_memory.encoder.cache`) in
+             ``RenditionRecord.vision_tokens``, named by
+             ``RenditionRecord.encoder``. Computed once per page and tier;
+             recomputed when the encoder's name (config, weights, dtype)
+             differs. ``context(vision_tokens=True)`` returns them.
     """
 
     def __init__(
@@ -218,9 +239,12 @@ class OpticalMemory:
         keep_last: int = 8,
         ranker: Ranker | None = None,
         decoder_options: Mapping[str, Any] | None = None,
+        encoder: DeepEncoder | None = None,
     ) -> None:
         _check_count("keep_last", keep_last)
         self.target = get_target(target)
+        self.encoder = encoder
+        self.encoder_name = _check_encoder(encoder, self.target) if encoder is not None else None
         self.counter = get_counter(tokenizer)
         self.decoder_name = decoder
         self.decoder_options = dict(decoder_options or {})
@@ -242,6 +266,8 @@ class OpticalMemory:
         self._b64: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._b64_bytes = 0
         self._pending: OrderedDict[tuple, list[ContextPage]] = OrderedDict()
+        self._tokens: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
+        self._tokens_bytes = 0
         self._header_tokens = self.counter.count(PAGES_HEADER)
 
     # -- lifecycle ---------------------------------------------------------
@@ -258,8 +284,9 @@ class OpticalMemory:
         self.close()
 
     def __repr__(self) -> str:
+        enc = f", encoder={self.encoder_name!r}" if self.encoder_name else ""
         return (f"OpticalMemory(store={self.store!r}, target={self.target.name!r}, "
-                f"tokenizer={self.counter.name!r}, decoder={self.decoder_name!r})")
+                f"tokenizer={self.counter.name!r}, decoder={self.decoder_name!r}{enc})")
 
     @property
     def master_size(self) -> tuple[int, int]:
@@ -444,8 +471,7 @@ class OpticalMemory:
         return replace(draft, meta=meta)
 
     def _store_renditions(self, pages: Iterable[NewPage], scope: Scope) -> None:
-        for p in pages:
-            self._ensure_rendition(p.id, p.tier, (p.width, p.height), p.png, scope)
+        self._ensure_renditions([(p.id, p.tier, (p.width, p.height), p.png) for p in pages], scope)
 
     # -- compaction and aging ---------------------------------------------
 
@@ -542,6 +568,7 @@ class OpticalMemory:
         totals = {} if totals is None else totals
         moved: dict[str, int] = {}
         out = []
+        jobs: dict[Scope, list[tuple[str, str, tuple[int, int], bytes | None]]] = {}
         for p in pages:
             info = p.meta.get(_META_KEY)
             if not info:
@@ -555,27 +582,99 @@ class OpticalMemory:
             if p.tier in self.aging.names and self.aging.rank(want) <= self.aging.rank(p.tier):
                 out.append(p)
                 continue
-            self._ensure_rendition(p.id, want, (p.width, p.height), None, p.scope)
-            self.store.set_tier(p.id, want, p.scope)
+            jobs.setdefault(p.scope, []).append((p.id, want, (p.width, p.height), None))
             moved[want] = moved.get(want, 0) + 1
             out.append(replace(p, tier=want))
+        for exact, todo in jobs.items():  # renditions (and tokens) first, in batches
+            self._ensure_renditions(todo, exact)
+            for page_id, want, _, _ in todo:
+                self.store.set_tier(page_id, want, exact)
         return out, moved
 
     def _ensure_rendition(self, page_id: str, tier: str, master: tuple[int, int],
                           master_png: bytes | None, scope: Scope) -> None:
-        size = self.aging.size(tier, master)
-        if size == tuple(master):
+        self._ensure_renditions([(page_id, tier, master, master_png)], scope)
+
+    def _ensure_renditions(
+        self, jobs: Sequence[tuple[str, str, tuple[int, int], bytes | None]], scope: Scope
+    ) -> None:
+        """Store each ``(page_id, tier, master size, master PNG or None)``'s
+        tier rendition unless present. Without an encoder a full-size tier
+        needs none (the master is its image); with one, every tier gets a
+        rendition holding the page's vision tokens by this encoder (the
+        full-size one repeats the master PNG), encoded in batches per mode."""
+        to_encode: list[tuple[str, str, tuple[int, int], bytes]] = []
+        for page_id, tier, master, master_png in jobs:
+            size = self.aging.size(tier, master)
+            full = size == tuple(master)
+            if full and self.encoder is None:
+                continue
+            rend = self.store.get_rendition(page_id, tier, scope)
+            if rend is not None and (self.encoder is None or (
+                    rend.encoder == self.encoder_name and rend.vision_tokens is not None)):
+                continue
+            if rend is not None:
+                png = rend.png
+            else:
+                if master_png is None:
+                    master_png = self._master_png(page_id, scope)
+                png = master_png if full else resample_png(master_png, size)
+            if self.encoder is None:
+                self.store.put_rendition(
+                    RenditionRecord(page_id, tier, size[0], size[1], png), scope)
+            else:
+                to_encode.append((page_id, tier, size, png))
+        if not to_encode:
             return
-        if self.store.get_rendition(page_id, tier, scope) is not None:
-            return
-        if master_png is None:
-            rec = self.store.get_page(page_id, scope)
-            if rec is None:
-                raise NotFoundError(f"no page {page_id!r} under {scope}")
-            master_png = rec.png
-        assert master_png is not None
-        png = resample_png(master_png, size)
-        self.store.put_rendition(RenditionRecord(page_id, tier, size[0], size[1], png), scope)
+        modes = [deepseek_mode(self.target, w, h) for _, _, (w, h), _ in to_encode]
+        encoded = self._encode([png for *_, png in to_encode], modes)
+        for (page_id, tier, size, png), (tensor, layout) in zip(to_encode, encoded):
+            self._put_tokens(page_id, tier, size, png, tensor, layout, scope)
+
+    def _encode(self, pngs: Sequence[bytes], modes: Sequence[str]) -> list[tuple[Any, Any]]:
+        """``(tensor [N, D] on CPU, TokenLayout)`` per PNG, each in its mode,
+        :data:`ENCODE_BATCH` pages per encoder call."""
+        import numpy as np
+        from PIL import Image
+
+        assert self.encoder is not None
+        out: list[tuple[Any, Any] | None] = [None] * len(pngs)
+        by_mode: dict[str, list[int]] = {}
+        for i, mode in enumerate(modes):
+            by_mode.setdefault(mode, []).append(i)
+        for mode, idx in by_mode.items():
+            for start in range(0, len(idx), ENCODE_BATCH):
+                chunk = idx[start:start + ENCODE_BATCH]
+                images = []
+                for i in chunk:
+                    with Image.open(io.BytesIO(pngs[i])) as img:
+                        images.append(np.asarray(img.convert("L"), dtype=np.uint8))
+                result = self.encoder.encode(images, mode)
+                for i, tensor, layout in zip(chunk, result.embeddings, result.layouts):
+                    out[i] = (tensor.detach().to("cpu"), layout)
+        logger.debug("encoded %d page images (%s)", len(pngs), ", ".join(sorted(by_mode)))
+        return [o for o in out if o is not None]
+
+    def _put_tokens(self, page_id: str, tier: str, size: tuple[int, int], png: bytes,
+                    tensor: Any, layout: Any, scope: Scope) -> None:
+        from optical_memory.encoder.cache import TokenMeta, pack_tokens
+
+        assert self.encoder_name is not None
+        blob = pack_tokens(tensor, TokenMeta(layout.mode, self.encoder_name, layout))
+        self.store.put_rendition(RenditionRecord(page_id, tier, size[0], size[1], png,
+                                                 vision_tokens=blob, encoder=self.encoder_name),
+                                 scope)
+        self._remember_tokens((page_id, tier, layout.mode), tensor, layout)
+
+    def _remember_tokens(self, key: tuple, tensor: Any, layout: Any) -> None:
+        old = self._tokens.pop(key, None)
+        if old is not None:
+            self._tokens_bytes -= _tensor_bytes(old[0])
+        self._tokens[key] = (tensor, layout)
+        self._tokens_bytes += _tensor_bytes(tensor)
+        while self._tokens_bytes > TOKEN_CACHE_BYTES and len(self._tokens) > 1:
+            _, (dropped, _) = self._tokens.popitem(last=False)
+            self._tokens_bytes -= _tensor_bytes(dropped)
 
     def tier_png(self, page_id: str, tier: str | None = None, *, user_id: str = "default",
                  agent_id: str | None = None, session_id: str | None = None) -> bytes:
@@ -710,6 +809,7 @@ class OpticalMemory:
         user_id: str = "default",
         agent_id: str | None = None,
         session_id: str | None = None,
+        vision_tokens: bool = False,
     ) -> Context:
         """Messages that fit ``budget_tokens``: the system message, the last
         ``keep_last`` turns as text (moved back to include the call of a tool
@@ -718,6 +818,14 @@ class OpticalMemory:
         is short. ``target`` re-bills the same images for another model.
         Raises :class:`InputError` when the system message and kept turns
         alone exceed the budget (the message gives the numbers).
+
+        ``vision_tokens=True`` (needs an encoder, and a deepseek-ocr target
+        with layout tokens) also returns, in ``Context.vision_tokens``, each
+        page's token embeddings [N, D] (CPU, the encoder's dtype; shared with
+        the cache, so copy before changing them in place) in the order of
+        the image blocks, with ``Context.token_layouts``; N equals the
+        page's billed ``vision_tokens``. Cached tokens are used; missing or
+        stale ones (another encoder, another mode) are computed and stored.
         """
         scope = Scope(user_id, agent_id, session_id)
         keep = self.keep_last if keep_last is None else keep_last
@@ -725,6 +833,11 @@ class OpticalMemory:
         if system is not None and not isinstance(system, str):
             raise InputError(f"system must be a string (got {type(system).__name__})")
         tgt = get_target(target) if target else self.target
+        if vision_tokens:
+            if self.encoder is None:
+                raise ConfigError("vision_tokens=True needs an encoder "
+                                  "(OpticalMemory(encoder=DeepEncoder.from_pretrained(...)))")
+            _check_token_target(tgt)
         window = self._recent_window(scope, keep) if self.keep_text else []
         window = [t for t in window if t.text is not None]
         in_window = {t.id for t in window}
@@ -748,12 +861,71 @@ class OpticalMemory:
         system_tokens = self.counter.count(system) if system else 0
         history = st.text_tokens + text_message_tokens(0) * st.items
         history += text_message_tokens(system_tokens) if system else 0
-        return build_context(
+        ctx = build_context(
             budget_tokens=budget_tokens, system=system, system_tokens=system_tokens,
             turns=turns, pages=pages, header_tokens=self._header_tokens,
             history_text_tokens=history, tokenizer=self.counter.name, target=tgt.name,
             decoder=self.decoder_name,
         )
+        if not vision_tokens:
+            return ctx
+        found = self._context_tokens(ctx.pages, tgt, scope)
+        return replace(ctx, vision_tokens=tuple(t for t, _ in found),
+                       token_layouts=tuple(layout for _, layout in found))
+
+    def _context_tokens(self, pages: Sequence[ContextPage], tgt, scope: Scope
+                        ) -> list[tuple[Any, Any]]:
+        """``(tensor, layout)`` per page: from the in-process cache, else the
+        stored rendition's blob, else encoded now (and stored for stored
+        pages; pending pages are cached in process only)."""
+        from optical_memory.encoder.cache import unpack_tokens
+
+        found: list[tuple[Any, Any] | None] = [None] * len(pages)
+        keys, modes, missing = [], [], []
+        for i, p in enumerate(pages):
+            mode = deepseek_mode(tgt, p.width, p.height)
+            ident = p.page_id or "pending:" + hashlib.sha256(p.png_b64.encode("ascii")).hexdigest()
+            key = (ident, p.tier, mode)
+            keys.append(key)
+            modes.append(mode)
+            hit = self._tokens.get(key)
+            if hit is not None:
+                self._tokens.move_to_end(key)
+                found[i] = hit
+                continue
+            if p.page_id is not None:
+                rend = self.store.get_rendition(p.page_id, p.tier, scope)
+                if rend is not None and rend.vision_tokens and rend.encoder == self.encoder_name:
+                    try:
+                        tensor, meta = unpack_tokens(rend.vision_tokens)
+                    except VisionTokensError as exc:
+                        logger.warning("recomputing vision tokens of page %s (%s): %s",
+                                       p.page_id, p.tier, exc)
+                    else:
+                        if meta.mode == mode and meta.encoder == self.encoder_name:
+                            self._remember_tokens(key, tensor, meta.layout)
+                            found[i] = (tensor, meta.layout)
+                            continue
+            missing.append(i)
+        if missing:
+            pngs = [base64.b64decode(pages[i].png_b64) for i in missing]
+            encoded = self._encode(pngs, [modes[i] for i in missing])
+            for i, png, (tensor, layout) in zip(missing, pngs, encoded):
+                p = pages[i]
+                if p.page_id is not None:
+                    self._put_tokens(p.page_id, p.tier, (p.width, p.height), png, tensor,
+                                     layout, scope)
+                else:
+                    self._remember_tokens(keys[i], tensor, layout)
+                found[i] = (tensor, layout)
+        out = [f for f in found if f is not None]
+        for p, (tensor, _) in zip(pages, out):
+            if tensor.shape[0] != p.vision_tokens:
+                raise ConfigError(
+                    f"the encoder gave {tensor.shape[0]} vision tokens for page {p.page_id} "
+                    f"({p.tier}, {p.width}x{p.height}) but {tgt.name} bills {p.vision_tokens}"
+                )
+        return out
 
     def _context_page(self, rec: PageRecord, tgt, scope: Scope) -> ContextPage:
         info = rec.meta.get(_META_KEY, {})
@@ -870,6 +1042,37 @@ class OpticalMemory:
 def _check_count(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError(f"{name} must be an int >= 0 (got {value!r})")
+
+
+def _check_token_target(target) -> None:
+    """:class:`ConfigError` unless ``target`` bills what a DeepEncoder gives:
+    a deepseek-ocr mode with its newlines and separator (not ``-raw``)."""
+    if target.family != "deepseek-ocr" or target.name.endswith("-raw"):
+        raise ConfigError(
+            f"the encoder needs a deepseek-ocr target (e.g. 'deepseek-ocr:base'), whose "
+            f"token counts include the newlines and separator it outputs (got {target.name!r})"
+        )
+
+
+def _check_encoder(encoder: Any, target) -> str:
+    """Check an ``encoder`` argument against the memory's ``target``; its
+    cache name (:func:`~optical_memory.encoder.cache.encoder_name`)."""
+    _check_token_target(target)
+    from optical_memory.encoder import DeepEncoder
+    from optical_memory.encoder.cache import encoder_name
+    from optical_memory.encoder.preprocess import PIXELS_PER_TOKEN
+
+    if not isinstance(encoder, DeepEncoder):
+        raise ConfigError(f"encoder must be a DeepEncoder (got {type(encoder).__name__})")
+    step = encoder.config.pixels_per_token
+    if step != PIXELS_PER_TOKEN:
+        raise ConfigError(f"the encoder's config gives one token per {step} px; DeepSeek-OCR "
+                          f"modes need {PIXELS_PER_TOKEN} (patch 16 x compressor 4)")
+    return encoder_name(encoder)
+
+
+def _tensor_bytes(tensor: Any) -> int:
+    return int(tensor.numel()) * int(tensor.element_size())
 
 
 def _cumsum(values: Sequence[int]) -> list[int]:
