@@ -47,6 +47,11 @@ def demote(md: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def relink(md: str) -> str:
+    """Links written relative to results/ point one folder up; RESULTS.md sits there."""
+    return md.replace("](../", "](")
+
+
 def main() -> None:
     parts = [INTRO]
     seen = set()
@@ -56,10 +61,10 @@ def main() -> None:
         if not path.exists():
             continue
         parts.append(f"<!-- from {path.relative_to(HERE.parent)}, written by `{script}` -->\n"
-                     + demote(path.read_text(encoding="utf-8")))
+                     + relink(demote(path.read_text(encoding="utf-8"))))
     for path in sorted((HERE / "results").glob("*.md")):
         if path.name not in seen:
-            parts.append(demote(path.read_text(encoding="utf-8")))
+            parts.append(relink(demote(path.read_text(encoding="utf-8"))))
     text = "\n".join(parts)
     (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'} ({len(parts) - 1} sections)")
