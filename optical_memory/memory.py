@@ -768,8 +768,10 @@ class OpticalMemory:
         scope = Scope(user_id, agent_id, session_id)
         if isinstance(page, Hit):
             if page.page_id is None:
-                raise InputError(f"hit for item {page.item_id!r} is not on a page yet "
-                                 "(it is a recent turn, kept as text)")
+                raise InputError(
+                    f"hit for item {page.item_id!r} is not on a page yet: its text is in "
+                    "hit.snippet (turns are paged once a page's worth has left the recent "
+                    "window; compact(force=True) pages them now)")
             page = page.page_id
         if not isinstance(page, str):
             raise InputError(f"page must be a page id or a Hit (got {type(page).__name__})")
