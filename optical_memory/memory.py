@@ -174,12 +174,12 @@ def default_render_config(target: str, decoder: str = "tesseract") -> RenderConf
 
     The densest calibrated layout reading back ≥ :data:`DEFAULT_READBACK`
     (:func:`optical_memory.fit.recommended_config`), drawn with newlines as
-    ``↵`` markers (``newline_mode="marker"``): chat turns, tool JSON and code
-    are newline-heavy, and breaking lines there leaves half of each page
+    visible markers (``newline_mode="marker"``, the glyph is
+    :data:`optical_memory.render.NEWLINE_MARKER`): chat turns, tool JSON and
+    code are newline-heavy, and breaking lines there leaves half of each page
     blank (measured on the synthetic conversation at 11 px, 1024²: ~1,300
-    text tokens per page with breaks, ~2,870 with markers, tesseract
-    read-back 0.96 either way). Without a calibration for ``decoder`` (or
-    without the fit module) it is the target's page at
+    text tokens per page with breaks, ~2,870 with markers). Without a
+    calibration for ``decoder`` it is the target's page at
     :data:`FALLBACK_FONT_PX`.
     """
     config: RenderConfig | None = None
@@ -187,7 +187,7 @@ def default_render_config(target: str, decoder: str = "tesseract") -> RenderConf
         from optical_memory.fit import recommended_config
 
         config = recommended_config(target, decoder=decoder, threshold=DEFAULT_READBACK)
-    except (ImportError, ConfigError, InputError) as exc:
+    except (ConfigError, InputError) as exc:
         logger.info("no calibrated layout for %s / %s (%s); using %g px", target, decoder,
                     exc, FALLBACK_FONT_PX)
     if config is None:

@@ -176,8 +176,8 @@ class OpenAICompatDecoder:
         size = img.size
         img, scale = upscale(img, self.upscale_to)
         body = self.build_request(encode_image(img))
-        reply = self._post(body)
-        text, finish = _completion_text(reply)
+        reply = self.post(body)
+        text, finish = completion_text(reply)
         for suffix in self.strip_suffixes:
             text = text.replace(suffix, "")
         if finish == "length":
@@ -195,7 +195,10 @@ class OpenAICompatDecoder:
             },
         )
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a chat-completion ``body`` to the endpoint and return the JSON
+        reply; HTTP, network and JSON failures raise :class:`DecodeError`.
+        Public so other stages (e.g. the NIAH answer stage) share one client."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -225,7 +228,7 @@ class OpenAICompatDecoder:
         return reply
 
 
-def _completion_text(reply: dict[str, Any]) -> tuple[str, str | None]:
+def completion_text(reply: dict[str, Any]) -> tuple[str, str | None]:
     """(message text, finish_reason) of the first choice; content parts joined."""
     try:
         choice = reply["choices"][0]

@@ -78,15 +78,15 @@ def ask(endpoint: AnswerEndpoint, pages: Sequence[bytes], question: str,
         value_type: str = "number") -> Answer:
     """POST the question over ``pages`` (PNG bytes); raises
     :class:`~optical_memory.errors.DecodeError` on HTTP or reply errors."""
-    from optical_memory.decode.openai_compat import OpenAICompatDecoder, _completion_text
+    from optical_memory.decode.openai_compat import OpenAICompatDecoder, completion_text
 
     if not pages:
         raise InputError("the answer stage needs at least one page image")
     client = OpenAICompatDecoder(base_url=endpoint.base_url, api_key=endpoint.api_key,
                                  model=endpoint.model, timeout=endpoint.timeout)
     t0 = time.perf_counter()
-    reply = client._post(build_request(endpoint, pages, question, value_type))
-    text, _ = _completion_text(reply)
+    reply = client.post(build_request(endpoint, pages, question, value_type))
+    text, _ = completion_text(reply)
     return Answer(text.strip(), str(reply.get("model") or endpoint.model),
                   time.perf_counter() - t0, dict(reply.get("usage") or {}))
 
