@@ -23,6 +23,8 @@ ORDER = [
     ("encoder_speed_cuda", "benchmarks/encoder_speed.py --device cuda"),
     ("encoder_speed_cuda_modes", "benchmarks/encoder_speed.py --device cuda --modes tiny,small,large"),
     ("encoder_speed_cuda_compile", "benchmarks/encoder_speed.py --device cuda --compile"),
+    ("encoder_speed_cuda_h100", "benchmarks/encoder_speed.py + encoder_agreement.py on an H100"),
+    ("attention_kernels_h100", "benchmarks/attention_kernels.py"),
 ]
 
 INTRO = """# Benchmark results

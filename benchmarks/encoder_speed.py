@@ -69,6 +69,19 @@ def forward_flops(config: DeepEncoderConfig, side: int) -> float:
     return float(counter.get_total_flops())
 
 
+def set_impl(model: DeepEncoder, impl: str) -> None:
+    """``impl`` for every attention module, or ``"W:G"``: SAM's windowed blocks
+    W, its global blocks and CLIP G (e.g. ``sdpa:fold``)."""
+    if ":" not in impl:
+        model.set_attn_impl(impl)
+        return
+    window, glob = impl.split(":")
+    model.set_attn_impl(glob)
+    for block in model.sam_model.blocks:
+        if block.window_size:
+            block.attn.attn_impl = window
+
+
 def time_forward(model, x: torch.Tensor, iters: int, warmup: int) -> float:
     """Best seconds per forward over ``iters`` runs after ``warmup`` runs."""
     with torch.inference_mode():
@@ -95,7 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="timed runs (best kept); default cpu 1, cuda 10")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--attn", default=None,
-                   help="comma list of attn impls (sdpa,auto,eager); default: sdpa, plus fold on cuda (auto = fold for SAM + flash-attn for CLIP when installed)")
+                   help="comma list of attn impls (sdpa,fold,fold-cudnn,auto,eager; W:G = SAM window blocks W, global blocks G and CLIP); default: sdpa, plus fold on cuda (auto = fold for SAM + flash-attn for CLIP when installed)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", dest="tiny", action="store_false", help="full-size model (default)")
     size.add_argument("--tiny", dest="tiny", action="store_true", help="tiny test config")
@@ -135,12 +148,48 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     forward = torch.compile(model) if args.compile else model
 
-    rows = []
+    name = torch.cuda.get_device_name(device) if on_cuda else (platform.processor() or platform.machine())
+    out = args.out or RESULTS / f"encoder_speed_{args.device}{'_quick' if args.quick else ''}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple] = []
+
+    def write_table() -> str:
+        """The table so far, written after every row (a long GPU run cut short keeps its rows)."""
+        lines = [
+            f"# DeepEncoder speed on {args.device} ({name})",
+            "",
+            f"{_dt.datetime.now().isoformat(timespec='seconds')} · torch {torch.__version__} · "
+            f"{'tiny' if args.tiny else 'full-size'} encoder ({n_params / 1e6:.1f} M params, random weights) · "
+            f"{str(dtype).removeprefix('torch.')} · threads {torch.get_num_threads()} of {os.cpu_count()} cores · "
+            f"flash-attn {'importable' if flash_attn_available() else 'absent'}"
+            f"{' · torch.compile' if args.compile else ''}",
+            "",
+            f"Measured {str(peak_dtype).removeprefix('torch.')} matmul peak: **{peak:.0f} GFLOP/s**. "
+            "FLOPs: matmuls, convs and attention (FlopCounterMode); best of "
+            f"{iters} timed runs after {args.warmup} warm-up.",
+            "",
+            "| mode | LM tokens | attn | batch | s/page | pages/s | GFLOP/page | GFLOP/s | % of peak |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for mode, impl, batch, spp, flops in rows:
+            tokens = token_layout(MODES[mode].base_size, MODES[mode].base_size, mode).num_tokens
+            if spp is None:
+                lines.append(f"| {mode} | {tokens} | {impl} | {batch} | OOM | | {flops / 1e9:.0f} | | |")
+                continue
+            achieved = flops / spp / 1e9
+            lines.append(
+                f"| {mode} | {tokens} | {impl} | {batch} | {spp:.4f} | {1 / spp:.1f} | "
+                f"{flops / 1e9:.0f} | {achieved:.0f} | {100 * achieved / peak:.0f}% |"
+            )
+        table = "\n".join(lines) + "\n"
+        out.write_text(table)
+        return table
+
     for mode in modes:
         side = MODES[mode].base_size
         flops = forward_flops(config, side)
         for impl in impls:
-            model.set_attn_impl(impl)
+            set_impl(model, impl)
             for batch in batches:
                 x = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
                 try:
@@ -149,44 +198,15 @@ def main(argv=None) -> int:
                     rows.append((mode, impl, batch, None, flops))
                     del x
                     torch.cuda.empty_cache()
+                    write_table()
                     continue
                 rows.append((mode, impl, batch, seconds / batch, flops))
+                write_table()
                 print(f"{mode} {impl} batch {batch}: {seconds / batch:.4f} s/page", file=sys.stderr)
         # re-measure the peak between modes: a shared machine's speed drifts
         peak = max(peak, matmul_peak(device, peak_dtype, 8192 if on_cuda else 2048, 3))
-
-    name = torch.cuda.get_device_name(device) if on_cuda else (platform.processor() or platform.machine())
-    lines = [
-        f"# DeepEncoder speed on {args.device} ({name})",
-        "",
-        f"{_dt.datetime.now().isoformat(timespec='seconds')} · torch {torch.__version__} · "
-        f"{'tiny' if args.tiny else 'full-size'} encoder ({n_params / 1e6:.1f} M params, random weights) · "
-        f"{str(dtype).removeprefix('torch.')} · threads {torch.get_num_threads()} of {os.cpu_count()} cores · "
-        f"flash-attn {'importable' if flash_attn_available() else 'absent'}"
-        f"{' · torch.compile' if args.compile else ''}",
-        "",
-        f"Measured {str(peak_dtype).removeprefix('torch.')} matmul peak: **{peak:.0f} GFLOP/s**. "
-        "FLOPs: matmuls, convs and attention (FlopCounterMode); best of "
-        f"{iters} timed runs after {args.warmup} warm-up.",
-        "",
-        "| mode | LM tokens | attn | batch | s/page | pages/s | GFLOP/page | GFLOP/s | % of peak |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for mode, impl, batch, spp, flops in rows:
-        tokens = token_layout(MODES[mode].base_size, MODES[mode].base_size, mode).num_tokens
-        if spp is None:
-            lines.append(f"| {mode} | {tokens} | {impl} | {batch} | OOM | | {flops / 1e9:.0f} | | |")
-            continue
-        achieved = flops / spp / 1e9
-        lines.append(
-            f"| {mode} | {tokens} | {impl} | {batch} | {spp:.4f} | {1 / spp:.1f} | "
-            f"{flops / 1e9:.0f} | {achieved:.0f} | {100 * achieved / peak:.0f}% |"
-        )
-    table = "\n".join(lines) + "\n"
+    table = write_table()
     print(table)
-    out = args.out or RESULTS / f"encoder_speed_{args.device}{'_quick' if args.quick else ''}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -23,7 +23,11 @@ from optical_memory.encoder import (  # noqa: E402
     token_layout,
 )
 from optical_memory.encoder.clip import resize_clip_pos  # noqa: E402
-from optical_memory.encoder.common import attention, eager_attention, folded_rel_pos_attention  # noqa: E402
+from optical_memory.encoder.common import (  # noqa: E402
+    attention,
+    eager_attention,
+    folded_rel_pos_attention,
+)
 from optical_memory.encoder.preprocess import (  # noqa: E402
     PAD_COLOR,
     candidate_grids,
@@ -168,6 +172,26 @@ def test_batch_equals_one_by_one(tiny):
         torch.testing.assert_close(emb, tiny.encode(page, "small")[0], atol=1e-5, rtol=1e-5)
     gundam = tiny.encode(pages, "gundam", batch_size=4)
     assert gundam.num_tokens == [903, 273, 273 + 400 + 20]  # 800² → 2×2 tiles
+
+
+@pytest.mark.slow
+def test_compiled_encoder_pads_the_last_batch():
+    # nn.Module.compile(): every forward gets the compiled batch shape (3 pages,
+    # batch 2 → the second batch is padded to 2 and cut back), same tokens
+    enc = DeepEncoder.from_config(DeepEncoderConfig.tiny(), seed=5)
+    pages = [_page(300, 300, seed=s) for s in (1, 2, 3)]
+    eager = enc.encode(pages, "tiny", batch_size=2)
+    shapes = []
+    hook = enc.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    try:
+        enc.compile(dynamic=False)
+        compiled = enc.encode(pages, "tiny", batch_size=2)
+    finally:
+        hook.remove()
+    assert [s[0] for s in shapes] == [2, 2]
+    assert len(compiled) == 3
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 # ------------------------------------------------------------ preprocessing
@@ -329,11 +353,12 @@ def test_folded_rel_pos_equals_bias_kernel():
         folded_rel_pos_attention(q, k, v, rel_h[..., :4], rel_w)
 
 
-def test_fold_model_equals_eager_model(tiny):
+@pytest.mark.parametrize("impl", ["fold", "fold-cudnn"])  # fold-cudnn is the fold off CUDA
+def test_fold_model_equals_eager_model(tiny, impl):
     # windowed blocks (padded 14-windows) and global blocks, whole model
     x = torch.randn(1, 3, 640, 640)
     try:
-        fold = tiny.set_attn_impl("fold")(x)
+        fold = tiny.set_attn_impl(impl)(x)
         ref = tiny.set_attn_impl("eager")(x)
     finally:
         tiny.set_attn_impl("auto")
@@ -345,9 +370,11 @@ def test_fold_model_equals_eager_model(tiny):
 def test_cuda_bf16_paths_agree():
     enc = DeepEncoder.from_config(DeepEncoderConfig.tiny(), device="cuda", dtype=torch.bfloat16)
     x = torch.randn(2, 3, 1024, 1024, device="cuda", dtype=torch.bfloat16)
-    auto = enc.set_attn_impl("auto")(x).float()  # flash-attn for CLIP when installed
     ref = enc.set_attn_impl("eager")(x).float()
-    torch.testing.assert_close(auto, ref, atol=5e-2, rtol=5e-2)
+    for impl in ("auto", "fold", "fold-cudnn", "sdpa"):  # auto: flash-attn for CLIP when installed
+        got = enc.set_attn_impl(impl)(x).float()
+        torch.testing.assert_close(got, ref, atol=5e-2, rtol=5e-2, msg=lambda m: f"{impl}: {m}")
+    enc.set_attn_impl("auto")
 
 
 # --------------------------------------------------------------- configs

@@ -1,6 +1,6 @@
 """Pieces shared by the SAM and CLIP parts: attention kernels and grid resizing.
 
-Attention runs one of three ways, chosen per module by ``attn_impl``:
+Attention runs one of these ways, chosen per module by ``attn_impl``:
 
 - ``"eager"``: the readable reference, ``softmax(q·kᵀ·scale + bias)·v`` with the
   softmax in fp32;
@@ -9,6 +9,9 @@ Attention runs one of three ways, chosen per module by ``attn_impl``:
 - ``"fold"``: SAM's decomposed relative-position term folded into extra
   query/key channels (see :func:`folded_rel_pos_attention`), so SDPA runs with
   no mask and can use its flash kernels; bias-free attention as ``"sdpa"``;
+- ``"fold-cudnn"``: the fold with v left at its own width and SDPA's cuDNN
+  kernel tried first (on an H100 it runs the folded global shape 2.1–2.7×
+  faster than flash; benchmarks/attention_kernels.py); elsewhere as ``"fold"``;
 - ``"auto"`` (default): on CUDA, ``"fold"`` for SAM and flash-attn (when
   installed, fp16/bf16) or SDPA for CLIP; on CPU, ``"sdpa"``.
 """
@@ -25,7 +28,7 @@ from optical_memory.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-ATTN_IMPLS = ("auto", "sdpa", "fold", "eager")
+ATTN_IMPLS = ("auto", "sdpa", "fold", "fold-cudnn", "eager")
 
 
 def check_attn_impl(impl: str) -> str:
@@ -77,7 +80,7 @@ def attention(
     """
     if impl == "eager":
         return eager_attention(q, k, v, bias)
-    if impl == "fold":
+    if impl in ("fold", "fold-cudnn"):
         impl = "auto"
     if (
         impl == "auto"
@@ -108,7 +111,7 @@ def resize_grid(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def folded_rel_pos_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-    rel_h: torch.Tensor, rel_w: torch.Tensor,
+    rel_h: torch.Tensor, rel_w: torch.Tensor, *, cudnn: bool = False,
 ) -> torch.Tensor:
     """Attention with a decomposed relative-position term, without a mask.
 
@@ -122,6 +125,13 @@ def folded_rel_pos_attention(
     kernel sees plain attention with head dim hd + kh + kw (padded to a multiple
     of 8; v is zero-padded to the same width, which flash kernels require) and
     no [N, N] mask is ever built. Same idea as folding a bias into the inputs.
+    (A global block's 64×64 grid makes that 192 channels. Cutting the grid into
+    2×2 sub-grids of 128-channel folds merged by log-sum-exp was measured
+    slower on an H100: 237 vs 260 pages/s compiled, see benchmarks/RESULTS.md.)
+
+    ``cudnn=True`` (CUDA fp16/bf16 only): v stays hd wide and SDPA tries its
+    cuDNN kernel first (then memory-efficient, then math; flash cannot take
+    a narrower v).
     """
     B, nh, N, hd = q.shape
     kh, kw = rel_h.shape[-1], rel_w.shape[-1]
@@ -137,6 +147,12 @@ def folded_rel_pos_attention(
     q2 = torch.cat([q * hd ** -0.5, rel_h.to(q.dtype), rel_w.to(q.dtype),
                     q.new_zeros(B, nh, N, pad)], dim=-1)
     k2 = torch.cat([k, onehot.expand(B, nh, -1, -1)], dim=-1)
+    if cudnn and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+        with sdpa_kernel(backends, set_priority=True):
+            return F.scaled_dot_product_attention(q2, k2, v, scale=1.0)
     v2 = F.pad(v, (0, width + pad - hd))
-    out = F.scaled_dot_product_attention(q2, k2, v2, scale=1.0)
-    return out[..., :hd]
+    return F.scaled_dot_product_attention(q2, k2, v2, scale=1.0)[..., :hd]
+

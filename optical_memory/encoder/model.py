@@ -169,11 +169,20 @@ class DeepEncoder(nn.Module):
         return self.projector(fused)
 
     def _forward_views(self, views: np.ndarray, batch_size: int) -> torch.Tensor:
-        """views float32 [M, 3, S, S] → [M, (S/64)², D], ``batch_size`` at a time."""
+        """views float32 [M, 3, S, S] → [M, (S/64)², D], ``batch_size`` at a time.
+
+        After ``encoder.compile()`` (``nn.Module.compile``: about 1.6× on an
+        H100, benchmarks/RESULTS.md) a short last batch is padded with blank
+        views to ``batch_size`` so every forward has the shape compiled for.
+        """
+        compiled = getattr(self, "_compiled_call_impl", None) is not None
         out = []
         for start in range(0, len(views), batch_size):
             chunk = torch.from_numpy(views[start : start + batch_size])
-            out.append(self(chunk.to(device=self.device, dtype=self.dtype, non_blocking=True)))
+            n = len(chunk)
+            if compiled and n < batch_size:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
+            out.append(self(chunk.to(device=self.device, dtype=self.dtype, non_blocking=True))[:n])
         return torch.cat(out)
 
     def layout_tokens(

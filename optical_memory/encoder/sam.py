@@ -216,8 +216,8 @@ class SamAttention(nn.Module):
         impl = self.attn_impl
         if impl == "auto":
             impl = "fold" if x.is_cuda else "sdpa"
-        if impl == "fold":
-            x = folded_rel_pos_attention(q, k, v, rel_h, rel_w)
+        if impl in ("fold", "fold-cudnn"):
+            x = folded_rel_pos_attention(q, k, v, rel_h, rel_w, cudnn=impl == "fold-cudnn")
         elif impl == "eager" or N <= self.query_chunk:
             x = attention(q, k, v, expand_rel_pos(rel_h, rel_w), impl)
         else:
