@@ -355,8 +355,11 @@ def recommended_config(
 def page_precision(page: Page, hypothesis: str, *, marker_as_space: bool = False) -> float:
     """Read-back precision of ``hypothesis`` against ``page.text``.
 
-    ``marker_as_space``: map the newline marker to a space on both sides
-    (lenient); by default the marker must be read like any character.
+    By default the newline marker must be read like any character, and the
+    whitespace next to it does not count (as the whitespace around a real
+    line break collapses into one space in break mode; see
+    ``decode.metrics.normalize_whitespace``). ``marker_as_space``: map the
+    marker to a space on both sides (lenient).
     """
     from .decode import precision
 
@@ -364,7 +367,8 @@ def page_precision(page: Page, hypothesis: str, *, marker_as_space: bool = False
     if marker_as_space:
         ref = ref.replace(NEWLINE_MARKER, " ")
         hypothesis = hypothesis.replace(NEWLINE_MARKER, " ")
-    return precision(ref, hypothesis)
+        return precision(ref, hypothesis)
+    return precision(ref, hypothesis, marker=NEWLINE_MARKER)
 
 
 #: Tesseract's language model turns straight quotes into typographic ones

@@ -786,8 +786,9 @@ class OpticalMemory:
         prec = None
         if rec.text is not None:
             from optical_memory.decode import precision
+            from optical_memory.render import NEWLINE_MARKER
 
-            prec = precision(rec.text, result.text)
+            prec = precision(rec.text, result.text, marker=NEWLINE_MARKER)
         w, h = self.aging.size(use_tier, (rec.width, rec.height))
         return DecodedPage(rec.id, use_tier, w, h, result.text, result.decoder, prec, result.seconds)
 
@@ -1029,9 +1030,11 @@ class OpticalMemory:
             prec = secs = None
             if decode:
                 from optical_memory.decode import precision
+                from optical_memory.render import NEWLINE_MARKER
 
                 res = self._decoder(self.decoder_name).decode(png)
-                prec, secs = precision(page.text, res.text), res.seconds
+                prec = precision(page.text, res.text, marker=NEWLINE_MARKER)
+                secs = res.seconds
             out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs))
         return out
 

@@ -52,6 +52,24 @@ def test_render_writes_pages_and_table(tmp_path):
         data["summary"]["text_tokens"] / data["summary"]["vision_tokens"], abs=0.01)
 
 
+def test_render_dense_prose_layout_flags(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text(PARAGRAPH * 200)
+    runs = {}
+    for name, extra in {"default": ["--font-size", "11"],
+                        "dense": ["--font-size", "11", "--line-spacing", "1.1",
+                                  "--hinting", "slight", "--newline-mode", "marker"]}.items():
+        res = CliRunner().invoke(main, ["render", str(src), "--out", str(tmp_path / name),
+                                        "--json", *extra])
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.stdout)
+    # tighter lines and fractional advances put more text on the first page
+    assert runs["dense"]["pages"][0]["chars"] > runs["default"]["pages"][0]["chars"] * 1.05
+    res = CliRunner().invoke(main, ["render", str(src), "--out", str(tmp_path / "x"),
+                                    "--hinting", "medium"])
+    assert res.exit_code != 0 and "medium" in res.output
+
+
 def test_render_human_table_and_stdin(tmp_path):
     res = CliRunner().invoke(main, ["render", "-", "--target", "deepseek-ocr:tiny",
                                     "--out", str(tmp_path)], input=PARAGRAPH)

@@ -84,6 +84,16 @@ def test_normalize_whitespace():
     assert normalize_whitespace("\n \t") == ""
 
 
+def test_marker_whitespace_scores_like_a_line_break():
+    # in break mode "a \n  b" and "a b" are equal; with the marker drawn for
+    # the newline, the spaces around it do not count either, the marker does
+    assert normalize_whitespace("a » »  b", marker="»") == "a»»b"
+    assert precision("end.»»Next", "end.» »Next", marker="»") == 1.0
+    assert precision("end.»»Next", "end.» »Next") < 1.0  # without the marker rule
+    assert precision("for»the", "forethe", marker="»") == pytest.approx(1 - 1 / 7)
+    assert precision("a»b", "a b", marker="»") == pytest.approx(1 - 1 / 3)  # the marker must be read
+
+
 def test_precision_hand_values():
     assert precision("", "") == 1.0
     assert precision("abc", "") == 0.0

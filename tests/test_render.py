@@ -232,6 +232,21 @@ def test_deterministic_png():
     assert a == b.to_png()
 
 
+def test_hinting_changes_pixels_and_advances_deterministically():
+    slight = RenderConfig(width=256, height=256, system_fallback=False, font_size=11,
+                          hinting="slight")
+    normal = RenderConfig(width=256, height=256, system_fallback=False, font_size=11)
+    a, b = Renderer(slight).render_text(PROSE)[0], Renderer(slight).render_text(PROSE)[0]
+    assert a.to_png() == b.to_png() and a.meta["hinting"] == "slight"
+    n = Renderer(normal).render_text(PROSE)[0]
+    assert n.to_png() != a.to_png()
+    # normal hinting rounds advances to whole pixels; slight keeps fractions
+    adv = [Renderer(c).fonts.char_advance(REGULAR, ch) for c in (normal, slight) for ch in "aemw"]
+    assert all(x == int(x) for x in adv[:4]) and any(x != int(x) for x in adv[4:])
+    with pytest.raises(ConfigError, match="hinting"):
+        RenderConfig(hinting="medium")
+
+
 def test_page_count_grows_with_text():
     r = Renderer(SMALL)
     counts = [len(r.layout("word " * n)) for n in (50, 500, 5000)]

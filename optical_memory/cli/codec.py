@@ -76,6 +76,11 @@ def _items_for(text: str, kind: str, source: str):
               help="Font size in px (default: the calibrated densest size that reads back).")
 @click.option("--newline-mode", type=click.Choice(["break", "marker"]), default=None,
               help="Real line breaks, or a visible newline marker with text flowing on.")
+@click.option("--line-spacing", type=float, default=None,
+              help="Line height in em (default: the calibrated layout's).")
+@click.option("--hinting", type=click.Choice(["normal", "slight", "none", "full"]), default=None,
+              help="Glyph hinting; 'slight' with --font-size 11 --line-spacing 1.1 is the "
+                   "dense prose layout of benchmarks/RESULTS.md.")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="How to read FILE: plain text, markdown document, or JSONL chat log.")
 @click.option("--tokenizer", default="o200k_base", show_default=True, help="Text tokenizer.")
@@ -83,7 +88,8 @@ def _items_for(text: str, kind: str, source: str):
               help="Folder for the PNG pages (created).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @user_errors
-def render(file, target, font_size, newline_mode, kind, tokenizer, out, as_json):
+def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, tokenizer, out,
+           as_json):
     """Render FILE (or - for stdin) onto PNG pages sized for TARGET.
 
     Prints per page: source characters, text tokens, the target's vision
@@ -102,6 +108,10 @@ def render(file, target, font_size, newline_mode, kind, tokenizer, out, as_json)
         cfg = replace(cfg, font_size=font_size)
     if newline_mode is not None:
         cfg = replace(cfg, newline_mode=newline_mode)
+    if line_spacing is not None:
+        cfg = replace(cfg, line_spacing=line_spacing)
+    if hinting is not None:
+        cfg = replace(cfg, hinting=hinting)
     renderer = Renderer(cfg)
     layouts = renderer.layout(items)
     sources = {it.item_id: it.text for it in items}

@@ -13,25 +13,41 @@ from rapidfuzz.distance import Levenshtein
 _WS = re.compile(r"\s+")
 
 
-def normalize_whitespace(text: str) -> str:
-    """Collapse every run of whitespace (newlines included) to one space; strip."""
-    return _WS.sub(" ", text).strip()
+def normalize_whitespace(text: str, marker: str | None = None) -> str:
+    """Collapse every run of whitespace (newlines included) to one space; strip.
+
+    ``marker``: a character drawn in place of a newline (the renderer's
+    ``NEWLINE_MARKER`` in marker mode). Whitespace next to it is dropped, as
+    whitespace next to a real newline collapses into the one space the newline
+    becomes: a marker-mode page is then scored like a break-mode page, except
+    that the marker itself must still be read.
+    """
+    text = _WS.sub(" ", text).strip()
+    if marker:
+        text = text.replace(f" {marker}", marker).replace(f"{marker} ", marker)
+    return text
 
 
-def edit_distance(reference: str, hypothesis: str, *, normalize: bool = True) -> int:
+def edit_distance(
+    reference: str, hypothesis: str, *, normalize: bool = True, marker: str | None = None
+) -> int:
     """Levenshtein distance (insert/delete/substitute, each cost 1), in characters."""
     if normalize:
-        reference, hypothesis = normalize_whitespace(reference), normalize_whitespace(hypothesis)
+        reference = normalize_whitespace(reference, marker)
+        hypothesis = normalize_whitespace(hypothesis, marker)
     return int(Levenshtein.distance(reference, hypothesis))
 
 
-def precision(reference: str, hypothesis: str, *, normalize: bool = True) -> float:
+def precision(
+    reference: str, hypothesis: str, *, normalize: bool = True, marker: str | None = None
+) -> float:
     """1 − edit_distance / max(len(reference), len(hypothesis)), in [0, 1].
 
-    Both empty (after normalisation) → 1.0.
+    Both empty (after normalisation) → 1.0. ``marker``: see :func:`normalize_whitespace`.
     """
     if normalize:
-        reference, hypothesis = normalize_whitespace(reference), normalize_whitespace(hypothesis)
+        reference = normalize_whitespace(reference, marker)
+        hypothesis = normalize_whitespace(hypothesis, marker)
     longest = max(len(reference), len(hypothesis))
     if longest == 0:
         return 1.0

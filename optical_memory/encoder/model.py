@@ -139,7 +139,7 @@ class DeepEncoder(nn.Module):
         )
 
     def set_attn_impl(self, impl: str) -> "DeepEncoder":
-        """Switch every attention module to ``"auto"``, ``"sdpa"`` or ``"eager"``."""
+        """Switch every attention module to one of ``ATTN_IMPLS`` (auto, sdpa, fold, fold-cudnn, eager)."""
         check_attn_impl(impl)
         for module in self.modules():
             if isinstance(module, (SamAttention, ClipAttention)):

@@ -79,7 +79,7 @@ class Renderer:
         c = self.config
         self.fonts: FontSet = get_fontset(
             c.font_size, c.font_path, c.mono_font_path,
-            system_fallback=c.system_fallback, fallback_lang=c.fallback_lang,
+            system_fallback=c.system_fallback, fallback_lang=c.fallback_lang, hinting=c.hinting,
         )
 
     # -- layout only ------------------------------------------------------------

@@ -8,6 +8,11 @@ from ..errors import ConfigError, InputError
 
 NEWLINE_MODES = ("break", "marker")
 LABEL_STYLES = ("bold", "plain", "none")
+#: Glyph outline hinting (FreeType via skia). "normal" snaps stems in both
+#: directions and rounds advances to whole pixels; "slight" snaps vertically
+#: only and keeps fractional advances (sans 11 px, spacing 1.1, LICENSE prose:
+#: tesseract read-back 0.992 vs 0.990 with "normal", ~3% more text per page).
+HINTINGS = ("normal", "slight", "none", "full")
 ITEM_KINDS = ("text", "turn", "document")
 
 #: Drawn in place of a newline in ``newline_mode="marker"``. "»" rather than
@@ -36,6 +41,8 @@ class RenderConfig:
         bundled faces lack; False = bundled faces only (fully reproducible).
     fallback_lang: BCP-47 hint for system fallback (picks Noto Sans CJK SC
         over JP for Han characters).
+    hinting: glyph hinting, one of ``HINTINGS`` ("normal": whole-pixel
+        advances; "slight": vertical snapping only, fractional advances).
     """
 
     width: int = 1024
@@ -50,6 +57,7 @@ class RenderConfig:
     label_style: str = "bold"
     system_fallback: bool = True
     fallback_lang: str = "zh-CN"
+    hinting: str = "normal"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.width, int) and isinstance(self.height, int)) \
@@ -68,6 +76,8 @@ class RenderConfig:
             raise ConfigError(
                 f"newline_mode must be one of {NEWLINE_MODES} (got {self.newline_mode!r})"
             )
+        if self.hinting not in HINTINGS:
+            raise ConfigError(f"hinting must be one of {HINTINGS} (got {self.hinting!r})")
         if self.label_style not in LABEL_STYLES:
             raise ConfigError(
                 f"label_style must be one of {LABEL_STYLES} (got {self.label_style!r})"

@@ -75,12 +75,17 @@ def load_typeface(path: str | Path, index: int = 0) -> skia.Typeface:
     return tf
 
 
-def _make_font(tf: skia.Typeface, size: float) -> skia.Font:
-    # Fixed rasterisation settings: anti-aliased, normal hinting, no subpixel
-    # positioning -> integer advances at integer sizes, identical pixels.
+_HINTING = {"normal": skia.FontHinting.kNormal, "slight": skia.FontHinting.kSlight,
+            "none": skia.FontHinting.kNone, "full": skia.FontHinting.kFull}
+
+
+def _make_font(tf: skia.Typeface, size: float, hinting: str = "normal") -> skia.Font:
+    # Fixed rasterisation settings: anti-aliased, no subpixel positioning
+    # (glyphs start on whole pixels: identical pixels on every machine); with
+    # "normal" hinting advances are whole pixels too at integer sizes.
     font = skia.Font(tf, size)
     font.setEdging(skia.Font.Edging.kAntiAlias)
-    font.setHinting(skia.FontHinting.kNormal)
+    font.setHinting(_HINTING[hinting])
     font.setSubpixel(False)
     return font
 
@@ -119,8 +124,10 @@ class FontSet:
         *,
         system_fallback: bool = True,
         fallback_lang: str = "zh-CN",
+        hinting: str = "normal",
     ) -> None:
         self.size = float(size)
+        self.hinting = hinting
         self.system_fallback = system_fallback
         self.fallback_lang = fallback_lang
         regular = load_typeface(font_path or bundled_font_path("sans"))
@@ -129,7 +136,7 @@ class FontSet:
         mono = load_typeface(mono_font_path or bundled_font_path("mono"))
         sans = load_typeface(bundled_font_path("sans"))
         self.typefaces: list[skia.Typeface] = [regular, bold, mono, sans]
-        self.fonts: list[skia.Font] = [_make_font(tf, self.size) for tf in self.typefaces]
+        self.fonts: list[skia.Font] = [_make_font(tf, self.size, hinting) for tf in self.typefaces]
         if font_path is not None:
             self.fonts[BOLD].setEmbolden(True)
         self._face_of_id: dict[int, int] = {}
@@ -209,7 +216,7 @@ class FontSet:
             if face == -2:
                 face = len(self.typefaces)
                 self.typefaces.append(tf)
-                self.fonts.append(_make_font(tf, self.size))
+                self.fonts.append(_make_font(tf, self.size, self.hinting))
                 self._face_of_id[tf.uniqueID()] = face
                 log.debug("fallback face %r for U+%04X", tf.getFamilyName(), ord(ch))
         self._system[ch] = face
@@ -226,16 +233,17 @@ def get_fontset(
     *,
     system_fallback: bool = True,
     fallback_lang: str = "zh-CN",
+    hinting: str = "normal",
 ) -> FontSet:
     """A shared :class:`FontSet` (caches survive across renderers of one size)."""
-    key = (float(size), str(font_path), str(mono_font_path), system_fallback, fallback_lang)
+    key = (float(size), str(font_path), str(mono_font_path), system_fallback, fallback_lang, hinting)
     fs = _FONTSETS.get(key)
     if fs is None:
         if len(_FONTSETS) > 32:
             _FONTSETS.clear()
         fs = FontSet(
             size, font_path, mono_font_path,
-            system_fallback=system_fallback, fallback_lang=fallback_lang,
+            system_fallback=system_fallback, fallback_lang=fallback_lang, hinting=hinting,
         )
         _FONTSETS[key] = fs
     return fs

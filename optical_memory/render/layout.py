@@ -299,6 +299,7 @@ def layout_items(items: Sequence[RenderItem], cfg: RenderConfig, fonts: FontSet)
             "height": cfg.height,
             "font_size": cfg.font_size,
             "line_spacing": cfg.line_spacing,
+            "hinting": cfg.hinting,
             "margin": cfg.margin,
             "newline_mode": cfg.newline_mode,
             "lines": len(p.lines),
