@@ -258,6 +258,9 @@ def write_calibration(quick: bool, workers: int, log) -> Path:
         calibrate(sizes=(11.0,) if quick else (10.0, 10.5, 11.0, 12.0, 14.0), samples=n,
                   newline_modes=("marker",), fonts=("sans", "condensed"),
                   line_spacings=(1.1, 1.2), **common),
+        # ... and the dense prose layout (sans, 1.1, vertical-only hinting)
+        calibrate(sizes=(11.0,) if quick else (10.5, 11.0, 12.0), samples=n,
+                  newline_modes=("marker",), line_spacings=(1.1,), hinting="slight", **common),
         calibrate(sizes=(12.0,) if quick else (10.0, 12.0, 14.0), samples=n,
                   newline_modes=("break",), **common),
         # Aged pages: the 1024 master read at 640 and 512.

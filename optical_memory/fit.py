@@ -145,6 +145,7 @@ class CalibrationEntry:
     tokens_per_page: float
     chars_per_page: float
     samples: int
+    hinting: str = "normal"  # RenderConfig.hinting (absent in older files: "normal")
 
     @property
     def fresh(self) -> bool:
@@ -159,7 +160,7 @@ class CalibrationEntry:
     def family(self) -> tuple:
         """Entries differing only in font size share a family (a size ladder)."""
         return (self.decoder, self.script, self.side, self.master_side, self.font,
-                self.newline_mode, self.line_spacing, self.margin)
+                self.newline_mode, self.line_spacing, self.margin, self.hinting)
 
 
 @dataclass
@@ -271,6 +272,7 @@ def _config_for(entry: CalibrationEntry, page_size: tuple[int, int], scale: floa
         margin=entry.margin,
         newline_mode=entry.newline_mode,
         font_path=font_path(entry.font),
+        hinting=entry.hinting,
     )
 
 
@@ -624,6 +626,7 @@ def calibrate(
     newline_modes: Sequence[str] = ("break", "marker"),
     line_spacings: Sequence[float] = (1.2,),
     fonts: Sequence[str] = ("sans",),
+    hinting: str = "normal",
     margin: int = 4,
     master_side: int = 1024,
     workers: int = 2,
@@ -640,8 +643,9 @@ def calibrate(
     ``master_side`` reads the page resampled down (Lanczos) and upscaled back
     by the decoder; every decoder reads every page (``decode_many``,
     ``workers`` processes). CJK is rendered only in break mode (its corpus has
-    no newline-heavy text). Writes to ``out`` (default: the package's shipped
-    file) unless ``write`` is False. ``progress(done, total)`` counts page reads.
+    no newline-heavy text). ``hinting``: :attr:`RenderConfig.hinting` of every
+    page. Writes to ``out`` (default: the package's shipped file) unless
+    ``write`` is False. ``progress(done, total)`` counts page reads.
     """
     from .decode import decode_many
 
@@ -664,7 +668,7 @@ def calibrate(
                         cfg = RenderConfig(width=master_side, height=master_side,
                                            font_size=float(size), line_spacing=float(ls),
                                            margin=margin, newline_mode=mode,
-                                           font_path=font_path(font))
+                                           font_path=font_path(font), hinting=hinting)
                         for src in passages:
                             jobs.append(((script, font, mode, float(ls), float(size)),
                                          first_page(src, cfg)))
@@ -700,13 +704,13 @@ def calibrate(
             min_precision=round(float(min(precs)), 5),
             tokens_per_page=round(float(np.mean([v[1] for v in vals])), 1),
             chars_per_page=round(float(np.mean([v[2] for v in vals])), 1),
-            samples=len(vals),
+            samples=len(vals), hinting=hinting,
         ))
     cal = Calibration(entries=entries, meta={
         "corpus": {"latin": "pydoc_data.topics", "cjk": "optical_memory/data/zh_prose.txt"},
         "split": split, "tokenizer": "o200k_base",
         "scoring": "1 - edit_distance/max(len), whitespace-normalised, vs Page.text "
-                   "(newline marker must be read)",
+                   "(newline marker must be read; whitespace next to it does not count)",
         "resampling": "Lanczos down to side, decoder upscales back to master_side",
         "seconds": round(time.perf_counter() - t0, 1),
     })

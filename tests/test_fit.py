@@ -67,6 +67,19 @@ def test_recommended_config_picks_densest_passing_entry():
     assert (worst.font_size, worst.newline_mode) == (12.0, "break")
 
 
+def test_hinted_family_is_chosen_with_its_hinting():
+    cal = Calibration(entries=[*SYNTH.entries,
+                               _entry(11.0, 0.993, 3100, line_spacing=1.1, hinting="slight")])
+    cfg = recommended_config(threshold=0.99, calibration=cal)
+    assert (cfg.font_size, cfg.line_spacing, cfg.hinting) == (11.0, 1.1, "slight")
+    assert recommended_config(threshold=0.99, calibration=SYNTH).hinting == "normal"
+    # files written before the field existed load as normal hinting
+    old = cal.to_dict()
+    for e in old["entries"]:
+        e.pop("hinting")
+    assert {e.hinting for e in Calibration.from_dict(old).entries} == {"normal"}
+
+
 def test_recommended_config_matches_shipped_calibration():
     cal = load_calibration()
     pool = [e for e in cal.entries if e.decoder == "tesseract" and e.script == "latin"
