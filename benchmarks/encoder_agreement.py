@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_speed import DTYPES, RESULTS, set_impl  # noqa: E402
+from encoder_speed import DTYPES, RESULTS, emit, set_impl  # noqa: E402
 
 from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig  # noqa: E402
 
@@ -64,11 +64,7 @@ def main(argv=None) -> int:
         lines.append(f"| {impl} | {diff.max().item():.4g} | {diff.mean().item():.4g} | "
                      f"{cos:.6f} | {ref.abs().max().item():.4g} |")
         print(lines[-1], file=sys.stderr, flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = args.out or RESULTS / f"encoder_agreement_{args.device}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
+    emit(lines, args.out or RESULTS / f"encoder_agreement_{args.device}.md")
     return 0
 
 

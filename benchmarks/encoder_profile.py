@@ -21,7 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_speed import DTYPES, RESULTS, set_impl, sync  # noqa: E402
+from encoder_speed import DTYPES, RESULTS, emit, set_impl, sync  # noqa: E402
 
 from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig  # noqa: E402
 
@@ -73,11 +73,7 @@ def main(argv=None) -> int:
         t = time_of(e)
         lines.append(f"| `{e.key[:90]}` | {e.count // args.iters} | "
                      f"{t / 1e3 / args.iters / args.batch:.4f} | {100 * t / total:.1f}% |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = args.out or RESULTS / f"encoder_profile_{args.device}_{args.attn.replace(':', '-')}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
+    emit(lines, args.out or RESULTS / f"encoder_profile_{args.device}_{args.attn.replace(':', '-')}.md")
     return 0
 
 

@@ -69,6 +69,15 @@ def forward_flops(config: DeepEncoderConfig, side: int) -> float:
     return float(counter.get_total_flops())
 
 
+def emit(lines: list[str], out: Path) -> str:
+    """Print a markdown table and write it to ``out`` (folders created)."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    return table
+
+
 def set_impl(model: DeepEncoder, impl: str) -> None:
     """``impl`` for every attention module, or ``"W:G"``: SAM's windowed blocks
     W, its global blocks and CLIP G (e.g. ``sdpa:fold``)."""
