@@ -19,6 +19,8 @@ ORDER = [
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("reliability", "benchmarks/reliability.py"),
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
+    ("encoder_speed_cpu_tuned", "benchmarks/encoder_speed.py --tune-malloc"),
+    ("encoder_cpu_memory", "benchmarks/encoder_cpu_memory.py"),
     ("encoder_speed_cpu_1thread", "benchmarks/encoder_speed.py --threads 1"),
     ("encoder_speed_cuda", "benchmarks/encoder_speed.py --device cuda"),
     ("encoder_speed_cuda_modes", "benchmarks/encoder_speed.py --device cuda --modes tiny,small,large"),

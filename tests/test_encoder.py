@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,14 @@ from optical_memory.encoder import (  # noqa: E402
     token_layout,
 )
 from optical_memory.encoder.clip import resize_clip_pos  # noqa: E402
+from optical_memory.encoder import sam as sam_module  # noqa: E402
+from optical_memory.encoder.allocator import tune_cpu_allocator  # noqa: E402
 from optical_memory.encoder.common import (  # noqa: E402
     attention,
     eager_attention,
     folded_rel_pos_attention,
+    scratch,
+    scratch_buffers,
 )
 from optical_memory.encoder.preprocess import (  # noqa: E402
     PAD_COLOR,
@@ -192,6 +197,22 @@ def test_compiled_encoder_pads_the_last_batch():
     assert len(compiled) == 3
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_cpu_sdpa_forward_has_no_graph_break():
+    # the CPU mask path (scratch buffer, chunked masks) traces as one graph
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    enc = DeepEncoder.from_config(DeepEncoderConfig.tiny(), seed=6, attn_impl="sdpa")
+    x = torch.randn(1, 3, 640, 640)
+    with torch.inference_mode():
+        eager = enc(x)
+        compiled = torch.compile(enc, dynamic=False)(x)
+    assert dict(counters["graph_break"]) == {}
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
 
 
 # ------------------------------------------------------------ preprocessing
@@ -365,6 +386,82 @@ def test_fold_model_equals_eager_model(tiny, impl):
     torch.testing.assert_close(fold, ref, atol=1e-5, rtol=1e-4)
 
 
+def test_scratch_reuses_one_buffer_per_dtype_only_inside_the_block():
+    like = torch.empty(0)
+    assert scratch((2, 3), like) is None
+    with scratch_buffers():
+        a = scratch((4, 5), like)
+        b = scratch((2, 3), like)  # smaller: a view of the same storage
+        assert a.shape == (4, 5) and b.shape == (2, 3) and b.is_contiguous()
+        assert b.data_ptr() == a.data_ptr()
+        c = scratch((10, 10), like)  # larger: the buffer grows
+        assert c.numel() == 100 and scratch((3,), like).data_ptr() == c.data_ptr()
+        d = scratch((3,), torch.empty(0, dtype=torch.float64))
+        assert d.dtype == torch.float64 and d.data_ptr() != c.data_ptr()
+    assert scratch((2, 3), like) is None
+
+
+def test_mask_buffer_reuse_in_inference_changes_nothing(tiny, monkeypatch):
+    # 40×40 grid: padded 14-windows, global blocks chunked 1024 + 576 rows;
+    # without grad every mask is built into the one reused buffer
+    calls: list[tuple[bool, int]] = []
+    real = sam_module.scratch
+
+    def spy(shape, like):
+        buf = real(shape, like)
+        calls.append((buf is not None, buf.data_ptr() if buf is not None else 0))
+        return buf
+
+    monkeypatch.setattr(sam_module, "scratch", spy)
+    x = torch.randn(1, 3, 640, 640)
+    try:
+        tiny.set_attn_impl("sdpa")
+        with_grad = tiny(x)
+        assert calls and not any(used for used, _ in calls)  # autograd: fresh masks
+        calls.clear()
+        with torch.inference_mode():
+            reused = tiny(x)
+    finally:
+        tiny.set_attn_impl("auto")
+    assert calls and all(used for used, _ in calls)
+    assert len({ptr for _, ptr in calls}) <= 2  # the buffer grew at most once
+    torch.testing.assert_close(reused, with_grad.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_tune_cpu_allocator_checks_its_argument():
+    for bad in (0, -1, 2**31, 1.5, True, "1GB"):
+        with pytest.raises(ConfigError):
+            tune_cpu_allocator(bad)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_tune_cpu_allocator_stops_refaulting_large_tensors():
+    # in a child process: the setting is process-wide and lasting
+    code = (
+        "import resource, torch\n"
+        "from optical_memory.encoder import tune_cpu_allocator\n"
+        "def faults():\n"
+        "    t = torch.empty(12_500_000)\n"
+        "    t.fill_(1.0)\n"
+        "    del t\n"
+        "def count():\n"
+        "    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    faults()\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0\n"
+        "faults(); before = count()\n"
+        "ok = tune_cpu_allocator(1 << 27)\n"
+        "faults(); after = count()\n"
+        "print(ok, before, after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ok, before, after = out.stdout.split()
+    if ok != "True":
+        pytest.skip("C library is not glibc")
+    # 50 MB: ~12k fresh 4 KiB pages per allocation by default, ~none once the heap keeps it
+    assert int(before) > 5000 and int(after) < int(before) // 10
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_paths_agree():
@@ -505,3 +602,16 @@ def test_speed_benchmark_quick_run(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "| tiny | 73 | sdpa | 1 |" in out.read_text()
+
+
+def test_device_check_script_smoke(tmp_path):
+    # the GPU check script's commands, on the CPU with the tiny config
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "device_check.sh"
+    env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    speed = (tmp_path / "speed.md").read_text()
+    assert "| tiny | 73 | fold | 2 |" in speed and "| tiny | 73 | fold-cudnn | 2 |" in speed
+    assert "| fold-cudnn |" in (tmp_path / "agreement.md").read_text()
+    assert "| kernel / op |" in (tmp_path / "profile.md").read_text()

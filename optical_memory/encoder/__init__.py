@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "optical_memory.encoder needs PyTorch: pip install 'optical-memory[encoder]'"
     ) from exc
 
+from optical_memory.encoder.allocator import tune_cpu_allocator
 from optical_memory.encoder.common import ATTN_IMPLS, flash_attn_available
 from optical_memory.encoder.config import ClipConfig, DeepEncoderConfig, SamConfig
 from optical_memory.encoder.model import DeepEncoder, VisionTokens, build_deep_encoder
@@ -36,4 +37,5 @@ __all__ = [
     "build_deep_encoder",
     "flash_attn_available",
     "token_layout",
+    "tune_cpu_allocator",
 ]

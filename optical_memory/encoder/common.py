@@ -17,9 +17,11 @@ Attention runs one of these ways, chosen per module by ``attn_impl``:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +95,52 @@ def attention(
             out = flash(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
             return out.transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+_SCRATCH: contextvars.ContextVar[Optional[dict]] = contextvars.ContextVar(
+    "optical_memory_encoder_scratch", default=None
+)
+
+
+@contextlib.contextmanager
+def scratch_buffers() -> Iterator[None]:
+    """Within this block, :func:`scratch` hands out one reused buffer per
+    (dtype, device) instead of a fresh tensor per call; freed on exit.
+
+    Why: on CPU every fresh tensor over glibc's mmap threshold (32 MB at most)
+    is new memory from the kernel, and its first touch page-faults. The
+    relative-position masks are the largest such tensors (a 1024-row chunk of
+    a global block's mask is 201 MB in fp32, built 16 times per base page).
+    Building them into one reused buffer cut a base page's forward from 10.5
+    to 8.3 s on 2 cores (benchmarks/encoder_cpu_memory.py). Callers use a
+    buffer only for a value that is dead before the next ``scratch`` call.
+    """
+    token = _SCRATCH.set({})
+    try:
+        yield
+    finally:
+        _SCRATCH.reset(token)
+
+
+def scratch(shape: tuple[int, ...], like: torch.Tensor) -> Optional[torch.Tensor]:
+    """A contiguous tensor of ``shape`` (``like``'s dtype and device) viewing the
+    reused buffer, or None outside :func:`scratch_buffers`. Its contents are
+    garbage, and it is overwritten by the next call for the same dtype/device.
+    Always None while torch.compile traces (it cannot trace a ContextVar, and
+    plans the graph's memory itself)."""
+    if torch.compiler.is_compiling():
+        return None
+    pool = _SCRATCH.get()
+    if pool is None:
+        return None
+    numel = 1
+    for n in shape:
+        numel *= n
+    key = (like.dtype, like.device)
+    buf = pool.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = pool[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return buf[:numel].view(shape)
 
 
 def resize_grid(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

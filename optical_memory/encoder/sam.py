@@ -8,6 +8,9 @@ itself after ViTDet and MViTv2; the compressor follows the DeepSeek-OCR release.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,6 +20,8 @@ from optical_memory.encoder.common import (
     check_attn_impl,
     folded_rel_pos_attention,
     resize_grid,
+    scratch,
+    scratch_buffers,
 )
 from optical_memory.encoder.config import SamConfig
 
@@ -98,10 +103,17 @@ def decomposed_rel_pos(
     return rel_h, rel_w
 
 
-def expand_rel_pos(rel_h: torch.Tensor, rel_w: torch.Tensor) -> torch.Tensor:
-    """rel_h [..., Nq, kh], rel_w [..., Nq, kw] → bias [..., Nq, kh·kw] (key (m, n) → m·kw + n)."""
-    bias = rel_h[..., :, None] + rel_w[..., None, :]
-    return bias.flatten(-2)
+def expand_rel_pos(
+    rel_h: torch.Tensor, rel_w: torch.Tensor, out: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """rel_h [..., Nq, kh], rel_w [..., Nq, kw] → bias [..., Nq, kh·kw] (key (m, n) → m·kw + n).
+
+    ``out``: a contiguous [..., Nq, kh, kw] tensor to write into (no autograd).
+    """
+    if out is None:
+        return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)
+    torch.add(rel_h[..., :, None], rel_w[..., None, :], out=out)
+    return out.flatten(-2)
 
 
 def rel_pos_bias(
@@ -218,21 +230,16 @@ class SamAttention(nn.Module):
             impl = "fold" if x.is_cuda else "sdpa"
         if impl in ("fold", "fold-cudnn"):
             x = folded_rel_pos_attention(q, k, v, rel_h, rel_w, cudnn=impl == "fold-cudnn")
-        elif impl == "eager" or N <= self.query_chunk:
-            x = attention(q, k, v, expand_rel_pos(rel_h, rel_w), impl)
         else:
-            x = torch.cat(
-                [
-                    attention(
-                        q[:, :, s : s + self.query_chunk], k, v,
-                        expand_rel_pos(rel_h[:, :, s : s + self.query_chunk],
-                                       rel_w[:, :, s : s + self.query_chunk]),
-                        impl,
-                    )
-                    for s in range(0, N, self.query_chunk)
-                ],
-                dim=2,
-            )  # [B, nh, N, hd]
+            rows = N if impl == "eager" else min(N, self.query_chunk)
+            chunks = []
+            for s in range(0, N, rows):
+                e = min(s + rows, N)
+                mask = expand_rel_pos(
+                    rel_h[:, :, s:e], rel_w[:, :, s:e], out=scratch((B, nh, e - s, H, W), q)
+                )
+                chunks.append(attention(q[:, :, s:e], k, v, mask, impl))
+            x = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=2)  # [B, nh, N, hd]
         x = x.transpose(1, 2).reshape(B, H, W, C)
         return self.proj(x)
 
@@ -270,7 +277,12 @@ class SamEncoder(nn.Module):
 
     patch embed (S/16 grid) + resized abs. positions → 12 blocks → neck
     (1×1 conv, LN2d, 3×3 conv, LN2d; 256 ch) → net_2 (s2, 512) → net_3 (s2, 1024).
+
+    ``reuse_mask_buffer``: on CPU without autograd, build every block's
+    relative-position masks into one reused buffer (see ``scratch_buffers``).
     """
+
+    reuse_mask_buffer = True
 
     def __init__(self, cfg: SamConfig, attn_impl: str = "auto") -> None:
         super().__init__()
@@ -294,7 +306,13 @@ class SamEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)  # [B, h, w, C]
         x = x + resize_abs_pos(self.pos_embed, (x.shape[1], x.shape[2]))
-        for block in self.blocks:
-            x = block(x)
+        # reuse one mask buffer across blocks on CPU (see scratch_buffers); not
+        # under autograd (out= tensors have none) or a compiler (which plans memory)
+        reuse = self.reuse_mask_buffer and not (
+            x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling()
+        )
+        with scratch_buffers() if reuse else contextlib.nullcontext():
+            for block in self.blocks:
+                x = block(x)
         x = self.neck(x.permute(0, 3, 1, 2))  # [B, 256, h, w]
         return self.net_3(self.net_2(x))  # [B, 1024, h/4, w/4]
