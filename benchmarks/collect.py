@@ -21,6 +21,8 @@ ORDER = [
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
     ("encoder_speed_cpu_tuned", "benchmarks/encoder_speed.py --tune-malloc"),
     ("encoder_cpu_memory", "benchmarks/encoder_cpu_memory.py"),
+    ("encoder_speed_cpu_bf16", "benchmarks/encoder_speed.py --dtype bf16"),
+    ("encoder_agreement_cpu_bf16", "benchmarks/encoder_agreement.py --dtype bf16 --attn sdpa --batch 1"),
     ("encoder_speed_cpu_1thread", "benchmarks/encoder_speed.py --threads 1"),
     ("encoder_speed_cuda", "benchmarks/encoder_speed.py --device cuda"),
     ("encoder_speed_cuda_modes", "benchmarks/encoder_speed.py --device cuda --modes tiny,small,large"),

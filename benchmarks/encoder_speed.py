@@ -158,7 +158,7 @@ def main(argv=None) -> int:
                            if on_cuda else "sdpa")).split(",")
     config = DeepEncoderConfig.tiny() if args.tiny else DeepEncoderConfig()
 
-    peak_dtype = torch.float32 if not on_cuda else dtype
+    peak_dtype = dtype  # the peak of the dtype the encoder runs in
     peak = matmul_peak(device, peak_dtype, 8192 if on_cuda else 2048, 10)
     model = DeepEncoder.from_config(config, device=device, dtype=dtype)
     n_params = sum(p.numel() for p in model.parameters())
