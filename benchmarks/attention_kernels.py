@@ -8,6 +8,11 @@ each SDPA backend on those shapes (batch ``--batch`` pages) and prints ms per
 call and TFLOP/s counted on the useful work (q·k at the folded width, a·v at 64).
 
     python benchmarks/attention_kernels.py --batch 64 --out benchmarks/results/attention_kernels.md
+
+A second table runs the folded global shape (v 64) under ``torch.compile``
+three ways (plain SDPA, SDPA inside ``sdpa_kernel`` with cuDNN first, the
+cuDNN op called directly) and names the kernel that took the most GPU time,
+to see whether a compiled graph keeps the cuDNN choice.
 """
 from __future__ import annotations
 
@@ -33,6 +38,56 @@ def bench(fn, iters: int) -> float:
         torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def top_kernel(fn) -> str:
+    """Name of the CUDA kernel that takes the most time in one call of ``fn``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+    if not events:
+        return "?"
+    return max(events, key=lambda e: e.self_device_time_total).key[:80]
+
+
+def sdpa_default(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+
+
+def sdpa_cudnn_first(q, k, v):
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with sdpa_kernel(backends, set_priority=True):
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+
+
+def cudnn_op(q, k, v):
+    return torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, False, scale=1.0)[0]
+
+
+def compiled_rows(batch: int, iters: int) -> list[str]:
+    """Eager vs compiled time and top kernel of each way to ask for cuDNN."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = False  # the cache key ignores the SDPA backend (pytorch#185449)
+    dev, dt = torch.device("cuda"), torch.bfloat16
+    q = torch.randn(batch, 12, 4096, 192, device=dev, dtype=dt)
+    k = torch.randn(batch, 12, 4096, 192, device=dev, dtype=dt)
+    v = torch.randn(batch, 12, 4096, 64, device=dev, dtype=dt)
+    rows = ["", "## The folded global shape (v 64) under torch.compile", "",
+            "| way | run | ms | top kernel |", "|---|---|---|---|"]
+    for fn in (sdpa_default, sdpa_cudnn_first, cudnn_op):
+        for run, f in (("eager", fn), ("compiled", torch.compile(fn, fullgraph=True))):
+            try:
+                s = bench(lambda: f(q, k, v), iters)
+                row = f"| `{fn.__name__}` | {run} | {s * 1e3:.2f} | `{top_kernel(lambda: f(q, k, v))}` |"
+            except Exception as exc:  # a way this torch/GPU cannot run: say so, go on
+                row = f"| `{fn.__name__}` | {run} | failed: {str(exc).splitlines()[0][:70]} | |"
+            rows.append(row)
+            print(row, flush=True)
+    return rows
 
 
 def main() -> int:
@@ -67,6 +122,7 @@ def main() -> int:
             print(row, flush=True)
         del q, k, v
         torch.cuda.empty_cache()
+    lines += compiled_rows(args.batch, args.iters)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

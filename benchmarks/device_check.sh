@@ -6,6 +6,7 @@
 #
 # Needs torch with CUDA and this repo on PYTHONPATH (no skia, no extras).
 # Writes, in OUT_DIR:
+#   kernels.md     SDPA backends on the folded shapes, eager and compiled (attention_kernels.py)
 #   profile.md     which kernels the compiled fold-cudnn forward calls (is it cuDNN?)
 #   speed.md       pages/s, fold vs fold-cudnn, torch.compile, base, batch 64
 #   agreement.md   the bf16 paths against the fp32 eager forward
@@ -40,10 +41,13 @@ else
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
 
-step 150 profile "$PY" benchmarks/encoder_profile.py "${DEV[@]}" --batch "$BATCH" --mode "$MODE" \
+if [ "${SMOKE:-0}" != 1 ]; then  # CUDA only: SDPA backends by name
+    step 150 kernels "$PY" benchmarks/attention_kernels.py --batch 64 --iters 5 --out "$OUT_DIR/kernels.md"
+fi
+step 120 profile "$PY" benchmarks/encoder_profile.py "${DEV[@]}" --batch "$BATCH" --mode "$MODE" \
     --attn fold-cudnn "${COMPILE[@]}" --iters 3 --top 20 --out "$OUT_DIR/profile.md"
-step 240 speed "$PY" benchmarks/encoder_speed.py "${DEV[@]}" --batch "$BATCH" --modes "$MODE" \
+step 200 speed "$PY" benchmarks/encoder_speed.py "${DEV[@]}" --batch "$BATCH" --modes "$MODE" \
     --attn fold,fold-cudnn --iters 5 "${COMPILE[@]}" --out "$OUT_DIR/speed.md"
-step 120 agreement "$PY" benchmarks/encoder_agreement.py "${DEV[@]}" --batch 2 --mode "$MODE" \
+step 90 agreement "$PY" benchmarks/encoder_agreement.py "${DEV[@]}" --batch 2 --mode "$MODE" \
     --dtype "$DTYPE" --attn sdpa,fold,fold-cudnn --out "$OUT_DIR/agreement.md"
 exit "$FAILED"
