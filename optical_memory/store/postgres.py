@@ -36,7 +36,6 @@ Tables are prefixed ``om_`` and created in the connection's ``search_path``
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import re
@@ -51,11 +50,9 @@ from optical_memory.store.base import (
     MAX_PHRASE_WORDS,
     SOURCES,
     Deleted,
-    ItemRecord,
     NewItem,
     NewPage,
     NotFoundError,
-    PageRecord,
     RenditionRecord,
     Scope,
     SearchHit,
@@ -63,21 +60,19 @@ from optical_memory.store.base import (
     StoreStats,
     check_id,
     check_item,
-    check_kinds,
     check_limit,
     check_page,
     check_rendition,
     check_scope,
     check_sources,
-    check_tiers,
     dump_json,
     make_snippet,
     match_offsets,
     query_phrases,
-    spans_from_json,
     spans_to_json,
     utc_now,
 )
+from optical_memory.store.sql import POSTGRES, SqlReads
 from optical_memory.store.migrations import Migration
 
 try:
@@ -108,15 +103,6 @@ _WRITE_LOCK = 0x6F6D_0002
 
 _WORD = re.compile(r"[^\W_]+")
 
-_ITEM_COLUMNS = (
-    "i.id, i.user_id, i.agent_id, i.session_id, i.seq, i.kind, i.role, i.name, i.time, "
-    "i.text, i.text_tokens, i.tool_call_ids, i.meta, i.content_hash, i.created_at"
-)
-_PAGE_COLUMNS = (
-    "p.id, p.user_id, p.agent_id, p.session_id, p.seq, p.width, p.height, p.font_size, "
-    "p.png, p.text, p.readback, p.spans, p.missing_glyphs, p.meta, p.tier, p.created_at"
-)
-_PAGE_COLUMNS_NO_PNG = _PAGE_COLUMNS.replace("p.png", "NULL::bytea AS png")
 
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -261,62 +247,6 @@ def query_terms(query: str) -> list[str]:
     return terms
 
 
-# --------------------------------------------------------------------------
-# Rows → records
-# --------------------------------------------------------------------------
-
-
-def _item_record(row: dict[str, Any]) -> ItemRecord:
-    return ItemRecord(
-        id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
-        seq=row["seq"],
-        kind=row["kind"],
-        role=row["role"],
-        name=row["name"],
-        time=row["time"],
-        text=row["text"],
-        text_tokens=row["text_tokens"],
-        tool_call_ids=tuple(json.loads(row["tool_call_ids"])),
-        meta=json.loads(row["meta"]),
-        content_hash=row["content_hash"],
-        created_at=row["created_at"],
-    )
-
-
-def _page_record(row: dict[str, Any]) -> PageRecord:
-    png = row["png"]
-    return PageRecord(
-        id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
-        seq=row["seq"],
-        width=row["width"],
-        height=row["height"],
-        font_size=row["font_size"],
-        png=bytes(png) if png is not None else None,
-        text=row["text"],
-        readback=row["readback"],
-        spans=spans_from_json(row["spans"]),
-        missing_glyphs=json.loads(row["missing_glyphs"]),
-        meta=json.loads(row["meta"]),
-        tier=row["tier"],
-        created_at=row["created_at"],
-    )
-
-
-def _scope_where(scope: Scope, alias: str) -> tuple[str, list[Any]]:
-    """SQL condition (fixed identifiers) and its parameters for ``scope``."""
-    clauses = [f"{alias}.user_id = %s"]
-    params: list[Any] = [scope.user_id]
-    if scope.agent_id is not None:
-        clauses.append(f"{alias}.agent_id = %s")
-        params.append(scope.agent_id)
-    if scope.session_id is not None:
-        clauses.append(f"{alias}.session_id = %s")
-        params.append(scope.session_id)
-    return " AND ".join(clauses), params
-
-
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for messages and logs)."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
@@ -380,13 +310,15 @@ def migrate(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS) 
     return done
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """The :class:`~optical_memory.store.base.Store` protocol on PostgreSQL.
 
     url:      ``postgresql://user:password@host:port/dbname`` (libpq URL).
     max_size: pool size (connections this object may hold at once).
     timeout:  seconds to wait for the server at open and for a free connection.
     """
+
+    _sql = POSTGRES
 
     def __init__(
         self,
@@ -574,7 +506,7 @@ class PostgresStore:
         scope = check_scope(scope)
         check_id("page_id", page_id)
         check_id("tier", tier)
-        where, params = _scope_where(scope, "p")
+        where, params = POSTGRES.scope_where(scope, "p")
         with self._write() as conn:
             cur = conn.execute(
                 f"UPDATE om_pages p SET tier = %s WHERE p.id = %s AND {where}",
@@ -587,7 +519,7 @@ class PostgresStore:
     def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
         scope = check_scope(scope)
         r = check_rendition(rendition)
-        where, params = _scope_where(scope, "p")
+        where, params = POSTGRES.scope_where(scope, "p")
         with self._write() as conn:
             found = conn.execute(
                 f"SELECT 1 FROM om_pages p WHERE p.id = %s AND {where} FOR SHARE",
@@ -612,7 +544,7 @@ class PostgresStore:
     @_guarded
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
-        where, params = _scope_where(scope, "i")
+        where, params = POSTGRES.scope_where(scope, "i")
         wanted: list[str] | None = None
         if item_ids is not None:
             if isinstance(item_ids, str):
@@ -649,136 +581,7 @@ class PostgresStore:
         partial = tuple(p for p in pages if p in still_held)
         return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
 
-    # -- reads -------------------------------------------------------------
-
-    @_guarded
-    def get_item(self, item_id: str, scope: Scope) -> ItemRecord | None:
-        scope = check_scope(scope)
-        check_id("item_id", item_id)
-        where, params = _scope_where(scope, "i")
-        rows = self._read(
-            f"SELECT {_ITEM_COLUMNS} FROM om_items i WHERE i.id = %s AND {where}",
-            [item_id, *params],
-        )
-        return _item_record(rows[0]) if rows else None
-
-    @_guarded
-    def get_page(self, page_id: str, scope: Scope) -> PageRecord | None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        where, params = _scope_where(scope, "p")
-        rows = self._read(
-            f"SELECT {_PAGE_COLUMNS} FROM om_pages p WHERE p.id = %s AND {where}",
-            [page_id, *params],
-        )
-        return _page_record(rows[0]) if rows else None
-
-    @_guarded
-    def list_items(
-        self,
-        scope: Scope,
-        *,
-        since_seq: int | None = None,
-        limit: int | None = None,
-        kinds: Sequence[str] | None = None,
-        on_page: bool | None = None,
-        newest_first: bool = False,
-    ) -> list[ItemRecord]:
-        scope = check_scope(scope)
-        check_limit("since_seq", since_seq)
-        check_limit("limit", limit)
-        kinds = check_kinds(kinds)
-        where, params = _scope_where(scope, "i")
-        sql = f"SELECT {_ITEM_COLUMNS} FROM om_items i WHERE {where}"
-        if since_seq is not None:
-            sql += " AND i.seq > %s"
-            params.append(since_seq)
-        if kinds is not None:
-            if not kinds:
-                return []
-            sql += " AND i.kind = ANY(%s)"
-            params.append(list(kinds))
-        if on_page is not None:
-            exists = "EXISTS (SELECT 1 FROM om_page_items pi WHERE pi.item_id = i.id)"
-            sql += f" AND {exists}" if on_page else f" AND NOT {exists}"
-        sql += " ORDER BY i.seq DESC" if newest_first else " ORDER BY i.seq"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [_item_record(r) for r in self._read(sql, params)]
-
-    @_guarded
-    def list_pages(
-        self,
-        scope: Scope,
-        *,
-        since_seq: int | None = None,
-        limit: int | None = None,
-        tiers: Sequence[str] | None = None,
-        with_png: bool = True,
-        newest_first: bool = False,
-    ) -> list[PageRecord]:
-        scope = check_scope(scope)
-        check_limit("since_seq", since_seq)
-        check_limit("limit", limit)
-        tiers = check_tiers(tiers)
-        where, params = _scope_where(scope, "p")
-        columns = _PAGE_COLUMNS if with_png else _PAGE_COLUMNS_NO_PNG
-        sql = f"SELECT {columns} FROM om_pages p WHERE {where}"
-        if since_seq is not None:
-            sql += " AND p.seq > %s"
-            params.append(since_seq)
-        if tiers is not None:
-            if not tiers:
-                return []
-            sql += " AND p.tier = ANY(%s)"
-            params.append(list(tiers))
-        sql += " ORDER BY p.seq DESC" if newest_first else " ORDER BY p.seq"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [_page_record(r) for r in self._read(sql, params)]
-
-    @_guarded
-    def pages_for_item(self, item_id: str, scope: Scope) -> list[PageRecord]:
-        scope = check_scope(scope)
-        check_id("item_id", item_id)
-        item_where, item_params = _scope_where(scope, "i")
-        page_where, page_params = _scope_where(scope, "p")
-        rows = self._read(
-            f"SELECT {_PAGE_COLUMNS} FROM om_pages p "
-            "JOIN om_page_items pi ON pi.page_id = p.id "
-            f"WHERE pi.item_id = %s AND {page_where} AND EXISTS "
-            f"(SELECT 1 FROM om_items i WHERE i.id = %s AND {item_where}) ORDER BY p.seq",
-            [item_id, *page_params, item_id, *item_params],
-        )
-        return [_page_record(r) for r in rows]
-
-    @_guarded
-    def get_rendition(self, page_id: str, tier: str, scope: Scope) -> RenditionRecord | None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        check_id("tier", tier)
-        where, params = _scope_where(scope, "p")
-        rows = self._read(
-            "SELECT r.page_id, r.tier, r.width, r.height, r.png, r.vision_tokens, r.encoder "
-            "FROM om_renditions r JOIN om_pages p ON p.id = r.page_id "
-            f"WHERE r.page_id = %s AND r.tier = %s AND {where}",
-            [page_id, tier, *params],
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        tokens = r["vision_tokens"]
-        return RenditionRecord(
-            page_id=r["page_id"],
-            tier=r["tier"],
-            width=r["width"],
-            height=r["height"],
-            png=bytes(r["png"]),
-            vision_tokens=bytes(tokens) if tokens is not None else None,
-            encoder=r["encoder"],
-        )
+    # -- reads (get/list: SqlReads) ---------------------------------------
 
     @_guarded
     def search(
@@ -802,7 +605,7 @@ class PostgresStore:
         params: list[Any] = list(terms)
         parts: list[str] = []
         if "item" in sources:
-            where, p = _scope_where(scope, "i")
+            where, p = POSTGRES.scope_where(scope, "i")
             parts.append(
                 "SELECT 'item' AS source, i.id AS item_id, NULL AS page_id, i.text AS body, "
                 f"2 * i.seq AS tiebreak, max({score}) AS score "
@@ -811,7 +614,7 @@ class PostgresStore:
             )
             params += [*weights, *p]
         if "page" in sources:
-            where, p = _scope_where(scope, "p")
+            where, p = POSTGRES.scope_where(scope, "p")
             parts.append(
                 "SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, p.readback AS body, "
                 f"2 * p.seq + 1 AS tiebreak, max({score}) AS score "
@@ -843,8 +646,8 @@ class PostgresStore:
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
         scope = check_scope(scope)
-        item_where, item_params = _scope_where(scope, "i")
-        page_where, page_params = _scope_where(scope, "p")
+        item_where, item_params = POSTGRES.scope_where(scope, "i")
+        page_where, page_params = POSTGRES.scope_where(scope, "p")
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             row = conn.execute(

@@ -16,7 +16,6 @@ writes through the file lock. Schema: see :mod:`optical_memory.store.migrations`
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sqlite3
@@ -30,11 +29,9 @@ from optical_memory.errors import InputError
 from optical_memory.store import migrations
 from optical_memory.store.base import (
     Deleted,
-    ItemRecord,
     NewItem,
     NewPage,
     NotFoundError,
-    PageRecord,
     RenditionRecord,
     Scope,
     SearchHit,
@@ -43,46 +40,25 @@ from optical_memory.store.base import (
     SOURCES,
     check_id,
     check_item,
-    check_kinds,
     check_limit,
     check_page,
     check_rendition,
     check_scope,
     check_sources,
-    check_tiers,
     dump_json,
     fts5_match_expression,
     make_snippet,
     match_offsets,
     query_phrases,
-    spans_from_json,
     spans_to_json,
     utc_now,
 )
+from optical_memory.store.sql import SQLITE, SqlReads
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
-
-_ITEM_COLUMNS = ", ".join(
-    f"items.{c} AS {c}"
-    for c in (
-        "id user_id agent_id session_id seq kind role name time text text_tokens "
-        "tool_call_ids meta content_hash created_at"
-    ).split()
-)
-
-
-def _page_columns(*, with_png: bool = True) -> str:
-    names = (
-        "id user_id agent_id session_id seq width height font_size png text readback "
-        "spans missing_glyphs meta tier created_at"
-    ).split()
-    return ", ".join(
-        "NULL AS png" if c == "png" and not with_png else f"pages.{c} AS {c}" for c in names
-    )
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,19 +81,6 @@ def _guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _scope_where(scope: Scope, alias: str) -> tuple[str, list[Any]]:
-    """SQL condition (and its parameters) for rows visible under ``scope``."""
-    clauses = [f"{alias}.user_id = ?"]
-    params: list[Any] = [scope.user_id]
-    if scope.agent_id is not None:
-        clauses.append(f"{alias}.agent_id = ?")
-        params.append(scope.agent_id)
-    if scope.session_id is not None:
-        clauses.append(f"{alias}.session_id = ?")
-        params.append(scope.session_id)
-    return " AND ".join(clauses), params
-
-
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for i in range(0, len(values), _CHUNK):
         yield values[i : i + _CHUNK]
@@ -127,49 +90,13 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _item_record(row: sqlite3.Row) -> ItemRecord:
-    return ItemRecord(
-        id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
-        seq=row["seq"],
-        kind=row["kind"],
-        role=row["role"],
-        name=row["name"],
-        time=row["time"],
-        text=row["text"],
-        text_tokens=row["text_tokens"],
-        tool_call_ids=tuple(json.loads(row["tool_call_ids"])),
-        meta=json.loads(row["meta"]),
-        content_hash=row["content_hash"],
-        created_at=row["created_at"],
-    )
-
-
-def _page_record(row: sqlite3.Row) -> PageRecord:
-    png = row["png"]
-    return PageRecord(
-        id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
-        seq=row["seq"],
-        width=row["width"],
-        height=row["height"],
-        font_size=row["font_size"],
-        png=bytes(png) if png is not None else None,
-        text=row["text"],
-        readback=row["readback"],
-        spans=spans_from_json(row["spans"]),
-        missing_glyphs=json.loads(row["missing_glyphs"]),
-        meta=json.loads(row["meta"]),
-        tier=row["tier"],
-        created_at=row["created_at"],
-    )
-
-
-class SQLiteStore:
+class SQLiteStore(SqlReads):
     """The :class:`~optical_memory.store.base.Store` protocol on one SQLite file.
 
     ``path`` is a file path (its folder is created) or ``":memory:"``.
     """
+
+    _sql = SQLITE
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT_S):
         self.path = str(path)
@@ -336,7 +263,7 @@ class SQLiteStore:
         scope = check_scope(scope)
         check_id("page_id", page_id)
         check_id("tier", tier)
-        where, params = _scope_where(scope, "pages")
+        where, params = SQLITE.scope_where(scope, "pages")
         with self._write() as db:
             cur = db.execute(
                 f"UPDATE pages SET tier = ? WHERE id = ? AND {where}", [tier, page_id, *params]
@@ -348,7 +275,7 @@ class SQLiteStore:
     def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
         scope = check_scope(scope)
         r = check_rendition(rendition)
-        where, params = _scope_where(scope, "pages")
+        where, params = SQLITE.scope_where(scope, "pages")
         with self._write() as db:
             found = db.execute(
                 f"SELECT 1 FROM pages WHERE id = ? AND {where}", [r.page_id, *params]
@@ -377,7 +304,7 @@ class SQLiteStore:
     @_guarded
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
-        where, params = _scope_where(scope, "items")
+        where, params = SQLITE.scope_where(scope, "items")
         with self._write() as db:
             if item_ids is None:
                 targets = [r[0] for r in db.execute(f"SELECT id FROM items WHERE {where}", params)]
@@ -421,136 +348,11 @@ class SQLiteStore:
         partial = tuple(p for p in pages if p in still_held)
         return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
 
-    # -- reads -------------------------------------------------------------
+    # -- reads (get/list: SqlReads) ---------------------------------------
 
     @_guarded
-    def get_item(self, item_id: str, scope: Scope) -> ItemRecord | None:
-        scope = check_scope(scope)
-        check_id("item_id", item_id)
-        where, params = _scope_where(scope, "items")
-        rows = self._read(
-            f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ? AND {where}", [item_id, *params]
-        )
-        return _item_record(rows[0]) if rows else None
-
-    @_guarded
-    def get_page(self, page_id: str, scope: Scope) -> PageRecord | None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        where, params = _scope_where(scope, "pages")
-        rows = self._read(
-            f"SELECT {_page_columns()} FROM pages WHERE id = ? AND {where}",
-            [page_id, *params],
-        )
-        return _page_record(rows[0]) if rows else None
-
-    @_guarded
-    def list_items(
-        self,
-        scope: Scope,
-        *,
-        since_seq: int | None = None,
-        limit: int | None = None,
-        kinds: Sequence[str] | None = None,
-        on_page: bool | None = None,
-        newest_first: bool = False,
-    ) -> list[ItemRecord]:
-        scope = check_scope(scope)
-        check_limit("since_seq", since_seq)
-        check_limit("limit", limit)
-        kinds = check_kinds(kinds)
-        where, params = _scope_where(scope, "items")
-        sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
-        if since_seq is not None:
-            sql += " AND seq > ?"
-            params.append(since_seq)
-        if kinds is not None:
-            if not kinds:
-                return []
-            sql += f" AND kind IN ({_marks(len(kinds))})"
-            params += kinds
-        if on_page is not None:
-            exists = "EXISTS (SELECT 1 FROM page_items WHERE page_items.item_id = items.id)"
-            sql += f" AND {exists}" if on_page else f" AND NOT {exists}"
-        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_item_record(r) for r in self._read(sql, params)]
-
-    @_guarded
-    def list_pages(
-        self,
-        scope: Scope,
-        *,
-        since_seq: int | None = None,
-        limit: int | None = None,
-        tiers: Sequence[str] | None = None,
-        with_png: bool = True,
-        newest_first: bool = False,
-    ) -> list[PageRecord]:
-        scope = check_scope(scope)
-        check_limit("since_seq", since_seq)
-        check_limit("limit", limit)
-        where, params = _scope_where(scope, "pages")
-        columns = _page_columns(with_png=with_png)
-        sql = f"SELECT {columns} FROM pages WHERE {where}"
-        if since_seq is not None:
-            sql += " AND seq > ?"
-            params.append(since_seq)
-        tiers = check_tiers(tiers)
-        if tiers is not None:
-            if not tiers:
-                return []
-            sql += f" AND tier IN ({_marks(len(tiers))})"
-            params += tiers
-        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_page_record(r) for r in self._read(sql, params)]
-
-    @_guarded
-    def pages_for_item(self, item_id: str, scope: Scope) -> list[PageRecord]:
-        scope = check_scope(scope)
-        check_id("item_id", item_id)
-        item_where, item_params = _scope_where(scope, "items")
-        page_where, page_params = _scope_where(scope, "pages")
-        if not self._read(f"SELECT 1 FROM items WHERE id = ? AND {item_where}", [item_id, *item_params]):
-            return []
-        rows = self._read(
-            f"SELECT {_page_columns()} "
-            "FROM pages JOIN page_items ON page_items.page_id = pages.id "
-            f"WHERE page_items.item_id = ? AND {page_where} ORDER BY pages.seq",
-            [item_id, *page_params],
-        )
-        return [_page_record(r) for r in rows]
-
-    @_guarded
-    def get_rendition(self, page_id: str, tier: str, scope: Scope) -> RenditionRecord | None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        check_id("tier", tier)
-        where, params = _scope_where(scope, "pages")
-        rows = self._read(
-            "SELECT r.page_id, r.tier, r.width, r.height, r.png, r.vision_tokens, r.encoder "
-            "FROM renditions r JOIN pages ON pages.id = r.page_id "
-            f"WHERE r.page_id = ? AND r.tier = ? AND {where}",
-            [page_id, tier, *params],
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        tokens = r["vision_tokens"]
-        return RenditionRecord(
-            page_id=r["page_id"],
-            tier=r["tier"],
-            width=r["width"],
-            height=r["height"],
-            png=bytes(r["png"]),
-            vision_tokens=bytes(tokens) if tokens is not None else None,
-            encoder=r["encoder"],
-        )
+    def _guarded_read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._read(sql, params)
 
     @_guarded
     def search(
@@ -566,7 +368,7 @@ class SQLiteStore:
         parts: list[str] = []
         params: list[Any] = []
         if "item" in sources:
-            where, p = _scope_where(scope, "items")
+            where, p = SQLITE.scope_where(scope, "items")
             parts.append(
                 "SELECT 'item' AS source, items.id AS item_id, NULL AS page_id, "
                 "items.text AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
@@ -575,7 +377,7 @@ class SQLiteStore:
             )
             params += [expr, *p]
         if "page" in sources:
-            where, p = _scope_where(scope, "pages")
+            where, p = SQLITE.scope_where(scope, "pages")
             parts.append(
                 "SELECT 'page' AS source, NULL AS item_id, pages.id AS page_id, "
                 "pages.readback AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
@@ -603,8 +405,8 @@ class SQLiteStore:
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
         scope = check_scope(scope)
-        item_where, item_params = _scope_where(scope, "items")
-        page_where, page_params = _scope_where(scope, "pages")
+        item_where, item_params = SQLITE.scope_where(scope, "items")
+        page_where, page_params = SQLITE.scope_where(scope, "pages")
         items, tokens = self._read(
             f"SELECT count(*), coalesce(sum(text_tokens), 0) FROM items WHERE {item_where}",
             item_params,
