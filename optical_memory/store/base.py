@@ -523,6 +523,23 @@ def check_page(page: object, index: int) -> NewPage:
     return page
 
 
+def check_write(
+    items: Sequence[object], pages: Sequence[object], scope: object
+) -> tuple[Scope, list[NewItem], list[NewPage]]:
+    """Check one ``add_items`` call: the scope, every item and page, at least
+    one of them, and no id twice within the call."""
+    checked_scope = check_scope(scope)
+    checked_items = [check_item(item, i) for i, item in enumerate(items)]
+    checked_pages = [check_page(page, i) for i, page in enumerate(pages)]
+    if not checked_items and not checked_pages:
+        raise InputError("add_items needs at least one item or page")
+    for name, records in (("item", checked_items), ("page", checked_pages)):
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            raise InputError(f"duplicate {name} ids in one write")
+    return checked_scope, checked_items, checked_pages
+
+
 def check_png(name: str, png: object, *, size: tuple[int, int] | None = None) -> None:
     """PNG signature and IHDR header: non-zero dimensions, at most
     :data:`MAX_PAGE_PIXELS`, equal to ``size`` (the record's width, height)."""

@@ -59,11 +59,10 @@ from optical_memory.store.base import (
     StoreError,
     StoreStats,
     check_id,
-    check_item,
     check_limit,
-    check_page,
     check_rendition,
     check_scope,
+    check_write,
     check_sources,
     dump_json,
     make_snippet,
@@ -403,16 +402,9 @@ class PostgresStore(SqlReads):
     def add_items(
         self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
     ) -> tuple[list[str], list[str]]:
-        scope = check_scope(scope)
-        checked_items = [check_item(item, i) for i, item in enumerate(items)]
-        checked_pages = [check_page(page, i) for i, page in enumerate(pages)]
-        if not checked_items and not checked_pages:
-            raise InputError("add_items needs at least one item or page")
+        scope, checked_items, checked_pages = check_write(items, pages, scope)
         item_ids = [item.id for item in checked_items]
         page_ids = [page.id for page in checked_pages]
-        for name, ids in (("item", item_ids), ("page", page_ids)):
-            if len(set(ids)) != len(ids):
-                raise InputError(f"duplicate {name} ids in one write")
         now = utc_now()
         rows_items = [
             (
