@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
 from typing import Callable, Iterator, Optional
 
 import torch
@@ -133,9 +134,7 @@ def scratch(shape: tuple[int, ...], like: torch.Tensor) -> Optional[torch.Tensor
     pool = _SCRATCH.get()
     if pool is None:
         return None
-    numel = 1
-    for n in shape:
-        numel *= n
+    numel = math.prod(shape)
     key = (like.dtype, like.device)
     buf = pool.get(key)
     if buf is None or buf.numel() < numel:
