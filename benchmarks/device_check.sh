@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks for the DeepEncoder's H100 target (>= 300 base pages/s, bf16,
-# encoder only), as one script that fits one 10-minute device call.
+# encoder only), as one script that fits one 10-minute device call (step limits
+# add up to 580 s; run it with timeout_s 600).
 #
 #   bash benchmarks/device_check.sh [OUT_DIR]      (default: $OUT, else /tmp/device_check)
 #
@@ -42,11 +43,11 @@ fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
 
 if [ "${SMOKE:-0}" != 1 ]; then  # CUDA only: SDPA backends by name
-    step 150 kernels "$PY" benchmarks/attention_kernels.py --batch 64 --iters 5 --out "$OUT_DIR/kernels.md"
+    step 120 kernels "$PY" benchmarks/attention_kernels.py --batch 64 --iters 5 --out "$OUT_DIR/kernels.md"
 fi
-step 120 profile "$PY" benchmarks/encoder_profile.py "${DEV[@]}" --batch "$BATCH" --mode "$MODE" \
+step 150 profile "$PY" benchmarks/encoder_profile.py "${DEV[@]}" --batch "$BATCH" --mode "$MODE" \
     --attn fold-cudnn "${COMPILE[@]}" --iters 3 --top 20 --out "$OUT_DIR/profile.md"
-step 200 speed "$PY" benchmarks/encoder_speed.py "${DEV[@]}" --batch "$BATCH" --modes "$MODE" \
+step 220 speed "$PY" benchmarks/encoder_speed.py "${DEV[@]}" --batch "$BATCH" --modes "$MODE" \
     --attn fold,fold-cudnn --iters 5 "${COMPILE[@]}" --out "$OUT_DIR/speed.md"
 step 90 agreement "$PY" benchmarks/encoder_agreement.py "${DEV[@]}" --batch 2 --mode "$MODE" \
     --dtype "$DTYPE" --attn sdpa,fold,fold-cudnn --out "$OUT_DIR/agreement.md"
