@@ -176,21 +176,15 @@ def list_items_query(
     on_page: bool | None,
     newest_first: bool,
 ) -> Query:
-    scope = check_scope(scope)
-    check_limit("since_seq", since_seq)
-    check_limit("limit", limit)
-    kinds = check_kinds(kinds)
-    where, params = d.scope_where(scope, "i")
-    sql = f"SELECT {d.item_columns()} FROM {d.items} i WHERE {where}"
-    if kinds is not None:
-        if not kinds:
-            return None
-        cond, more = d.in_list("i.kind", kinds)
-        sql, params = f"{sql} AND {cond}", params + more
+    extra = ""
     if on_page is not None:
         exists = f"EXISTS (SELECT 1 FROM {d.page_items} pi WHERE pi.item_id = i.id)"
-        sql += f" AND {exists}" if on_page else f" AND NOT {exists}"
-    return _by_seq(d, sql, params, "i", since_seq, limit, newest_first)
+        extra = f" AND {exists}" if on_page else f" AND NOT {exists}"
+    return _list_query(
+        d, scope, f"SELECT {d.item_columns()} FROM {d.items} i", "i",
+        since_seq=since_seq, limit=limit, newest_first=newest_first,
+        member=("i.kind", check_kinds(kinds)), extra=extra,
+    )
 
 
 def list_pages_query(
@@ -203,32 +197,47 @@ def list_pages_query(
     with_png: bool,
     newest_first: bool,
 ) -> Query:
+    return _list_query(
+        d, scope, f"SELECT {d.page_columns(with_png=with_png)} FROM {d.pages} p", "p",
+        since_seq=since_seq, limit=limit, newest_first=newest_first,
+        member=("p.tier", check_tiers(tiers)),
+    )
+
+
+def _list_query(
+    d: Dialect,
+    scope: Scope,
+    select: str,
+    alias: str,
+    *,
+    since_seq: int | None,
+    limit: int | None,
+    newest_first: bool,
+    member: tuple[str, Sequence[str] | None],
+    extra: str = "",
+) -> Query:
+    """``select`` over rows of ``alias`` visible under ``scope`` whose
+    ``member[0]`` is one of ``member[1]`` (None: any; empty: none), plus the
+    ``extra`` condition, with ``seq > since_seq``, by ``seq``, cut to ``limit``."""
     scope = check_scope(scope)
     check_limit("since_seq", since_seq)
     check_limit("limit", limit)
-    tiers = check_tiers(tiers)
-    where, params = d.scope_where(scope, "p")
-    sql = f"SELECT {d.page_columns(with_png=with_png)} FROM {d.pages} p WHERE {where}"
-    if tiers is not None:
-        if not tiers:
+    where, params = d.scope_where(scope, alias)
+    sql = f"{select} WHERE {where}"
+    column, values = member
+    if values is not None:
+        if not values:
             return None
-        cond, more = d.in_list("p.tier", tiers)
+        cond, more = d.in_list(column, values)
         sql, params = f"{sql} AND {cond}", params + more
-    return _by_seq(d, sql, params, "p", since_seq, limit, newest_first)
-
-
-def _by_seq(
-    d: Dialect, sql: str, params: list[Any], alias: str,
-    since_seq: int | None, limit: int | None, newest_first: bool,
-) -> tuple[str, list[Any]]:
-    """``seq > since_seq``, then order by ``seq`` and cut to ``limit``."""
+    sql += extra
     if since_seq is not None:
         sql += f" AND {alias}.seq > {d.mark}"
-        params = [*params, since_seq]
+        params.append(since_seq)
     sql += f" ORDER BY {alias}.seq DESC" if newest_first else f" ORDER BY {alias}.seq"
     if limit is not None:
         sql += f" LIMIT {d.mark}"
-        params = [*params, limit]
+        params.append(limit)
     return sql, params
 
 
