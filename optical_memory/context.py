@@ -129,7 +129,7 @@ class Accounting:
         if self.pages:
             out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-"))
         if self.dropped_pages:
-            out.append((f"dropped for budget (stored, retrievable)", str(self.dropped_pages),
+            out.append(("dropped for budget (stored, retrievable)", str(self.dropped_pages),
                         str(self.dropped_text_tokens), "0", "-"))
         out.append(("total: history as text → context", str(self.pages),
                     str(self.history_text_tokens), str(self.context_tokens),

@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +81,30 @@ def _guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _enable_wal(db: sqlite3.Connection, timeout: float) -> str:
+    """Switch ``db`` to WAL; returns the journal mode it ends in.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers
+    "database is locked" at once, without the busy handler, when another
+    connection holds the file (several processes opening a new store together
+    hit this). So retry with backoff until ``timeout`` seconds have passed.
+    Once one connection has switched, the mode is persistent: later openers
+    read "wal" and need no lock.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for i in range(0, len(values), _CHUNK):
         yield values[i : i + _CHUNK]
@@ -115,7 +140,7 @@ class SQLiteStore(SqlReads):
             db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             db.execute("PRAGMA foreign_keys = ON")
             if self.path != ":memory:":
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _enable_wal(db, timeout)
                 if str(mode).lower() != "wal":
                     logger.warning("%s: WAL unavailable, journal_mode is %s", self.path, mode)
             db.execute("PRAGMA synchronous = FULL")
