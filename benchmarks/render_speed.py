@@ -8,6 +8,9 @@
    (the stdlib ``inspect`` module) and a synthetic chat of short turns.
 2. Speed on English text from ``pydoc_data.topics``: layout only,
    layout + draw, layout + draw + PNG encoding; median of ``--repeats`` runs.
+3. Token counting speed: the library's default counter (o200k_base) on
+   1 M characters of English (``pydoc_data.topics``), as one string and as
+   2,500 turns of 400 characters.
 
 Prints a markdown report and writes it to ``--out``.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 import pydoc_data.topics
 
 from optical_memory.render import RenderConfig, Renderer, Turn
+from optical_memory.tokens import DEFAULT_TOKENIZER, get_counter
 
 HERE = Path(__file__).resolve().parent
 
@@ -101,6 +105,21 @@ def speed(text: str, repeats: int) -> list[tuple[str, float, float]]:
     ] + [("_pages", float(n_pages), float(n_chars))]
 
 
+def counting(text: str, repeats: int) -> list[tuple[str, int, float]]:
+    """(what, tokens, seconds) for the default counter on ``text`` (median of runs)."""
+    counter = get_counter()
+    counter.count("warm up")
+    whole = (text * (1 + 1_000_000 // len(text)))[:1_000_000]  # 1 M chars
+    pieces = [whole[i:i + 400] for i in range(0, len(whole), 400)]
+    return [
+        ("1 M chars as one string", counter.count(whole),
+         _median_time(lambda: counter.count(whole), repeats)),
+        (f"1 M chars as {len(pieces):,} turns of 400 chars",
+         sum(counter.count(p) for p in pieces),
+         _median_time(lambda: [counter.count(p) for p in pieces], repeats)),
+    ]
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -139,6 +158,13 @@ def main(argv: list[str] | None = None) -> str:
             "| stage | pages/s | chars/s | ms/page |", "|---|---|---|---|"]
     for name, pps, cps in rows:
         out.append(f"| {name} | {pps:,.1f} | {cps / 1e6:.2f} M | {1000 / pps:.2f} |")
+
+    out += ["", f"## Token counting ({DEFAULT_TOKENIZER}, the library's default counter, "
+            f"median of {args.repeats})", "",
+            "| input | tokens | seconds | M chars/s | tokens/s |", "|---|---|---|---|---|"]
+    for name, n_tokens, secs in counting(topics, args.repeats):
+        out.append(f"| {name} | {n_tokens:,} | {secs:.3f} | {1.0 / secs:.2f} | "
+                   f"{n_tokens / secs / 1e6:.2f} M |")
     report = "\n".join(out) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
