@@ -450,6 +450,9 @@ def test_bad_pages_and_scopes(store, uid):
         store.search(None, scope)
     with pytest.raises(InputError):
         store.delete(scope, item_ids="one-id")
+    for bad_ids in (5, b"id", [None], [["unhashable"]], ["ok", ""]):
+        with pytest.raises(InputError, match="item_ids"):
+            store.delete(scope, item_ids=bad_ids)
     with pytest.raises(InputError):
         store.add_items([item, item], scope=scope)  # same id twice
     assert store.stats(scope).items == 0

@@ -540,6 +540,20 @@ def check_write(
     return checked_scope, checked_items, checked_pages
 
 
+def check_item_ids(item_ids: object) -> list[str] | None:
+    """``delete``'s ``item_ids``: None (all in scope) or ids, checked, each once."""
+    if item_ids is None:
+        return None
+    if isinstance(item_ids, str):
+        raise InputError("item_ids must be a sequence of ids, not one string")
+    if isinstance(item_ids, bytes) or not isinstance(item_ids, Iterable):
+        raise InputError(f"item_ids must be a sequence of ids (got {type(item_ids).__name__})")
+    ids = list(item_ids)
+    for i, item_id in enumerate(ids):
+        check_id(f"item_ids[{i}]", item_id)
+    return list(dict.fromkeys(ids))
+
+
 def check_png(name: str, png: object, *, size: tuple[int, int] | None = None) -> None:
     """PNG signature and IHDR header: non-zero dimensions, at most
     :data:`MAX_PAGE_PIXELS`, equal to ``size`` (the record's width, height)."""

@@ -52,26 +52,20 @@ from optical_memory.store.base import (
     Deleted,
     NewItem,
     NewPage,
-    NotFoundError,
-    RenditionRecord,
     Scope,
     SearchHit,
     StoreError,
     StoreStats,
-    check_id,
+    check_item_ids,
     check_limit,
-    check_rendition,
     check_scope,
     check_write,
     check_sources,
-    dump_json,
-    make_snippet,
-    match_offsets,
     query_phrases,
-    spans_to_json,
     utc_now,
 )
-from optical_memory.store.sql import POSTGRES, SqlReads
+from optical_memory.store import sql as stmt
+from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
 from optical_memory.store.migrations import Migration
 
 try:
@@ -309,7 +303,7 @@ def migrate(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS) 
     return done
 
 
-class PostgresStore(SqlReads):
+class PostgresStore(SqlReads, SqlWrites):
     """The :class:`~optical_memory.store.base.Store` protocol on PostgreSQL.
 
     url:      ``postgresql://user:password@host:port/dbname`` (libpq URL).
@@ -403,57 +397,26 @@ class PostgresStore(SqlReads):
         self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
-        item_ids = [item.id for item in checked_items]
-        page_ids = [page.id for page in checked_pages]
         now = utc_now()
-        rows_items = [
-            (
-                item.id, scope.user_id, scope.agent_id, scope.session_id, item.kind,
-                item.role, item.name, item.time, item.text, item.text_tokens,
-                dump_json(f"items[{i}].tool_call_ids", list(item.tool_call_ids)),
-                dump_json(f"items[{i}].meta", dict(item.meta)),
-                item.content_hash, now,
-            )
-            for i, item in enumerate(checked_items)
-        ]
-        rows_pages = [
-            (
-                page.id, scope.user_id, scope.agent_id, scope.session_id, page.width,
-                page.height, float(page.font_size), bytes(page.png), page.text,
-                page.readback, spans_to_json(page.spans),
-                dump_json(f"pages[{i}].missing_glyphs", dict(page.missing_glyphs)),
-                dump_json(f"pages[{i}].meta", dict(page.meta)),
-                page.tier, now,
-            )
-            for i, page in enumerate(checked_pages)
-        ]
+        rows_items = stmt.item_rows(checked_items, scope, now)
+        rows_pages = stmt.page_rows(checked_pages, scope, now)
         item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
         page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
         with self._write(ordered=True) as conn, conn.cursor() as cur:
             if rows_items:
-                cur.executemany(
-                    "INSERT INTO om_items (id, user_id, agent_id, session_id, kind, role, "
-                    "name, time, text, text_tokens, tool_call_ids, meta, content_hash, "
-                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    rows_items,
-                )
+                cur.executemany(stmt.insert_sql(POSTGRES, POSTGRES.items, stmt.ITEM_INSERT), rows_items)
                 self._index(cur, "item", item_chunks)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                self._check_page_items(cur, i, page, scope)
-                cur.execute(
-                    "INSERT INTO om_pages (id, user_id, agent_id, session_id, width, height, "
-                    "font_size, png, text, readback, spans, missing_glyphs, meta, tier, "
-                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                    "%s, %s)",
-                    row,
-                )
+                cur.execute(*stmt.span_items_query(POSTGRES, page))
+                stmt.check_page_spans(i, page, scope, cur.fetchall())
+                cur.execute(stmt.insert_sql(POSTGRES, POSTGRES.pages, stmt.PAGE_INSERT), row)
                 cur.executemany(
-                    "INSERT INTO om_page_items (page_id, item_id) VALUES (%s, %s)",
-                    [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)],
+                    stmt.insert_sql(POSTGRES, POSTGRES.page_items, ("page_id", "item_id")),
+                    stmt.page_item_rows(page),
                 )
             if checked_pages:
                 self._index(cur, "page", page_chunks)
-        return item_ids, page_ids
+        return [item.id for item in checked_items], [page.id for page in checked_pages]
 
     @staticmethod
     def _index(cur: Any, source: str, chunks: dict[str, list[str]]) -> None:
@@ -469,81 +432,17 @@ class PostgresStore(SqlReads):
                    "SELECT seq, %s, to_tsvector('simple', %s) FROM om_pages WHERE id = %s")
         cur.executemany(sql, rows)
 
-    @staticmethod
-    def _check_page_items(cur: Any, index: int, page: NewPage, scope: Scope) -> None:
-        """Every span names an item visible under the write scope, within its text."""
-        wanted = list(dict.fromkeys(s.item_id for s in page.spans))
-        cur.execute(
-            "SELECT id, user_id, agent_id, session_id, char_length(text) AS length "
-            "FROM om_items WHERE id = ANY(%s) FOR SHARE",
-            (wanted,),
-        )
-        found = {r["id"]: r for r in cur.fetchall()}
-        for item_id in wanted:
-            row = found.get(item_id)
-            if row is None or not scope.sees(Scope(row["user_id"], row["agent_id"], row["session_id"])):
-                raise InputError(
-                    f"pages[{index}] holds item {item_id!r}, which is not stored under {scope}"
-                )
-        for j, span in enumerate(page.spans):
-            length = found[span.item_id]["length"]
-            if length is not None and span.end > length:
-                raise InputError(
-                    f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
-                    f"{span.item_id!r} ({length} characters)"
-                )
-
     @_guarded
-    def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        check_id("tier", tier)
-        where, params = POSTGRES.scope_where(scope, "p")
+    def _guarded_write(self, run: Callable[[Any], Any]) -> Any:
+        """``run(connection)`` in one write transaction (for :class:`SqlWrites`)."""
         with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE om_pages p SET tier = %s WHERE p.id = %s AND {where}",
-                [tier, page_id, *params],
-            )
-            if cur.rowcount == 0:
-                raise NotFoundError(f"no page {page_id!r} under {scope}")
-
-    @_guarded
-    def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
-        scope = check_scope(scope)
-        r = check_rendition(rendition)
-        where, params = POSTGRES.scope_where(scope, "p")
-        with self._write() as conn:
-            found = conn.execute(
-                f"SELECT 1 FROM om_pages p WHERE p.id = %s AND {where} FOR SHARE",
-                [r.page_id, *params],
-            ).fetchone()
-            if found is None:
-                raise NotFoundError(f"no page {r.page_id!r} under {scope}")
-            conn.execute(
-                "INSERT INTO om_renditions (page_id, tier, width, height, png, vision_tokens, "
-                "encoder, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (page_id, tier) DO UPDATE SET width = excluded.width, "
-                "height = excluded.height, png = excluded.png, "
-                "vision_tokens = excluded.vision_tokens, encoder = excluded.encoder, "
-                "created_at = excluded.created_at",
-                (
-                    r.page_id, r.tier, r.width, r.height, bytes(r.png),
-                    bytes(r.vision_tokens) if r.vision_tokens is not None else None,
-                    r.encoder, utc_now(),
-                ),
-            )
+            return run(conn)
 
     @_guarded
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
         where, params = POSTGRES.scope_where(scope, "i")
-        wanted: list[str] | None = None
-        if item_ids is not None:
-            if isinstance(item_ids, str):
-                raise InputError("item_ids must be a sequence of ids, not one string")
-            wanted = list(dict.fromkeys(item_ids))
-            for i, item_id in enumerate(wanted):
-                check_id(f"item_ids[{i}]", item_id)
+        wanted = check_item_ids(item_ids)
         with self._write(ordered=True) as conn:
             if wanted is None:
                 rows = conn.execute(f"SELECT i.id FROM om_items i WHERE {where}", params)
@@ -619,61 +518,17 @@ class PostgresStore(SqlReads):
             + " UNION ALL ".join(parts)
             + " ORDER BY score DESC, tiebreak LIMIT %s"
         )
-        hits: list[SearchHit] = []
-        for row in self._read(sql, [*params, k]):
-            body = row["body"] or ""
-            offsets = match_offsets(body, phrases)
-            hits.append(
-                SearchHit(
-                    source=row["source"],
-                    item_id=row["item_id"],
-                    page_id=row["page_id"],
-                    score=float(row["score"]),
-                    snippet=make_snippet(body, offsets),
-                    offsets=offsets,
-                )
-            )
-        return hits
+        return [
+            stmt.search_hit(row, phrases, float(row["score"]))
+            for row in self._read(sql, [*params, k])
+        ]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
-        scope = check_scope(scope)
-        item_where, item_params = POSTGRES.scope_where(scope, "i")
-        page_where, page_params = POSTGRES.scope_where(scope, "p")
+        queries = stmt.stats_queries(POSTGRES, scope)
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            row = conn.execute(
-                "SELECT count(*) AS n, coalesce(sum(text_tokens), 0) AS tokens "
-                f"FROM om_items i WHERE {item_where}",
-                item_params,
-            ).fetchone()
-            tiers = {
-                r["tier"]: r["n"]
-                for r in conn.execute(
-                    f"SELECT p.tier, count(*) AS n FROM om_pages p WHERE {page_where} "
-                    "GROUP BY p.tier ORDER BY p.tier",
-                    page_params,
-                ).fetchall()
-            }
-            png_bytes = conn.execute(
-                f"SELECT coalesce(sum(octet_length(p.png)), 0) AS b FROM om_pages p WHERE {page_where}",
-                page_params,
-            ).fetchone()["b"]
-            rend = conn.execute(
-                "SELECT count(*) AS n, coalesce(sum(octet_length(r.png) + "
-                "coalesce(octet_length(r.vision_tokens), 0)), 0) AS b "
-                f"FROM om_renditions r JOIN om_pages p ON p.id = r.page_id WHERE {page_where}",
-                page_params,
-            ).fetchone()
-        return StoreStats(
-            items=int(row["n"]),
-            pages=sum(tiers.values()),
-            renditions=int(rend["n"]),
-            text_tokens=int(row["tokens"]),
-            page_png_bytes=int(png_bytes),
-            rendition_bytes=int(rend["b"]),
-            tiers={t: int(n) for t, n in tiers.items()},
-        )
+            return stmt.stats_record([conn.execute(*query).fetchall() for query in queries])
 
     def _idf(self, terms: Sequence[str]) -> list[float]:
         """BM25's idf per phrase, ``ln(1 + (N - df + 0.5) / (df + 0.5))``, over

@@ -1,26 +1,39 @@
-"""SQL shared by the SQLite and PostgreSQL stores: the read queries and the
-row → record mapping, written once over a small :class:`Dialect` (parameter
-mark, table names, list membership). Identifiers come only from the dialect
-constants, never from input; every value is a bound parameter.
+"""SQL shared by the SQLite and PostgreSQL stores: the read queries, the
+row → record mapping and the write statements, written once over a small
+:class:`Dialect` (parameter mark, table names, list membership, row locks).
+Identifiers come only from the dialect constants, never from input; every
+value is a bound parameter. Transactions and locking stay with each backend.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
+from optical_memory.errors import InputError
 from optical_memory.store.base import (
     ItemRecord,
+    NewItem,
+    NewPage,
+    NotFoundError,
     PageRecord,
     RenditionRecord,
     Scope,
+    SearchHit,
+    StoreStats,
     check_id,
     check_kinds,
     check_limit,
+    check_rendition,
     check_scope,
     check_tiers,
+    dump_json,
+    make_snippet,
+    match_offsets,
     spans_from_json,
+    spans_to_json,
+    utc_now,
 )
 
 ITEM_FIELDS = (
@@ -47,6 +60,8 @@ class Dialect:
     renditions: str
     null_png: str  # a NULL of the png column's type
     any_array: bool  # list membership as "= ANY(array)" (else "IN (?, ...)")
+    lock_shared: str  # appended to a SELECT to share-lock its rows ("" where the file lock does)
+    byte_length: str  # function giving a BLOB's / bytea's size in bytes
 
     # Queries alias the tables i (items), p (pages), pi (page_items), r (renditions).
 
@@ -81,11 +96,12 @@ class Dialect:
 
 SQLITE = Dialect(
     mark="?", items="items", pages="pages", page_items="page_items", renditions="renditions",
-    null_png="NULL", any_array=False,
+    null_png="NULL", any_array=False, lock_shared="", byte_length="length",
 )
 POSTGRES = Dialect(
     mark="%s", items="om_items", pages="om_pages", page_items="om_page_items",
     renditions="om_renditions", null_png="NULL::bytea", any_array=True,
+    lock_shared=" FOR SHARE", byte_length="octet_length",
 )
 
 
@@ -269,6 +285,173 @@ def get_rendition_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> Qu
     )
 
 
+def search_hit(row: Mapping[str, Any], phrases: Sequence[Sequence[str]], score: float) -> SearchHit:
+    """A hit from a search row (``source``, ``item_id``, ``page_id``, ``body``),
+    with the query's phrases located in the body."""
+    body = row["body"] or ""
+    offsets = match_offsets(body, phrases)
+    return SearchHit(
+        source=row["source"], item_id=row["item_id"], page_id=row["page_id"], score=score,
+        snippet=make_snippet(body, offsets), offsets=offsets,
+    )
+
+
+def stats_queries(d: Dialect, scope: Scope) -> list[tuple[str, list[Any]]]:
+    """The four reads behind ``stats`` (run them in one snapshot where the
+    backend has one); :func:`stats_record` assembles their rows."""
+    scope = check_scope(scope)
+    item_where, item_params = d.scope_where(scope, "i")
+    page_where, page_params = d.scope_where(scope, "p")
+    size = d.byte_length
+    return [
+        ("SELECT count(*) AS n, coalesce(sum(i.text_tokens), 0) AS tokens "
+         f"FROM {d.items} i WHERE {item_where}", item_params),
+        (f"SELECT p.tier AS tier, count(*) AS n FROM {d.pages} p WHERE {page_where} "
+         "GROUP BY p.tier ORDER BY p.tier", page_params),
+        (f"SELECT coalesce(sum({size}(p.png)), 0) AS b FROM {d.pages} p WHERE {page_where}",
+         page_params),
+        (f"SELECT count(*) AS n, coalesce(sum({size}(r.png) + "
+         f"coalesce({size}(r.vision_tokens), 0)), 0) AS b "
+         f"FROM {d.renditions} r JOIN {d.pages} p ON p.id = r.page_id WHERE {page_where}",
+         page_params),
+    ]
+
+
+def stats_record(results: Sequence[Sequence[Mapping[str, Any]]]) -> StoreStats:
+    """``StoreStats`` from the rows of :func:`stats_queries`, in order."""
+    items, tier_rows, png, renditions = results
+    tiers = {r["tier"]: int(r["n"]) for r in tier_rows}
+    return StoreStats(
+        items=int(items[0]["n"]),
+        pages=sum(tiers.values()),
+        renditions=int(renditions[0]["n"]),
+        text_tokens=int(items[0]["tokens"]),
+        page_png_bytes=int(png[0]["b"]),
+        rendition_bytes=int(renditions[0]["b"]),
+        tiers=tiers,
+    )
+
+
+# --------------------------------------------------------------------------
+# Writes: statements and rows (each backend runs them in its own transaction)
+# --------------------------------------------------------------------------
+
+#: Inserted columns, in row order (``seq`` is assigned by the database).
+ITEM_INSERT = tuple(c for c in ITEM_FIELDS if c != "seq")
+PAGE_INSERT = tuple(c for c in PAGE_FIELDS if c != "seq")
+
+
+def insert_sql(d: Dialect, table: str, columns: Sequence[str]) -> str:
+    return (f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([d.mark] * len(columns))})")
+
+
+def item_rows(items: Sequence[NewItem], scope: Scope, now: str) -> list[tuple[Any, ...]]:
+    """Rows for :data:`ITEM_INSERT` (items already checked)."""
+    return [
+        (
+            item.id, scope.user_id, scope.agent_id, scope.session_id, item.kind,
+            item.role, item.name, item.time, item.text, item.text_tokens,
+            dump_json(f"items[{i}].tool_call_ids", list(item.tool_call_ids)),
+            dump_json(f"items[{i}].meta", dict(item.meta)),
+            item.content_hash, now,
+        )
+        for i, item in enumerate(items)
+    ]
+
+
+def page_rows(pages: Sequence[NewPage], scope: Scope, now: str) -> list[tuple[Any, ...]]:
+    """Rows for :data:`PAGE_INSERT` (pages already checked)."""
+    return [
+        (
+            page.id, scope.user_id, scope.agent_id, scope.session_id, page.width,
+            page.height, float(page.font_size), bytes(page.png), page.text,
+            page.readback, spans_to_json(page.spans),
+            dump_json(f"pages[{i}].missing_glyphs", dict(page.missing_glyphs)),
+            dump_json(f"pages[{i}].meta", dict(page.meta)),
+            page.tier, now,
+        )
+        for i, page in enumerate(pages)
+    ]
+
+
+def page_item_rows(page: NewPage) -> list[tuple[str, str]]:
+    """``(page_id, item_id)`` once per item the page holds, in span order."""
+    return [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)]
+
+
+def span_items_query(d: Dialect, page: NewPage) -> tuple[str, list[Any]]:
+    """Scope and text length of every item ``page``'s spans name (share-locked)."""
+    cond, params = d.in_list("i.id", list(dict.fromkeys(s.item_id for s in page.spans)))
+    return (
+        "SELECT i.id AS id, i.user_id AS user_id, i.agent_id AS agent_id, "
+        f"i.session_id AS session_id, length(i.text) AS length FROM {d.items} i "
+        f"WHERE {cond}{d.lock_shared}",
+        params,
+    )
+
+
+def check_page_spans(
+    index: int, page: NewPage, scope: Scope, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Every span of ``pages[index]`` names an item visible under the write
+    scope (``rows``: :func:`span_items_query`'s answer) and ends within its text."""
+    found = {r["id"]: r for r in rows}
+    for item_id in dict.fromkeys(s.item_id for s in page.spans):
+        row = found.get(item_id)
+        if row is None or not scope.sees(Scope(row["user_id"], row["agent_id"], row["session_id"])):
+            raise InputError(
+                f"pages[{index}] holds item {item_id!r}, which is not stored under {scope}"
+            )
+    for j, span in enumerate(page.spans):
+        length = found[span.item_id]["length"]
+        if length is not None and span.end > length:
+            raise InputError(
+                f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
+                f"{span.item_id!r} ({length} characters)"
+            )
+
+
+def set_tier_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> tuple[str, list[Any]]:
+    """UPDATE of one page's tier; it touches no row when the page is not under ``scope``."""
+    scope = check_scope(scope)
+    check_id("page_id", page_id)
+    check_id("tier", tier)
+    where, params = d.scope_where(scope, "p")
+    return (
+        f"UPDATE {d.pages} AS p SET tier = {d.mark} WHERE p.id = {d.mark} AND {where}",
+        [tier, page_id, *params],
+    )
+
+
+def page_visible_query(d: Dialect, page_id: str, scope: Scope) -> tuple[str, list[Any]]:
+    """One row if the page is under ``scope`` (share-locked, so it stays until commit)."""
+    where, params = d.scope_where(scope, "p")
+    return (
+        f"SELECT 1 FROM {d.pages} p WHERE p.id = {d.mark} AND {where}{d.lock_shared}",
+        [page_id, *params],
+    )
+
+
+RENDITION_INSERT = (
+    "page_id", "tier", "width", "height", "png", "vision_tokens", "encoder", "created_at",
+)
+
+
+def upsert_rendition(d: Dialect, r: RenditionRecord, now: str) -> tuple[str, list[Any]]:
+    """INSERT of a (checked) rendition that replaces the page's one of that tier."""
+    updated = ", ".join(f"{c} = excluded.{c}" for c in RENDITION_INSERT[2:])
+    return (
+        f"{insert_sql(d, d.renditions, RENDITION_INSERT)} "
+        f"ON CONFLICT (page_id, tier) DO UPDATE SET {updated}",
+        [
+            r.page_id, r.tier, r.width, r.height, bytes(r.png),
+            bytes(r.vision_tokens) if r.vision_tokens is not None else None,
+            r.encoder, now,
+        ],
+    )
+
+
 # --------------------------------------------------------------------------
 # The read half of the Store protocol, once for both backends
 # --------------------------------------------------------------------------
@@ -334,3 +517,41 @@ class SqlReads:
     ) -> RenditionRecord | None:
         rows = self._guarded_read(*get_rendition_query(self._sql, page_id, tier, scope))
         return rendition_record(rows[0]) if rows else None
+
+
+# --------------------------------------------------------------------------
+# The single-row writes of the Store protocol, once for both backends
+# --------------------------------------------------------------------------
+
+
+class _Writer(Protocol):
+    _sql: Dialect
+
+    def _guarded_write(self, run: Callable[[Any], Any]) -> Any: ...
+
+
+class SqlWrites:
+    """Mixin: ``set_tier`` and ``put_rendition`` over ``self._sql`` and
+    ``self._guarded_write(run)`` (the backend's locked, error-translating
+    write transaction, which calls ``run(connection)``)."""
+
+    def set_tier(self: _Writer, page_id: str, tier: str, scope: Scope) -> None:
+        query = set_tier_query(self._sql, page_id, tier, scope)
+
+        def run(conn: Any) -> None:
+            if conn.execute(*query).rowcount == 0:
+                raise NotFoundError(f"no page {page_id!r} under {scope}")
+
+        self._guarded_write(run)
+
+    def put_rendition(self: _Writer, rendition: RenditionRecord, scope: Scope) -> None:
+        scope = check_scope(scope)
+        r = check_rendition(rendition)
+        visible = page_visible_query(self._sql, r.page_id, scope)
+
+        def run(conn: Any) -> None:
+            if conn.execute(*visible).fetchone() is None:
+                raise NotFoundError(f"no page {r.page_id!r} under {scope}")
+            conn.execute(*upsert_rendition(self._sql, r, utc_now()))
+
+        self._guarded_write(run)

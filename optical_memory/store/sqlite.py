@@ -32,28 +32,22 @@ from optical_memory.store.base import (
     Deleted,
     NewItem,
     NewPage,
-    NotFoundError,
-    RenditionRecord,
     Scope,
     SearchHit,
     StoreError,
     StoreStats,
     SOURCES,
-    check_id,
+    check_item_ids,
     check_limit,
-    check_rendition,
     check_scope,
     check_write,
     check_sources,
-    dump_json,
     fts5_match_expression,
-    make_snippet,
-    match_offsets,
     query_phrases,
-    spans_to_json,
     utc_now,
 )
-from optical_memory.store.sql import SQLITE, SqlReads
+from optical_memory.store import sql as stmt
+from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +108,7 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-class SQLiteStore(SqlReads):
+class SQLiteStore(SqlReads, SqlWrites):
     """The :class:`~optical_memory.store.base.Store` protocol on one SQLite file.
 
     ``path`` is a file path (its folder is created) or ``":memory:"``.
@@ -192,145 +186,36 @@ class SQLiteStore(SqlReads):
         self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
-        item_ids = [item.id for item in checked_items]
-        page_ids = [page.id for page in checked_pages]
-        rows_items = [
-            (
-                item.id,
-                scope.user_id,
-                scope.agent_id,
-                scope.session_id,
-                item.kind,
-                item.role,
-                item.name,
-                item.time,
-                item.text,
-                item.text_tokens,
-                dump_json(f"items[{i}].tool_call_ids", list(item.tool_call_ids)),
-                dump_json(f"items[{i}].meta", dict(item.meta)),
-                item.content_hash,
-            )
-            for i, item in enumerate(checked_items)
-        ]
-        rows_pages = [
-            (
-                page.id,
-                scope.user_id,
-                scope.agent_id,
-                scope.session_id,
-                page.width,
-                page.height,
-                float(page.font_size),
-                bytes(page.png),
-                page.text,
-                page.readback,
-                spans_to_json(page.spans),
-                dump_json(f"pages[{i}].missing_glyphs", dict(page.missing_glyphs)),
-                dump_json(f"pages[{i}].meta", dict(page.meta)),
-                page.tier,
-            )
-            for i, page in enumerate(checked_pages)
-        ]
         now = utc_now()
+        rows_items = stmt.item_rows(checked_items, scope, now)
+        rows_pages = stmt.page_rows(checked_pages, scope, now)
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO items (id, user_id, agent_id, session_id, kind, role, name, "
-                "time, text, text_tokens, tool_call_ids, meta, content_hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [row + (now,) for row in rows_items],
-            )
+            db.executemany(stmt.insert_sql(SQLITE, SQLITE.items, stmt.ITEM_INSERT), rows_items)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                self._check_page_items(db, i, page, scope)
-                db.execute(
-                    "INSERT INTO pages (id, user_id, agent_id, session_id, width, height, "
-                    "font_size, png, text, readback, spans, missing_glyphs, meta, tier, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row + (now,),
-                )
+                found = db.execute(*stmt.span_items_query(SQLITE, page)).fetchall()
+                stmt.check_page_spans(i, page, scope, found)
+                db.execute(stmt.insert_sql(SQLITE, SQLITE.pages, stmt.PAGE_INSERT), row)
                 db.executemany(
-                    "INSERT INTO page_items (page_id, item_id) VALUES (?, ?)",
-                    [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)],
+                    stmt.insert_sql(SQLITE, SQLITE.page_items, ("page_id", "item_id")),
+                    stmt.page_item_rows(page),
                 )
-        return item_ids, page_ids
-
-    @staticmethod
-    def _check_page_items(db: sqlite3.Connection, index: int, page: NewPage, scope: Scope) -> None:
-        """Every span names an item visible under the write scope, within its text."""
-        lengths: dict[str, int | None] = {}
-        for item_id in dict.fromkeys(s.item_id for s in page.spans):
-            row = db.execute(
-                "SELECT user_id, agent_id, session_id, length(text) FROM items WHERE id = ?",
-                (item_id,),
-            ).fetchone()
-            if row is None or not scope.sees(Scope(row[0], row[1], row[2])):
-                raise InputError(
-                    f"pages[{index}] holds item {item_id!r}, which is not stored under {scope}"
-                )
-            lengths[item_id] = row[3]
-        for j, span in enumerate(page.spans):
-            length = lengths[span.item_id]
-            if length is not None and span.end > length:
-                raise InputError(
-                    f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
-                    f"{span.item_id!r} ({length} characters)"
-                )
+        return [item.id for item in checked_items], [page.id for page in checked_pages]
 
     @_guarded
-    def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:
-        scope = check_scope(scope)
-        check_id("page_id", page_id)
-        check_id("tier", tier)
-        where, params = SQLITE.scope_where(scope, "pages")
+    def _guarded_write(self, run: Callable[[Any], Any]) -> Any:
+        """``run(connection)`` in one write transaction (for :class:`SqlWrites`)."""
         with self._write() as db:
-            cur = db.execute(
-                f"UPDATE pages SET tier = ? WHERE id = ? AND {where}", [tier, page_id, *params]
-            )
-            if cur.rowcount == 0:
-                raise NotFoundError(f"no page {page_id!r} under {scope}")
-
-    @_guarded
-    def put_rendition(self, rendition: RenditionRecord, scope: Scope) -> None:
-        scope = check_scope(scope)
-        r = check_rendition(rendition)
-        where, params = SQLITE.scope_where(scope, "pages")
-        with self._write() as db:
-            found = db.execute(
-                f"SELECT 1 FROM pages WHERE id = ? AND {where}", [r.page_id, *params]
-            ).fetchone()
-            if found is None:
-                raise NotFoundError(f"no page {r.page_id!r} under {scope}")
-            db.execute(
-                "INSERT INTO renditions (page_id, tier, width, height, png, vision_tokens, "
-                "encoder, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (page_id, tier) DO UPDATE SET width = excluded.width, "
-                "height = excluded.height, png = excluded.png, "
-                "vision_tokens = excluded.vision_tokens, encoder = excluded.encoder, "
-                "created_at = excluded.created_at",
-                (
-                    r.page_id,
-                    r.tier,
-                    r.width,
-                    r.height,
-                    bytes(r.png),
-                    bytes(r.vision_tokens) if r.vision_tokens is not None else None,
-                    r.encoder,
-                    utc_now(),
-                ),
-            )
+            return run(db)
 
     @_guarded
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
+        wanted = check_item_ids(item_ids)
         where, params = SQLITE.scope_where(scope, "items")
         with self._write() as db:
-            if item_ids is None:
+            if wanted is None:
                 targets = [r[0] for r in db.execute(f"SELECT id FROM items WHERE {where}", params)]
             else:
-                if isinstance(item_ids, str):
-                    raise InputError("item_ids must be a sequence of ids, not one string")
-                wanted = list(dict.fromkeys(item_ids))
-                for i, item_id in enumerate(wanted):
-                    check_id(f"item_ids[{i}]", item_id)
                 targets = []
                 for chunk in _chunks(wanted):
                     targets += [
@@ -403,54 +288,15 @@ class SQLiteStore(SqlReads):
             )
             params += [expr, *p]
         sql = " UNION ALL ".join(parts) + " ORDER BY rank, fts_rowid LIMIT ?"
-        hits: list[SearchHit] = []
-        for row in self._read(sql, [*params, k]):
-            body = row["body"] or ""
-            offsets = match_offsets(body, phrases)
-            hits.append(
-                SearchHit(
-                    source=row["source"],
-                    item_id=row["item_id"],
-                    page_id=row["page_id"],
-                    score=-float(row["rank"]),
-                    snippet=make_snippet(body, offsets),
-                    offsets=offsets,
-                )
-            )
-        return hits
+        return [
+            stmt.search_hit(row, phrases, -float(row["rank"]))
+            for row in self._read(sql, [*params, k])
+        ]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
-        scope = check_scope(scope)
-        item_where, item_params = SQLITE.scope_where(scope, "items")
-        page_where, page_params = SQLITE.scope_where(scope, "pages")
-        items, tokens = self._read(
-            f"SELECT count(*), coalesce(sum(text_tokens), 0) FROM items WHERE {item_where}",
-            item_params,
-        )[0]
-        tiers = {
-            r[0]: r[1]
-            for r in self._read(
-                f"SELECT tier, count(*) FROM pages WHERE {page_where} GROUP BY tier ORDER BY tier",
-                page_params,
-            )
-        }
-        png_bytes = self._read(
-            f"SELECT coalesce(sum(length(png)), 0) FROM pages WHERE {page_where}", page_params
-        )[0][0]
-        renditions, rendition_bytes = self._read(
-            "SELECT count(*), coalesce(sum(length(r.png) + coalesce(length(r.vision_tokens), 0)), 0) "
-            f"FROM renditions r JOIN pages ON pages.id = r.page_id WHERE {page_where}",
-            page_params,
-        )[0]
-        return StoreStats(
-            items=items,
-            pages=sum(tiers.values()),
-            renditions=renditions,
-            text_tokens=tokens,
-            page_png_bytes=png_bytes,
-            rendition_bytes=rendition_bytes,
-            tiers=tiers,
+        return stmt.stats_record(
+            [self._read(*query) for query in stmt.stats_queries(SQLITE, scope)]
         )
 
     # -- lifecycle ---------------------------------------------------------
