@@ -68,7 +68,8 @@ class TextCounter:
         return self._encoding.n_vocab
 
     def count(self, text: str) -> int:
-        """Number of tokens in ``text`` (about 15 MB/s of English on one core)."""
+        """Number of tokens in ``text`` (about 19 M characters/s of English on one
+        core here: benchmarks/render_speed.py)."""
         if not text:
             return 0
         return len(self._encoding.encode_ordinary(text))
