@@ -393,6 +393,27 @@ def test_failed_writes_leave_store_unchanged(store, uid):
     assert store.stats(scope).items == 4
 
 
+def test_page_holding_more_items_than_one_id_chunk(store, uid):
+    """A page's spans are checked in chunks of ids (SQLite binds at most ~32k
+    variables per statement); 1,201 items span 3 chunks, and one item of
+    another user in the last chunk still rejects the whole write."""
+    from optical_memory.store.sql import CHUNK
+
+    scope = Scope(uid)
+    items = [turn(f"w{i}") for i in range(2 * CHUNK + 201)]
+    store.add_items(items, [page_of(*items)], scope=scope)
+    (page,) = store.list_pages(scope)
+    assert len(page.spans) == len(items)
+    assert store.pages_for_item(items[-1].id, scope)[0].id == page.id
+
+    other = turn("someone else's")
+    store.add_items([other], scope=Scope(uid + "-other"))
+    before = snapshot(store, scope)
+    with pytest.raises(InputError, match="not stored under"):
+        store.add_items([], [page_of(*items, other)], scope=scope)
+    assert snapshot(store, scope) == before
+
+
 @pytest.mark.parametrize(
     "make",
     [

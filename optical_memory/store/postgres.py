@@ -407,8 +407,9 @@ class PostgresStore(SqlReads, SqlWrites):
                 cur.executemany(stmt.insert_sql(POSTGRES, POSTGRES.items, stmt.ITEM_INSERT), rows_items)
                 self._index(cur, "item", item_chunks)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                cur.execute(*stmt.span_items_query(POSTGRES, page))
-                stmt.check_page_spans(i, page, scope, cur.fetchall())
+                stmt.check_page_spans(
+                    POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), i, page, scope
+                )
                 cur.execute(stmt.insert_sql(POSTGRES, POSTGRES.pages, stmt.PAGE_INSERT), row)
                 cur.executemany(
                     stmt.insert_sql(POSTGRES, POSTGRES.page_items, ("page_id", "item_id")),

@@ -380,9 +380,17 @@ def page_item_rows(page: NewPage) -> list[tuple[str, str]]:
     return [(page.id, item_id) for item_id in dict.fromkeys(s.item_id for s in page.spans)]
 
 
-def span_items_query(d: Dialect, page: NewPage) -> tuple[str, list[Any]]:
-    """Scope and text length of every item ``page``'s spans name (share-locked)."""
-    cond, params = d.in_list("i.id", list(dict.fromkeys(s.item_id for s in page.spans)))
+#: Ids per list-membership condition (well under SQLite's bound-variable limit).
+CHUNK = 500
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def span_items_query(d: Dialect, item_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """Scope and text length of the items ``item_ids`` (share-locked)."""
+    cond, params = d.in_list("i.id", item_ids)
     return (
         "SELECT i.id AS id, i.user_id AS user_id, i.agent_id AS agent_id, "
         f"i.session_id AS session_id, length(i.text) AS length FROM {d.items} i "
@@ -392,12 +400,18 @@ def span_items_query(d: Dialect, page: NewPage) -> tuple[str, list[Any]]:
 
 
 def check_page_spans(
-    index: int, page: NewPage, scope: Scope, rows: Sequence[Mapping[str, Any]]
+    d: Dialect,
+    fetch: Callable[[str, list[Any]], Sequence[Mapping[str, Any]]],
+    index: int,
+    page: NewPage,
+    scope: Scope,
 ) -> None:
     """Every span of ``pages[index]`` names an item visible under the write
-    scope (``rows``: :func:`span_items_query`'s answer) and ends within its text."""
-    found = {r["id"]: r for r in rows}
-    for item_id in dict.fromkeys(s.item_id for s in page.spans):
+    scope and ends within its text; ``fetch(sql, params)`` runs a query in the
+    write's transaction and returns its rows."""
+    wanted = list(dict.fromkeys(s.item_id for s in page.spans))
+    found = {r["id"]: r for chunk in chunks(wanted) for r in fetch(*span_items_query(d, chunk))}
+    for item_id in wanted:
         row = found.get(item_id)
         if row is None or not scope.sees(Scope(row["user_id"], row["agent_id"], row["session_id"])):
             raise InputError(

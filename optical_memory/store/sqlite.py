@@ -52,7 +52,6 @@ from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
-_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,11 +96,6 @@ def _enable_wal(db: sqlite3.Connection, timeout: float) -> str:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
 
 
 def _marks(n: int) -> str:
@@ -192,8 +186,9 @@ class SQLiteStore(SqlReads, SqlWrites):
         with self._write() as db:
             db.executemany(stmt.insert_sql(SQLITE, SQLITE.items, stmt.ITEM_INSERT), rows_items)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                found = db.execute(*stmt.span_items_query(SQLITE, page)).fetchall()
-                stmt.check_page_spans(i, page, scope, found)
+                stmt.check_page_spans(
+                    SQLITE, lambda q, params: db.execute(q, params).fetchall(), i, page, scope
+                )
                 db.execute(stmt.insert_sql(SQLITE, SQLITE.pages, stmt.PAGE_INSERT), row)
                 db.executemany(
                     stmt.insert_sql(SQLITE, SQLITE.page_items, ("page_id", "item_id")),
@@ -217,7 +212,7 @@ class SQLiteStore(SqlReads, SqlWrites):
                 targets = [r[0] for r in db.execute(f"SELECT id FROM items WHERE {where}", params)]
             else:
                 targets = []
-                for chunk in _chunks(wanted):
+                for chunk in stmt.chunks(wanted):
                     targets += [
                         r[0]
                         for r in db.execute(
@@ -226,7 +221,7 @@ class SQLiteStore(SqlReads, SqlWrites):
                         )
                     ]
             affected: dict[str, None] = {}
-            for chunk in _chunks(targets):
+            for chunk in stmt.chunks(targets):
                 for r in db.execute(
                     f"SELECT DISTINCT page_id FROM page_items WHERE item_id IN ({_marks(len(chunk))})",
                     list(chunk),
@@ -235,7 +230,7 @@ class SQLiteStore(SqlReads, SqlWrites):
                 db.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", list(chunk))
             pages = list(affected)
             still_held: set[str] = set()
-            for chunk in _chunks(pages):
+            for chunk in stmt.chunks(pages):
                 still_held.update(
                     r[0]
                     for r in db.execute(
@@ -245,7 +240,7 @@ class SQLiteStore(SqlReads, SqlWrites):
                     )
                 )
             orphans = [p for p in pages if p not in still_held]
-            for chunk in _chunks(orphans):
+            for chunk in stmt.chunks(orphans):
                 db.execute(f"DELETE FROM pages WHERE id IN ({_marks(len(chunk))})", list(chunk))
         partial = tuple(p for p in pages if p in still_held)
         return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
