@@ -62,6 +62,7 @@ from optical_memory.errors import ConfigError, EmptyInputError, InputError, Visi
 from optical_memory.render import RenderConfig, Renderer, RenderItem, Turn
 from optical_memory.retrieve import Hit, Ranker, rerank
 from optical_memory.store import (
+    ConflictError,
     ItemRecord,
     NewItem,
     NewPage,
@@ -93,6 +94,8 @@ B64_CACHE_BYTES = 512 * 1024 * 1024
 TOKEN_CACHE_BYTES = 256 * 1024 * 1024
 #: Pages per ``DeepEncoder.encode`` call (bounds the float32 views held at once).
 ENCODE_BATCH = 8
+#: Tries at paging one scope's waiting turns when other processes page them too.
+_PAGING_ATTEMPTS = 5
 #: Most characters one ``add`` / ``add_document`` takes (all its texts together).
 MAX_ADD_CHARS = 1_000_000
 #: Most pages one item may fill (checked at ``add`` by laying it out).
@@ -499,7 +502,17 @@ class OpticalMemory:
         made: list[str] = []
         paged = 0
         for exact, items in by_scope.items():
-            ids, n = self._page_turns(exact, items, force=force)
+            for attempt in range(_PAGING_ATTEMPTS):
+                try:
+                    ids, n = self._page_turns(exact, items, force=force)
+                    break
+                except ConflictError:
+                    if attempt + 1 == _PAGING_ATTEMPTS:
+                        raise
+                    # another process paged some of these turns meanwhile
+                    logger.info("paging under %s raced another writer; re-reading", exact)
+                    items = [t for t in self.store.list_items(exact, kinds=["turn"], on_page=False)
+                             if t.scope == exact and t.text is not None]
             made += ids
             paged += n
         moved = self._age_pages(scope)[1]
@@ -554,7 +567,9 @@ class OpticalMemory:
             new_pages.append(self._new_page(
                 page, texts, roles, stats.items - items_after, stats.text_tokens - tokens_after,
                 age=self._age(items_after, tokens_after)))
-        _, page_ids = self.store.add_items([], new_pages, scope=exact)
+        # exclusive: fails (ConflictError, nothing written) if another process
+        # paged any of these turns since they were read
+        _, page_ids = self.store.add_items([], new_pages, scope=exact, exclusive=True)
         self._store_renditions(new_pages, exact)
         logger.info("compacted %d turns onto %d pages under %s", len(waiting), len(page_ids), exact)
         return page_ids, len(waiting)

@@ -210,3 +210,54 @@ def mem_scope(uid):
     from optical_memory.store import Scope
 
     return Scope(uid)
+
+
+def _assert_no_text_on_two_pages(store, scope):
+    """No character of any item is on more than one page."""
+    held: dict[str, list[tuple[int, int]]] = {}
+    for page in store.list_pages(scope, with_png=False):
+        for s in page.spans:
+            held.setdefault(s.item_id, []).append((s.start, s.end))
+    for item_id, spans in held.items():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end <= start, f"item {item_id} is on two pages: {spans}"
+
+
+def test_compact_racing_another_writer_pages_each_turn_once(store_url, uid):
+    """Two processes compacting one scope: the one that loses the race gets a
+    ConflictError from the store (nothing written), re-reads the waiting turns
+    and pages only what is left. (Before the fix both paged the same turns.)"""
+    from optical_memory.store import ConflictError
+
+    conv = generate_conversation(tokens=12_000, seed=5)
+    scope = mem_scope(uid)
+    with OpticalMemory(store_url, render_config=CFG, keep_last=10**6) as inbox, \
+            OpticalMemory(store_url, render_config=CFG, keep_last=4) as winner, \
+            OpticalMemory(store_url, render_config=CFG, keep_last=4) as loser:
+        inbox.add(conv.messages, user_id=uid)  # stored, nothing paged yet
+        assert loser.store.list_pages(scope) == []
+
+        real_add = loser.store.add_items
+        raised: list[Exception] = []
+
+        def add_items_after_the_winner(items, pages=(), *, scope, exclusive=False):
+            if pages and not raised:  # the winner pages the same turns first
+                winner.compact(user_id=uid)
+                try:
+                    return real_add(items, pages, scope=scope, exclusive=exclusive)
+                except ConflictError as exc:
+                    raised.append(exc)
+                    raise
+            return real_add(items, pages, scope=scope, exclusive=exclusive)
+
+        loser.store.add_items = add_items_after_the_winner
+        result = loser.compact(user_id=uid)
+        assert len(raised) == 1, "the loser's first write must conflict"
+        _assert_no_text_on_two_pages(loser.store, scope)
+        # what either could page is paged: a third compaction finds nothing to do
+        loser.store.add_items = real_add
+        assert loser.compact(user_id=uid).page_ids == ()
+        assert winner.compact(user_id=uid).page_ids == ()
+        assert loser.store.list_pages(scope), "the winner paged the old turns"
+        assert result.items_paged < len(conv.messages)

@@ -393,6 +393,25 @@ def test_failed_writes_leave_store_unchanged(store, uid):
     assert store.stats(scope).items == 4
 
 
+def test_exclusive_write_conflicts_on_paged_items(store, uid):
+    from optical_memory.store import ConflictError
+
+    scope = Scope(uid)
+    a, b = turn("alpha one"), turn("beta two")
+    store.add_items([a, b], [page_of(a)], scope=scope)
+    before = snapshot(store, scope)
+    with pytest.raises(ConflictError, match="already on a page"):
+        store.add_items([], [page_of(a, b)], scope=scope, exclusive=True)
+    assert snapshot(store, scope) == before
+    # an item of this very write may span several of its pages
+    c = turn("gamma three")
+    store.add_items([c], [page_of(b, c), page_of(c)], scope=scope, exclusive=True)
+    assert [len(store.pages_for_item(i.id, scope)) for i in (a, b, c)] == [1, 1, 2]
+    # without exclusive, paging an item again is allowed (e.g. a re-render)
+    store.add_items([], [page_of(a)], scope=scope)
+    assert len(store.pages_for_item(a.id, scope)) == 2
+
+
 def test_page_holding_more_items_than_one_id_chunk(store, uid):
     """A page's spans are checked in chunks of ids (SQLite binds at most ~32k
     variables per statement); 1,201 items span 3 chunks, and one item of

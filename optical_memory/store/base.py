@@ -60,6 +60,12 @@ class StoreError(OpticalMemoryError, RuntimeError):
     """The backend failed (I/O, corruption, a lock held past the timeout)."""
 
 
+class ConflictError(StoreError):
+    """A write lost a race to another writer (nothing was written): with
+    ``add_items(..., exclusive=True)``, an item the pages hold was paged by
+    another process meanwhile. Re-read and retry."""
+
+
 class NotFoundError(InputError, KeyError):
     """An id that does not exist under the given scope."""
 
@@ -292,11 +298,20 @@ class Store(Protocol):
     transaction (all or nothing). Backends are context managers."""
 
     def add_items(
-        self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
+        self,
+        items: Sequence[NewItem],
+        pages: Sequence[NewPage] = (),
+        *,
+        scope: Scope,
+        exclusive: bool = False,
     ) -> tuple[list[str], list[str]]:
         """Store items and the pages holding them together; returns their ids
         in input order. Raises :class:`InputError` (nothing written) on bad
-        input, a duplicate id, or a span naming an item not visible here."""
+        input, a duplicate id, or a span naming an item not visible here.
+        With ``exclusive``, no item the pages hold may be on a page stored
+        before this call (checked inside the write's transaction, so two
+        processes paging the same turns cannot both succeed); else
+        :class:`ConflictError`, nothing written."""
         ...
 
     def get_item(self, item_id: str, scope: Scope) -> ItemRecord | None: ...

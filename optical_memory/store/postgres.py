@@ -394,7 +394,12 @@ class PostgresStore(SqlReads, SqlWrites):
 
     @_guarded
     def add_items(
-        self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
+        self,
+        items: Sequence[NewItem],
+        pages: Sequence[NewPage] = (),
+        *,
+        scope: Scope,
+        exclusive: bool = False,
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
         now = utc_now()
@@ -403,6 +408,10 @@ class PostgresStore(SqlReads, SqlWrites):
         item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
         page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
         with self._write(ordered=True) as conn, conn.cursor() as cur:
+            if exclusive:
+                stmt.check_unpaged(
+                    POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), checked_pages
+                )
             if rows_items:
                 cur.executemany(stmt.insert_sql(POSTGRES, POSTGRES.items, stmt.ITEM_INSERT), rows_items)
                 self._index(cur, "item", item_chunks)

@@ -13,6 +13,7 @@ from typing import Any, Optional, Protocol
 
 from optical_memory.errors import InputError
 from optical_memory.store.base import (
+    ConflictError,
     ItemRecord,
     NewItem,
     NewPage,
@@ -423,6 +424,28 @@ def check_page_spans(
             raise InputError(
                 f"pages[{index}].spans[{j}] ends at {span.end}, past the end of item "
                 f"{span.item_id!r} ({length} characters)"
+            )
+
+
+def paged_items_query(d: Dialect, item_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """Which of ``item_ids`` some stored page already holds."""
+    cond, params = d.in_list("pi.item_id", item_ids)
+    return f"SELECT DISTINCT pi.item_id AS item_id FROM {d.page_items} pi WHERE {cond}", params
+
+
+def check_unpaged(
+    d: Dialect,
+    fetch: Callable[[str, list[Any]], Sequence[Mapping[str, Any]]],
+    pages: Sequence[NewPage],
+) -> None:
+    """``add_items(exclusive=True)``: no item ``pages`` hold is on a stored page."""
+    wanted = list(dict.fromkeys(s.item_id for page in pages for s in page.spans))
+    for chunk in chunks(wanted):
+        taken = [r["item_id"] for r in fetch(*paged_items_query(d, chunk))]
+        if taken:
+            raise ConflictError(
+                f"{len(taken)} of the items these pages hold are already on a page "
+                f"(e.g. {taken[0]!r}); another writer paged them first"
             )
 
 

@@ -177,13 +177,22 @@ class SQLiteStore(SqlReads, SqlWrites):
 
     @_guarded
     def add_items(
-        self, items: Sequence[NewItem], pages: Sequence[NewPage] = (), *, scope: Scope
+        self,
+        items: Sequence[NewItem],
+        pages: Sequence[NewPage] = (),
+        *,
+        scope: Scope,
+        exclusive: bool = False,
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
         now = utc_now()
         rows_items = stmt.item_rows(checked_items, scope, now)
         rows_pages = stmt.page_rows(checked_pages, scope, now)
         with self._write() as db:
+            if exclusive:
+                stmt.check_unpaged(
+                    SQLITE, lambda q, params: db.execute(q, params).fetchall(), checked_pages
+                )
             db.executemany(stmt.insert_sql(SQLITE, SQLITE.items, stmt.ITEM_INSERT), rows_items)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
                 stmt.check_page_spans(
