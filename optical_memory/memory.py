@@ -367,8 +367,26 @@ class OpticalMemory:
         return _Draft(item, RenderItem(item.id, "document" if kind == "document" else "text",
                                        text, label), text)
 
-    def _turn_draft(self, message: Any, index: int) -> _Draft:
-        where = f"messages[{index}]"
+    def check_messages(self, messages: Sequence[Any], *, names: Sequence[str] | None = None) -> int:
+        """Check chat messages as :meth:`add` would, storing nothing; returns
+        their text tokens. For a caller that stores a long log in several
+        ``add`` calls (each holds at most :data:`MAX_ADD_CHARS`) and must
+        reject a bad log before any of it is stored. ``names``: how errors
+        name each message (default ``messages[i]``; the CLI passes
+        ``file:line``). Raises :class:`InputError` / :class:`EmptyInputError`."""
+        if isinstance(messages, str | Mapping) or not isinstance(messages, Sequence):
+            raise InputError(f"messages must be a list of messages (got {type(messages).__name__})")
+        if names is not None and len(names) != len(messages):
+            raise InputError(f"names has {len(names)} entries for {len(messages)} messages")
+        total = 0
+        for i, message in enumerate(messages):
+            draft = self._turn_draft(message, i, where=None if names is None else names[i])
+            self._check_limits([draft], where=None if names is None else names[i])
+            total += draft.item.text_tokens
+        return total
+
+    def _turn_draft(self, message: Any, index: int, *, where: str | None = None) -> _Draft:
+        where = where or f"messages[{index}]"
         if isinstance(message, Turn):
             role, content, name, time = message.role, message.content, message.name, message.time
             tool_calls: list[Any] = []
@@ -438,19 +456,20 @@ class OpticalMemory:
         self._store_renditions(new_pages, scope)
         return AddResult(tuple(ids), tuple(page_ids), sum(d.item.text_tokens for d in drafts))
 
-    def _check_limits(self, drafts: Sequence[_Draft]) -> None:
+    def _check_limits(self, drafts: Sequence[_Draft], *, where: str | None = None) -> None:
         """:class:`InputError` when an add exceeds :data:`MAX_ADD_CHARS` or an
         item would fill more than :data:`MAX_PAGES_PER_ITEM` pages."""
         total = sum(len(d.full_text) for d in drafts)
         if total > MAX_ADD_CHARS:
-            raise InputError(f"add too large: {total} characters in {len(drafts)} item(s) "
-                             f"(limit {MAX_ADD_CHARS} per add)")
+            raise InputError(f"{where + ': ' if where else ''}add too large: {total} characters "
+                             f"in {len(drafts)} item(s) (limit {MAX_ADD_CHARS} per add)")
         for i, d in enumerate(drafts):
             if len(d.full_text) > MAX_PAGES_PER_ITEM:  # shorter texts cannot fill more pages
                 pages = len(self.renderer.layout([d.render]))
                 if pages > MAX_PAGES_PER_ITEM:
-                    raise InputError(f"item {i} fills {pages} pages (limit {MAX_PAGES_PER_ITEM} "
-                                     f"per item); split it or use a smaller font")
+                    raise InputError(f"{where or f'item {i}'} fills {pages} pages (limit "
+                                     f"{MAX_PAGES_PER_ITEM} per item); split it or use a "
+                                     f"smaller font")
 
     def _age(self, turns: int, tokens: int) -> int:
         return turns if self.aging.unit == "turns" else tokens

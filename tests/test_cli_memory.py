@@ -79,6 +79,43 @@ def test_user_errors_are_clean(tmp_path):
     assert res.exit_code == 1 and "unknown vision target" in res.output
 
 
+def test_bad_message_late_in_a_long_log_stores_nothing(tmp_path, memory_home):
+    """The CLI adds a log in batches of 256; a bad line 301 must be found
+    before the first batch is stored, and named by its line."""
+    lines = [json.dumps({"role": "user", "content": f"turn {i} about herons"}) for i in range(300)]
+    lines += ["", json.dumps({"role": "wizard", "content": "abracadabra"})]  # line 302
+    log = tmp_path / "partial.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    res = _run("add", str(log), "--chat", "--user", "late")
+    assert res.exit_code == 1 and "partial.jsonl:302: message.role" in res.output, res.output
+    assert json.loads(_run("stats", "--user", "late", "--json").stdout)["items"] == 0
+    log.write_text("\n".join(lines[:300]) + "\n")
+    res = _run("add", str(log), "--chat", "--user", "late", "--json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["item_ids"]) == 300
+
+
+def test_add_binary_or_non_utf8_is_a_clean_error(tmp_path, memory_home):
+    for name, data in (("latin1.txt", "caf\xe9".encode("latin-1")), ("blob.bin", bytes(range(256)))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        for chat in ((), ("--chat",)):
+            res = _run("add", str(path), *chat)
+            assert res.exit_code == 1 and "not UTF-8 text" in res.output, res.output
+            assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_batches_bound_messages_and_characters():
+    from optical_memory.cli.memory import _BATCH, _batches
+    from optical_memory.memory import MAX_ADD_CHARS
+
+    small = [{"role": "user", "content": "x"}] * (2 * _BATCH + 3)
+    assert [len(b) for b in _batches(small)] == [_BATCH, _BATCH, 3]
+    big = [{"role": "user", "content": "y" * (MAX_ADD_CHARS // 5)}] * 7
+    batches = _batches(big)
+    assert sum(len(b) for b in batches) == 7 and len(batches) > 1
+    assert all(sum(len(m["content"]) for m in b) <= MAX_ADD_CHARS for b in batches)
+
+
 def test_add_document_from_stdin(memory_home):
     res = _run("add", "-", "--user", "doc", "--json", input="Notes on the heron migration. " * 200)
     assert res.exit_code == 0, res.output

@@ -261,3 +261,18 @@ def test_compact_racing_another_writer_pages_each_turn_once(store_url, uid):
         assert winner.compact(user_id=uid).page_ids == ()
         assert loser.store.list_pages(scope), "the winner paged the old turns"
         assert result.items_paged < len(conv.messages)
+
+
+def test_check_messages_validates_without_storing(mem, uid):
+    msgs = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}]
+    tokens = mem.check_messages(msgs)
+    assert mem.stats(user_id=uid).items == 0
+    assert mem.add(msgs, user_id=uid).text_tokens == tokens
+    with pytest.raises(InputError, match=r"log.jsonl:7: message\.role"):
+        mem.check_messages([{"role": "oracle", "content": "x"}], names=["log.jsonl:7: message"])
+    with pytest.raises(EmptyInputError, match=r"messages\[1\] is empty"):
+        mem.check_messages([msgs[0], {"role": "user", "content": "  "}])
+    with pytest.raises(InputError, match="names has 1 entries"):
+        mem.check_messages(msgs, names=["one"])
+    with pytest.raises(InputError, match="list of messages"):
+        mem.check_messages("just a string")

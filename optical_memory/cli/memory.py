@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from optical_memory.cli._group import main
+from optical_memory.cli._group import main, read_text_arg
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
@@ -86,8 +86,9 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _read_chat_log(text: str, source: str) -> list[dict[str, Any]]:
-    messages = []
+def _read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The messages of a JSONL chat log, and a ``file:line`` name for each."""
+    messages, names = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -98,19 +99,41 @@ def _read_chat_log(text: str, source: str) -> list[dict[str, Any]]:
         if not isinstance(msg, dict):
             raise click.ClickException(f"{source}:{n}: expected a message object, got {type(msg).__name__}")
         messages.append(msg)
+        names.append(f"{source}:{n}: message")
     if not messages:
         raise click.ClickException(f"{source}: no messages (empty chat log)")
-    return messages
+    return messages, names
 
 
-def _ingest(mem, messages: list[dict[str, Any]], scope: dict[str, Any], label: str) -> tuple[list[str], int, int]:
+def _batches(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """At most :data:`_BATCH` messages and ``MAX_ADD_CHARS`` characters of
+    content per batch (content length bounds the stored text closely; a
+    message that alone exceeds it was rejected by ``check_messages``)."""
+    from optical_memory.memory import MAX_ADD_CHARS
+
+    budget = MAX_ADD_CHARS // 2  # room for tool-call lines and labels
+    out: list[list[dict[str, Any]]] = [[]]
+    chars = 0
+    for msg in messages:
+        size = len(json.dumps(msg, ensure_ascii=False))  # covers content, tool calls and names
+        if out[-1] and (len(out[-1]) >= _BATCH or chars + size > budget):
+            out.append([])
+            chars = 0
+        out[-1].append(msg)
+        chars += size
+    return out
+
+
+def _ingest(mem, messages: list[dict[str, Any]], scope: dict[str, Any], label: str,
+            names: list[str] | None = None) -> tuple[list[str], int, int]:
     """Add messages in batches (a tool call and its result may straddle two
-    batches; they are stored in order either way) with a progress bar."""
+    batches; they are stored in order either way) with a progress bar.
+    Check them all first (``check_messages``) so a bad message stores nothing."""
+    mem.check_messages(messages, names=names)
     item_ids: list[str] = []
     pages = tokens = 0
     with click.progressbar(length=len(messages), label=label, file=sys.stderr) as bar:
-        for i in range(0, len(messages), _BATCH):
-            chunk = messages[i : i + _BATCH]
+        for chunk in _batches(messages):
             res = mem.add(chunk, **scope)
             item_ids += res.item_ids
             pages += res.pages
@@ -162,17 +185,13 @@ def _write_pages(ctx, out: Path) -> list[str]:
 @_errors
 def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer, as_json):
     """Add a document FILE (or - for stdin), or a JSONL chat log with --chat."""
-    if source == "-":
-        text, name = sys.stdin.read(), "<stdin>"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise click.ClickException(f"no such file: {source}")
-        text, name = path.read_text(encoding="utf-8"), str(path)
+    text = read_text_arg(source)
+    name = "<stdin>" if source == "-" else source
     scope = _scope(user_id, agent_id, session_id)
+    log = _read_chat_log(text, name) if chat else None
     with _open(store, target, decoder, tokenizer) as mem:
-        if chat:
-            ids, pages, tokens = _ingest(mem, _read_chat_log(text, name), scope, "adding turns")
+        if log is not None:
+            ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1])
         else:
             res = mem.add_document(text, title=title or (Path(name).name if source != "-" else None),
                                    **scope)
