@@ -116,6 +116,17 @@ def test_batches_bound_messages_and_characters():
     assert all(sum(len(m["content"]) for m in b) <= MAX_ADD_CHARS for b in batches)
 
 
+def test_unusable_home_or_store_is_a_clean_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("OPTICAL_MEMORY_HOME", str(blocker))
+    res = _run("stats")
+    assert res.exit_code == 1 and "cannot create its folder" in res.output, res.output
+    res = _run("stats", "--store", str(blocker / "x.db"))
+    assert res.exit_code == 1 and "cannot create its folder" in res.output, res.output
+    assert blocker.read_text() == "not a folder"
+
+
 def test_add_document_from_stdin(memory_home):
     res = _run("add", "-", "--user", "doc", "--json", input="Notes on the heron migration. " * 200)
     assert res.exit_code == 0, res.output

@@ -657,8 +657,11 @@ def test_open_store_urls(tmp_path):
 def test_unopenable_path_is_store_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises((StoreError, OSError)):
+    with pytest.raises(StoreError, match="cannot create its folder"):
         SQLiteStore(blocker / "sub" / "memory.db")
+    with pytest.raises(StoreError, match="names a folder"):
+        SQLiteStore(str(tmp_path / "newdir") + "/")
+    assert not (tmp_path / "newdir").exists()
     not_a_db = tmp_path / "garbage.db"
     not_a_db.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):

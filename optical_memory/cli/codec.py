@@ -182,6 +182,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
     from optical_memory.decode import decode_many, precision
 
     for img in images:
+        if Path(img).is_dir():
+            raise click.ClickException(f"{img} is a directory, not an image file")
         if not Path(img).is_file():
             raise click.ClickException(f"no such image file: {img}")
     options = {"lang": lang} if lang else {}

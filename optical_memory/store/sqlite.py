@@ -115,8 +115,15 @@ class SQLiteStore(SqlReads, SqlWrites):
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if self.path.endswith(("/", os.sep)):
+                raise StoreError(f"SQLite store path {self.path!r} names a folder; "
+                                 f"give a file, e.g. {os.path.join(self.path, 'memory.db')!r}")
             self.path = str(Path(self.path).expanduser())
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot open SQLite database {self.path}: cannot create "
+                                 f"its folder: {exc.strerror or exc}") from exc
         try:
             db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
