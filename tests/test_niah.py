@@ -217,6 +217,29 @@ def test_resume_skips_completed_cells(grid_dir):
 
 
 @needs_tesseract
+def test_resume_refuses_cells_made_with_other_settings(grid_dir):
+    """The file name holds neither the target, the tokenizer nor the seed:
+    resuming into a folder made with others must not report their numbers."""
+    from dataclasses import replace
+
+    from optical_memory.errors import ConfigError
+
+    out, present, *_ = grid_dir
+    files = sorted(out.glob("pydoc_single-word_tesseract_*.json"))
+    before = {p: p.stat().st_mtime_ns for p in files}
+    for change, field in (({"target": "deepseek-ocr:tiny"}, "target"),
+                          ({"seed": 7}, "seed"),
+                          ({"font_px": 9.0}, None)):  # font size is in the name: no clash
+        other = replace(present, **change)
+        if field is None:
+            assert other.cell_name(1000, 50.0, "base") != present.cell_name(1000, 50.0, "base")
+            continue
+        with pytest.raises(ConfigError, match=f"other settings: {field}"):
+            run_grid(other, out, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+
+
+@needs_tesseract
 def test_heatmap_and_folder_plots_written(grid_dir, tmp_path):
     out, *_ = grid_dir
     cells = [c for c in load_results(out) if not c["omit_needle"]]
@@ -281,6 +304,9 @@ def test_config_rejects_bad_values():
 
     with pytest.raises(ConfigError):
         NiahConfig(lengths=(1000,), depths=(50,), tiers=("huge",))
+    for bad in (0, 0.0, -3, float("nan"), True):
+        with pytest.raises(InputError, match="font_px"):
+            NiahConfig(lengths=(1000,), depths=(50,), font_px=bad)
 
 
 # -- CLI -------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def niah() -> None:
               help="pydoc_data.topics, the synthetic chat, or a folder of .txt/.md/.rst files.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the cell JSON files and PNGs.")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(1), default=None,
               help="Processes (default: CPU count); one (length, depth) each.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip cells whose JSON is already in --out.")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optical_memory.errors import InputError
+from optical_memory.errors import ConfigError, InputError
 from optical_memory.niah.answer import AnswerEndpoint, ask
 from optical_memory.niah.haystack import Haystack, banned_text, build_haystack, source_name
 from optical_memory.niah.needles import KINDS, VALUE_TYPES, NeedleSet, make_needles
@@ -86,6 +87,10 @@ class NiahConfig:
             raise InputError(f"value type must be one of {VALUE_TYPES} (got {self.value_type!r})")
         if not self.readback and self.answer is None:
             raise InputError("nothing to measure: readback=False and no answer endpoint")
+        if self.font_px is not None and not (
+                isinstance(self.font_px, int | float) and not isinstance(self.font_px, bool)
+                and math.isfinite(self.font_px) and self.font_px > 0):
+            raise InputError(f"font_px must be a positive number of px (got {self.font_px!r})")
         from optical_memory.aging import AgePolicy
 
         policy = AgePolicy()
@@ -104,6 +109,24 @@ class NiahConfig:
 
     def cell_name(self, length: int, depth: float, tier: str) -> str:
         return f"{self.tag}_len_{length}_depth_{int(round(depth * 100))}_{tier}.json"
+
+    def differences(self, cell: Mapping[str, Any]) -> list[str]:
+        """Settings of a stored cell that differ from this run's (the file
+        name does not hold the target, tokenizer, seed or font size)."""
+        from optical_memory.tokens import get_target
+
+        want: dict[str, Any] = {
+            "target": get_target(self.target).name,
+            "tokenizer": self.tokenizer,
+            "seed": self.seed,
+            "needle_kind": self.kind,
+            "value_type": self.value_type,
+            "omit_needle": self.omit_needle,
+            "decoder": self.decoder if self.readback else None,
+        }
+        if self.font_px is not None:
+            want["font_px"] = float(self.font_px)
+        return [f"{k} {cell.get(k)!r} (this run: {v!r})" for k, v in want.items() if cell.get(k) != v]
 
 
 @dataclass(frozen=True)
@@ -368,7 +391,7 @@ def run_grid(config: NiahConfig, out_dir: str | os.PathLike[str], *, workers: in
     for length in config.lengths:
         for depth in config.depths:
             todo = tuple(t for t in config.tiers or () if not (
-                resume and (folder / config.cell_name(length, depth, t)).exists()))
+                resume and _done(folder / config.cell_name(length, depth, t), config)))
             skipped += len(config.tiers or ()) - len(todo)
             if todo:
                 tasks.append((length, depth, todo))
@@ -409,6 +432,25 @@ def run_grid(config: NiahConfig, out_dir: str | os.PathLike[str], *, workers: in
                 if path.exists():
                     results.append(json.loads(path.read_text(encoding="utf-8")))
     return RunSummary(results, total - skipped, skipped, time.perf_counter() - t0)
+
+
+def _done(path: Path, config: NiahConfig) -> bool:
+    """Whether ``path`` holds this cell already, made with ``config``'s
+    settings; :class:`ConfigError` if it was made with others (resuming would
+    report their numbers under this run's names)."""
+    if not path.exists():
+        return False
+    try:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot resume from {path}: {exc}; delete it or use --no-resume") from exc
+    diffs = config.differences(cell) if isinstance(cell, dict) else ["not a cell object"]
+    if diffs:
+        raise ConfigError(
+            f"{path.name} in {path.parent} was made with other settings: {'; '.join(diffs)}. "
+            "Use another --out folder, or --no-resume to overwrite its cells."
+        )
+    return True
 
 
 def linspace(lo: float, hi: float, n: int) -> list[float]:
