@@ -86,8 +86,14 @@ class Accounting:
     page_text_tokens: text tokens those pages hold.
     page_message_tokens: the page message's framing (overhead + header).
     per_tier: tier → (pages, text tokens held, vision tokens), kept pages only.
-    dropped_pages: pages left out for the budget (still stored).
-    ratio: history_text_tokens / context_tokens.
+    dropped_pages: pages left out for the budget (still stored), holding
+        dropped_text_tokens of dropped_items items (an item split across
+        pages is kept or dropped whole).
+    carried_text_tokens: the history the context carries, as text: the
+        history less what the dropped items would cost as text messages.
+    ratio: carried_text_tokens / context_tokens: the compression of what the
+        context holds. History dropped for the budget is not counted as
+        compressed (history_text_tokens / context_tokens would be).
     page_ratio: page_text_tokens / page_vision_tokens (the paged part).
     """
 
@@ -106,10 +112,16 @@ class Accounting:
     per_tier: dict[str, TierRow]
     dropped_pages: int
     dropped_text_tokens: int
+    dropped_items: int = 0
+
+    @property
+    def carried_text_tokens(self) -> int:
+        return (self.history_text_tokens - self.dropped_text_tokens
+                - MESSAGE_OVERHEAD * self.dropped_items)
 
     @property
     def ratio(self) -> float:
-        return self.history_text_tokens / self.context_tokens if self.context_tokens else 0.0
+        return self.carried_text_tokens / self.context_tokens if self.context_tokens else 0.0
 
     @property
     def page_ratio(self) -> float:
@@ -131,9 +143,10 @@ class Accounting:
         if self.dropped_pages:
             out.append(("dropped for budget (stored, retrievable)", str(self.dropped_pages),
                         str(self.dropped_text_tokens), "0", "-"))
-        out.append(("total: history as text → context", str(self.pages),
-                    str(self.history_text_tokens), str(self.context_tokens),
-                    r(self.history_text_tokens, self.context_tokens)))
+        label = ("total: history carried, as text → context" if self.dropped_pages
+                 else "total: history as text → context")
+        out.append((label, str(self.pages), str(self.carried_text_tokens),
+                    str(self.context_tokens), r(self.carried_text_tokens, self.context_tokens)))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +162,7 @@ class Accounting:
             "per_tier": {k: {"pages": v.pages, "text_tokens": v.text_tokens,
                              "vision_tokens": v.vision_tokens} for k, v in self.per_tier.items()},
             "dropped_pages": self.dropped_pages, "dropped_text_tokens": self.dropped_text_tokens,
+            "dropped_items": self.dropped_items, "carried_text_tokens": self.carried_text_tokens,
             "ratio": round(self.ratio, 3), "page_ratio": round(self.page_ratio, 3),
         }
 
@@ -315,6 +329,7 @@ def build_context(
         per_tier={k: TierRow(*v) for k, v in per_tier.items()},
         dropped_pages=len(dropped_idx),
         dropped_text_tokens=sum(pages[i].text_tokens for i in dropped_idx),
+        dropped_items=len({item for i in dropped_idx for item in pages[i].item_ids}),
     )
     return Context(messages=messages, accounting=accounting, pages=kept)
 

@@ -62,8 +62,16 @@ def test_build_context_drops_oldest_groups_first():
                         target="t", decoder="d")
     # page 0 then the call/result pair must go; only page 3 fits
     assert [p.page_id for p in ctx.pages] == ["p3"]
-    assert ctx.accounting.dropped_pages == 3
-    assert ctx.accounting.context_tokens == 10 + frame + 100
+    acc = ctx.accounting
+    assert acc.dropped_pages == 3 and acc.dropped_text_tokens == 3000
+    assert acc.context_tokens == 10 + frame + 100
+    # the ratio counts only the history the context carries, not what was dropped
+    # (3 dropped items: their text plus a message's framing each)
+    assert acc.dropped_items == 3
+    assert acc.carried_text_tokens == 5000 - 3000 - 3 * MESSAGE_OVERHEAD == 1988
+    assert acc.ratio == pytest.approx(1988 / acc.context_tokens)
+    assert acc.rows()[-1][0] == "total: history carried, as text → context"
+    assert acc.rows()[-1][2] == "1988" and acc.to_dict()["carried_text_tokens"] == 1988
     blocks = ctx.messages[0]["content"]
     assert blocks[0] == {"type": "text", "text": PAGES_HEADER}
     assert blocks[1] == {"type": "image", "base64": "AA==", "mime_type": "image/png"}

@@ -276,3 +276,23 @@ def test_check_messages_validates_without_storing(mem, uid):
         mem.check_messages(msgs, names=["one"])
     with pytest.raises(InputError, match="list of messages"):
         mem.check_messages("just a string")
+
+
+def test_context_ratio_does_not_count_dropped_history(mem, uid):
+    """With pages dropped for the budget, the ratio compares the history the
+    context carries (kept pages' items as text) with what the context costs."""
+    mem.add([{"role": "user" if i % 2 == 0 else "assistant",
+              "content": f"turn {i}: the heron count at the north pond was {i * 7}"}
+             for i in range(300)], user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    full = mem.context(10**6, user_id=uid, keep_last=0)
+    assert full.accounting.dropped_pages == 0
+    assert full.accounting.carried_text_tokens == full.accounting.history_text_tokens
+    ctx = mem.context(400, user_id=uid, keep_last=0)
+    acc = ctx.accounting
+    assert acc.dropped_pages >= 1 and acc.pages >= 1
+    kept_items = {i for p in ctx.pages for i in p.item_ids}
+    assert acc.dropped_items + len(kept_items) == 300
+    assert acc.carried_text_tokens == acc.page_text_tokens + 4 * len(kept_items)
+    assert acc.ratio == pytest.approx(acc.carried_text_tokens / acc.context_tokens)
+    assert acc.ratio < acc.history_text_tokens / acc.context_tokens

@@ -153,7 +153,9 @@ def _accounting_table(acc, title: str):
         table.add_row(*row)
     table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
                      f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
-                     f"whole context {acc.ratio:.1f}x")
+                     f"whole context {acc.ratio:.1f}x"
+                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped for the budget"
+                        if acc.dropped_pages else ""))
     return table
 
 

@@ -147,8 +147,13 @@ class AccountingOut(_Out):
     pages: int
     per_tier: dict[str, TierRowOut]
     dropped_pages: int = Field(description="Oldest pages left out for the budget (still stored).")
-    dropped_text_tokens: int
-    ratio: float = Field(description="history_text_tokens / context_tokens.")
+    dropped_text_tokens: int = Field(description="Text tokens those dropped pages hold.")
+    dropped_items: int = Field(description="Items on the dropped pages.")
+    carried_text_tokens: int = Field(
+        description="The history the context carries, as text (history less the dropped "
+                    "items as text messages).")
+    ratio: float = Field(description="carried_text_tokens / context_tokens (dropped history "
+                                     "is not counted as compressed).")
     page_ratio: float = Field(description="page_text_tokens / page_vision_tokens.")
 
     @classmethod

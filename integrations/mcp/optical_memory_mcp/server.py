@@ -227,8 +227,9 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
             f"Context: {acc.context_tokens} of {acc.budget_tokens} tokens budgeted "
             f"({acc.pages} pages, {acc.page_vision_tokens} vision tokens holding "
             f"{acc.page_text_tokens} text tokens; {acc.kept_turns} recent turns as text); "
-            f"the history as text would be {acc.history_text_tokens} tokens "
-            f"({acc.ratio:.1f}x). {acc.dropped_pages} oldest pages left out for the budget.")))
+            f"the history it carries would be {acc.carried_text_tokens} tokens as text "
+            f"({acc.ratio:.1f}x). {acc.dropped_pages} oldest pages "
+            f"({acc.dropped_text_tokens} text tokens) left out for the budget.")))
         return CallToolResult(content=content,
                               structured_content=out.model_dump(mode="json", by_alias=True))
 
