@@ -58,7 +58,13 @@ from optical_memory.context import (
     extend_window,
     text_message_tokens,
 )
-from optical_memory.errors import ConfigError, EmptyInputError, InputError, VisionTokensError
+from optical_memory.errors import (
+    ConfigError,
+    EmptyInputError,
+    InputError,
+    UnknownTargetError,
+    VisionTokensError,
+)
 from optical_memory.render import RenderConfig, Renderer, RenderItem, Turn
 from optical_memory.retrieve import Hit, Ranker, rerank
 from optical_memory.store import (
@@ -172,6 +178,16 @@ class _Draft:
     full_text: str
 
 
+def _check_decoder_name(name: object) -> str:
+    """A registered decoder name (it also picks the calibrated page layout, so
+    a typo must fail here, not at the first decode)."""
+    from optical_memory.decode import decoder_names
+
+    if not isinstance(name, str) or name not in decoder_names():
+        raise UnknownTargetError(f"unknown decoder {name!r} (known: {', '.join(decoder_names())})")
+    return name
+
+
 def default_render_config(target: str, decoder: str = "tesseract") -> RenderConfig:
     """The memory's default page layout for ``target``.
 
@@ -249,7 +265,7 @@ class OpticalMemory:
         self.encoder = encoder
         self.encoder_name = _check_encoder(encoder, self.target) if encoder is not None else None
         self.counter = get_counter(tokenizer)
-        self.decoder_name = decoder
+        self.decoder_name = _check_decoder_name(decoder)
         self.decoder_options = dict(decoder_options or {})
         self.render_config = render_config or default_render_config(target, decoder)
         if not isinstance(self.render_config, RenderConfig):
@@ -804,8 +820,9 @@ class OpticalMemory:
             if page.page_id is None:
                 raise InputError(
                     f"hit for item {page.item_id!r} is not on a page yet: its text is in "
-                    "hit.snippet (turns are paged once a page's worth has left the recent "
-                    "window; compact(force=True) pages them now)")
+                    f"hit.snippet. The last keep_last={self.keep_last} turns stay text; older "
+                    "turns are paged once a page's worth has left that window "
+                    "(compact(force=True) pages those now)")
             page = page.page_id
         if not isinstance(page, str):
             raise InputError(f"page must be a page id or a Hit (got {type(page).__name__})")

@@ -296,3 +296,10 @@ def test_context_ratio_does_not_count_dropped_history(mem, uid):
     assert acc.carried_text_tokens == acc.page_text_tokens + 4 * len(kept_items)
     assert acc.ratio == pytest.approx(acc.carried_text_tokens / acc.context_tokens)
     assert acc.ratio < acc.history_text_tokens / acc.context_tokens
+
+
+def test_unknown_decoder_fails_at_construction(tmp_path):
+    from optical_memory.errors import UnknownTargetError
+
+    with pytest.raises(UnknownTargetError, match="unknown decoder 'tesserakt'.*tesseract"):
+        OpticalMemory(tmp_path / "m.db", decoder="tesserakt")
