@@ -56,7 +56,9 @@ def test_render_dense_prose_layout_flags(tmp_path):
     src = tmp_path / "in.txt"
     src.write_text(PARAGRAPH * 200)
     runs = {}
-    for name, extra in {"default": ["--font-size", "11"],
+    # (the baseline names its spacing and hinting: the default layout is already dense)
+    for name, extra in {"default": ["--font-size", "11", "--line-spacing", "1.2",
+                                    "--hinting", "normal"],
                         "dense": ["--font-size", "11", "--line-spacing", "1.1",
                                   "--hinting", "slight", "--newline-mode", "marker"]}.items():
         res = CliRunner().invoke(main, ["render", str(src), "--out", str(tmp_path / name),

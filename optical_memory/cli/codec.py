@@ -73,7 +73,8 @@ def _items_for(text: str, kind: str, source: str):
 @click.option("--target", "-t", default="deepseek-ocr:base", show_default=True,
               help="Vision target whose page size and token bill to use (see `targets`).")
 @click.option("--font-size", type=float, default=None,
-              help="Font size in px (default: the calibrated densest size that reads back).")
+              help="Font size in px (default: the memory's calibrated layout, the densest "
+                   "that Tesseract reads back at >= 0.98).")
 @click.option("--newline-mode", type=click.Choice(["break", "marker"]), default=None,
               help="Real line breaks, or a visible newline marker with text flowing on.")
 @click.option("--line-spacing", type=float, default=None,
@@ -95,7 +96,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     Prints per page: source characters, text tokens, the target's vision
     tokens and the ratio text/vision.
     """
-    from optical_memory.fit import recommended_config
+    from optical_memory.memory import default_render_config
     from optical_memory.render import Renderer
     from optical_memory.tokens import get_counter, get_target
 
@@ -103,7 +104,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     items = _items_for(text, kind, file)
     vt = get_target(target)
     counter = get_counter(tokenizer)
-    cfg = recommended_config(target)
+    cfg = default_render_config(target)  # the memory's calibrated layout (read-back >= 0.98)
     if font_size is not None:
         cfg = replace(cfg, font_size=font_size)
     if newline_mode is not None:
