@@ -568,11 +568,17 @@ class OpticalMemory:
                 return recent[start:]
             fetch *= 4
 
-    def _page_turns(self, exact: Scope, waiting: list[ItemRecord], *, force: bool) -> tuple[list[str], int]:
-        window = self._recent_window(exact, self.keep_last)
-        if window:
-            cut = window[0].seq
-            waiting = [t for t in waiting if t.seq < cut]
+    def _page_turns(self, exact: Scope, waiting: list[ItemRecord], *, force: bool,
+                    replaces: Sequence[str] = ()) -> tuple[list[str], int]:
+        """Lay ``waiting`` (items of scope ``exact``, by seq) onto new pages.
+        Without ``replaces``: turns in the recent window stay text, and
+        unless ``force`` a last partial page waits. With ``replaces`` (a
+        re-render): all of ``waiting`` is paged, swapping out those pages."""
+        if not replaces:
+            window = self._recent_window(exact, self.keep_last)
+            if window:
+                cut = window[0].seq
+                waiting = [t for t in waiting if t.seq < cut]
         if not waiting:
             return [], 0
         items = [_render_item(t) for t in waiting]
@@ -604,7 +610,8 @@ class OpticalMemory:
                 age=self._age(items_after, tokens_after)))
         # exclusive: fails (ConflictError, nothing written) if another process
         # paged any of these turns since they were read
-        _, page_ids = self.store.add_items([], new_pages, scope=exact, exclusive=True)
+        _, page_ids = self.store.add_items([], new_pages, scope=exact, exclusive=True,
+                                           replaces=replaces)
         self._store_renditions(new_pages, exact)
         logger.info("compacted %d turns onto %d pages under %s", len(waiting), len(page_ids), exact)
         return page_ids, len(waiting)
@@ -1046,14 +1053,63 @@ class OpticalMemory:
         return self.store.stats(Scope(user_id, agent_id, session_id))
 
     def delete(self, *, item_ids: Sequence[str] | None = None, user_id: str = "default",
-               agent_id: str | None = None, session_id: str | None = None):
+               agent_id: str | None = None, session_id: str | None = None,
+               repage: bool = True):
         """Delete items (all under the scope, or ``item_ids``) and the pages
         left holding none; returns :class:`~optical_memory.store.Deleted`.
-        Pages still holding other items keep their pixels (listed in
-        ``partial_pages``)."""
-        deleted = self.store.delete(Scope(user_id, agent_id, session_id), item_ids=item_ids)
+
+        A page that also held other items still shows the deleted text in
+        its pixels. With ``repage`` (default) the other items of such pages
+        are laid out again without it: the pages holding them are replaced
+        in one transaction each (turns together, each document on its own);
+        the new page ids are in ``repaged``. Without it, or where no text is
+        kept (``keep_text=False``: the pages are the only copy), those pages
+        stay as they are and are listed in ``partial_pages``."""
+        scope = Scope(user_id, agent_id, session_id)
+        deleted = self.store.delete(scope, item_ids=item_ids)
         self._pending.clear()
-        return deleted
+        if not (repage and self.keep_text and deleted.partial_pages):
+            return deleted
+        made = self._repage(deleted.partial_pages, scope)
+        self._pending.clear()
+        return replace(deleted, partial_pages=(), repaged=tuple(made))
+
+    def _repage(self, page_ids: Sequence[str], scope: Scope) -> list[str]:
+        """Re-render the items of ``page_ids``, and of every page holding one
+        of them (an item split across pages moves whole)."""
+        items: dict[str, ItemRecord] = {}
+        pages: dict[str, PageRecord] = {}
+        todo = list(page_ids)
+        while todo:
+            page = self.store.get_page(todo.pop(), scope)
+            if page is None or page.id in pages:  # (gone: removed by another writer)
+                continue
+            pages[page.id] = page
+            for item_id in page.item_ids:
+                if item_id in items:
+                    continue
+                rec = self.store.get_item(item_id, page.scope)
+                if rec is None:
+                    continue
+                items[item_id] = rec
+                todo += [p.id for p in self.store.pages_for_item(item_id, page.scope)
+                         if p.id not in pages]
+        if any(rec.text is None for rec in items.values()):
+            raise InputError("cannot re-render pages whose items keep no text "
+                             "(keep_text=False); delete with repage=False")
+        groups: dict[tuple[Scope, str], list[ItemRecord]] = {}
+        for rec in sorted(items.values(), key=lambda r: r.seq):
+            key = (rec.scope, "turns" if rec.kind == "turn" else rec.id)
+            groups.setdefault(key, []).append(rec)
+        made: list[str] = []
+        for (exact, _), recs in groups.items():
+            held = {r.id for r in recs}
+            old = [p.id for p in pages.values() if held & set(p.item_ids)]
+            ids, _ = self._page_turns(exact, recs, force=True, replaces=old)
+            made += ids
+            logger.info("re-rendered %d item(s) of %d page(s) onto %d under %s",
+                        len(recs), len(old), len(ids), exact)
+        return made
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Each tier's size, token cost, ratio and read-back on one sample page

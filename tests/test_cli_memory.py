@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from optical_memory.cli import main
 from optical_memory.conversation import generate_conversation
 
-COMMANDS = ("add", "search", "decode-page", "context", "stats", "compact", "tiers", "demo")
+COMMANDS = ("add", "search", "decode-page", "context", "delete", "stats", "compact", "tiers",
+            "demo")
 
 
 def _run(*args, input=None):
@@ -125,6 +126,25 @@ def test_unusable_home_or_store_is_a_clean_error(tmp_path, monkeypatch):
     res = _run("stats", "--store", str(blocker / "x.db"))
     assert res.exit_code == 1 and "cannot create its folder" in res.output, res.output
     assert blocker.read_text() == "not a folder"
+
+
+def test_delete_items_and_all(tmp_path, memory_home):
+    log = tmp_path / "c.jsonl"
+    log.write_text("\n".join(json.dumps({"role": "user", "content": f"turn {i} about herons"})
+                             for i in range(40)) + "\n")
+    ids = json.loads(_run("add", str(log), "--chat", "--user", "del", "--json").stdout)["item_ids"]
+    res = _run("delete", ids[0], ids[1], "--user", "del", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["items"] == 2
+    assert json.loads(_run("stats", "--user", "del", "--json").stdout)["items"] == 38
+    assert json.loads(_run("delete", ids[0], "--user", "del", "--json").stdout)["items"] == 0
+    for bad in ((), (ids[2], "--all"), ("--all",)):
+        res = _run("delete", *bad, "--user", "del")
+        assert res.exit_code == 2, res.output
+    assert json.loads(_run("stats", "--user", "del", "--json").stdout)["items"] == 38
+    res = _run("delete", "--all", "--yes", "--user", "del")
+    assert res.exit_code == 0 and "deleted 38 item(s)" in res.output, res.output
+    assert json.loads(_run("stats", "--user", "del", "--json").stdout)["items"] == 0
 
 
 def test_add_document_from_stdin(memory_home):

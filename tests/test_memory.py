@@ -303,3 +303,50 @@ def test_unknown_decoder_fails_at_construction(tmp_path):
 
     with pytest.raises(UnknownTargetError, match="unknown decoder 'tesserakt'.*tesseract"):
         OpticalMemory(tmp_path / "m.db", decoder="tesserakt")
+
+
+def _turns(n, secret_at=None):
+    return [{"role": "user" if i % 2 == 0 else "assistant",
+             "content": ("the locker code is zebra 4471" if i == secret_at else
+                         f"turn {i}: herons at the north pond, count {i * 7}")}
+            for i in range(n)]
+
+
+@needs_tesseract
+def test_delete_rerenders_shared_pages_without_the_deleted_text(mem, uid):
+    """'Forget this' must reach the pixels: a deleted turn that shared a page
+    with others is gone from the re-rendered page, which the others keep."""
+    scope = mem_scope(uid)
+    mem.add(_turns(120, secret_at=40), user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    secret = next(i for i in mem.store.list_items(scope) if "zebra" in (i.text or ""))
+    (shared,) = mem.store.pages_for_item(secret.id, scope)
+    neighbours = [i for i in shared.item_ids if i != secret.id]
+    assert neighbours, "the secret shares its page"
+    before_pages = len(mem.store.list_pages(scope))
+
+    deleted = mem.delete(item_ids=[secret.id], user_id=uid)
+    assert deleted.items == 1 and deleted.partial_pages == () and deleted.repaged
+    assert mem.store.get_page(shared.id, scope) is None
+    pages = mem.store.list_pages(scope)
+    assert not any("zebra" in (p.text or "") for p in pages)
+    assert len(pages) == before_pages  # same turns less one fit the same pages here
+    for item_id in neighbours:  # every other turn is still on exactly one page
+        assert len(mem.store.pages_for_item(item_id, scope)) == 1
+    new = mem.store.pages_for_item(neighbours[0], scope)[0]
+    assert new.id in deleted.repaged
+    read = mem.decode(new.id, tier="base", user_id=uid)
+    assert "zebra" not in read.text.lower() and "4471" not in read.text
+    assert "herons" in read.text and read.precision > 0.9
+    assert not any("zebra" in (h.snippet or "") for h in mem.retrieve("zebra locker", user_id=uid))
+
+
+def test_delete_without_repage_lists_the_partial_pages(mem, uid):
+    scope = mem_scope(uid)
+    mem.add(_turns(120, secret_at=40), user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    secret = next(i for i in mem.store.list_items(scope) if "zebra" in (i.text or ""))
+    (shared,) = mem.store.pages_for_item(secret.id, scope)
+    deleted = mem.delete(item_ids=[secret.id], user_id=uid, repage=False)
+    assert deleted.partial_pages == (shared.id,) and deleted.repaged == ()
+    assert "zebra" in mem.store.get_page(shared.id, scope).text

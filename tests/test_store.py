@@ -666,3 +666,28 @@ def test_unopenable_path_is_store_error(tmp_path):
     not_a_db.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):
         SQLiteStore(not_a_db)
+
+
+def test_add_items_replaces_pages_atomically(store, uid):
+    scope = Scope(uid)
+    a, b = turn("alpha one"), turn("beta two")
+    store.add_items([a, b], [page_of(a, b)], scope=scope)
+    (old,) = store.list_pages(scope)
+    # an id that is not a page here (or is another user's) rejects the whole write
+    other = turn("other's")
+    store.add_items([other], [page_of(other)], scope=Scope(uid + "-x"))
+    foreign = store.list_pages(Scope(uid + "-x"))[0].id
+    before = snapshot(store, scope)
+    for bad in (["no-such-page"], [old.id, foreign]):
+        with pytest.raises(NotFoundError):
+            store.add_items([], [page_of(b)], scope=scope, replaces=bad, exclusive=True)
+        assert snapshot(store, scope) == before
+    with pytest.raises(InputError, match="not one string"):
+        store.add_items([], [page_of(b)], scope=scope, replaces=old.id)
+    # b alone on a new page, replacing the page that held a and b: exclusive
+    # allows it, as b's only page is the one replaced
+    _, (new,) = store.add_items([], [page_of(b)], scope=scope, replaces=[old.id], exclusive=True)
+    assert [p.id for p in store.list_pages(scope)] == [new]
+    assert store.pages_for_item(a.id, scope) == []
+    assert [p.id for p in store.pages_for_item(b.id, scope)] == [new]
+    assert store.get_page(foreign, Scope(uid + "-x")) is not None

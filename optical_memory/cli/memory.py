@@ -1,4 +1,4 @@
-"""Memory commands (add, search, decode-page, context, stats, compact, tiers, demo).
+"""Memory commands (add, search, decode-page, context, delete, stats, compact, tiers, demo).
 
 A thin layer over :class:`optical_memory.memory.OpticalMemory`: every command
 opens the memory at ``--store`` (default: the SQLite file in
@@ -281,6 +281,38 @@ def context(budget, keep_last, system, out, store, user_id, agent_id, session_id
     _console().print(_accounting_table(ctx.accounting, f"context within {budget} tokens"))
     if written:
         click.echo(f"wrote {len(written)} page image(s) to {out}")
+
+
+@main.command()
+@click.argument("item_ids", nargs=-1)
+@click.option("--all", "delete_all", is_flag=True,
+              help="Delete every item under the scope (needs --yes).")
+@click.option("--yes", is_flag=True, help="Confirm --all.")
+@click.option("--no-repage", is_flag=True,
+              help="Leave pages that also hold other items as they are (they keep showing "
+                   "the deleted text); by default they are laid out again without it.")
+@_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_errors
+def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, session_id, as_json):
+    """Delete ITEM_IDS (from `add --json` or `search`), or --all under the scope."""
+    if bool(item_ids) == delete_all:
+        raise click.UsageError("give ITEM_IDS, or --all (not both, not neither)")
+    if delete_all and not yes:
+        raise click.UsageError(f"--all deletes every item of user {user_id!r}"
+                               f"{f', agent {agent_id!r}' if agent_id else ''}"
+                               f"{f', session {session_id!r}' if session_id else ''}; add --yes")
+    with _open(store) as mem:
+        d = mem.delete(item_ids=None if delete_all else list(item_ids), repage=not no_repage,
+                       **_scope(user_id, agent_id, session_id))
+    if as_json:
+        _emit_json({"items": d.items, "pages": d.pages, "partial_pages": list(d.partial_pages),
+                    "repaged": list(d.repaged)})
+        return
+    click.echo(f"deleted {d.items} item(s) and {d.pages} page(s); "
+               f"{len(d.repaged)} page(s) re-rendered without the deleted text"
+               + (f"; {len(d.partial_pages)} page(s) still show it: {', '.join(d.partial_pages)}"
+                  if d.partial_pages else ""))
 
 
 @main.command()

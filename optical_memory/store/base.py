@@ -279,12 +279,15 @@ class Deleted:
 
     partial_pages: pages kept because they still hold other items, although
     their pixels (and readback) still show a deleted item; the caller should
-    re-render them if the deleted text must disappear from images too.
+    re-render them if the deleted text must disappear from images too
+    (:meth:`OpticalMemory.delete <optical_memory.memory.OpticalMemory.delete>`
+    does, and lists the new pages in ``repaged``).
     """
 
     items: int
     pages: int
     partial_pages: tuple[str, ...] = ()
+    repaged: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -304,12 +307,16 @@ class Store(Protocol):
         *,
         scope: Scope,
         exclusive: bool = False,
+        replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         """Store items and the pages holding them together; returns their ids
         in input order. Raises :class:`InputError` (nothing written) on bad
         input, a duplicate id, or a span naming an item not visible here.
-        With ``exclusive``, no item the pages hold may be on a page stored
-        before this call (checked inside the write's transaction, so two
+        ``replaces``: stored pages (visible under ``scope``, else
+        :class:`NotFoundError`) deleted in the same transaction, first (a
+        re-render swaps pages atomically). With ``exclusive``, no item the
+        pages hold may be on a page stored before this call, apart from
+        those replaced (checked inside the write's transaction, so two
         processes paging the same turns cannot both succeed); else
         :class:`ConflictError`, nothing written."""
         ...

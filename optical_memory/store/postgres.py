@@ -400,6 +400,7 @@ class PostgresStore(SqlReads, SqlWrites):
         *,
         scope: Scope,
         exclusive: bool = False,
+        replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
         now = utc_now()
@@ -408,6 +409,10 @@ class PostgresStore(SqlReads, SqlWrites):
         item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
         page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
         with self._write(ordered=True) as conn, conn.cursor() as cur:
+            if replaces:
+                for chunk in stmt.chunks(stmt.check_replaced(
+                        POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), replaces, scope)):
+                    cur.execute(*stmt.delete_pages_query(POSTGRES, chunk))
             if exclusive:
                 stmt.check_unpaged(
                     POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), checked_pages

@@ -449,6 +449,38 @@ def check_unpaged(
             )
 
 
+def check_replaced(
+    d: Dialect,
+    fetch: Callable[[str, list[Any]], Sequence[Mapping[str, Any]]],
+    page_ids: Sequence[str],
+    scope: Scope,
+) -> list[str]:
+    """``add_items(replaces=...)``: the ids, each once, all of pages visible
+    under ``scope`` (else :class:`NotFoundError`)."""
+    if isinstance(page_ids, str):
+        raise InputError("replaces must be a sequence of page ids, not one string")
+    wanted = list(dict.fromkeys(page_ids))
+    for i, page_id in enumerate(wanted):
+        check_id(f"replaces[{i}]", page_id)
+    where, params = d.scope_where(scope, "p")
+    found: set[str] = set()
+    for chunk in chunks(wanted):
+        cond, ids = d.in_list("p.id", chunk)
+        found.update(r["id"] for r in fetch(
+            f"SELECT p.id AS id FROM {d.pages} p WHERE {cond} AND {where}{d.lock_shared}",
+            [*ids, *params]))
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise NotFoundError(f"no page {missing[0]!r} under {scope} (replaces)")
+    return wanted
+
+
+def delete_pages_query(d: Dialect, page_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """DELETE of pages by id (their page_items, renditions and search rows cascade)."""
+    cond, params = d.in_list("id", page_ids)
+    return f"DELETE FROM {d.pages} WHERE {cond}", params
+
+
 def set_tier_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> tuple[str, list[Any]]:
     """UPDATE of one page's tier; it touches no row when the page is not under ``scope``."""
     scope = check_scope(scope)

@@ -190,12 +190,17 @@ class SQLiteStore(SqlReads, SqlWrites):
         *,
         scope: Scope,
         exclusive: bool = False,
+        replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         scope, checked_items, checked_pages = check_write(items, pages, scope)
         now = utc_now()
         rows_items = stmt.item_rows(checked_items, scope, now)
         rows_pages = stmt.page_rows(checked_pages, scope, now)
         with self._write() as db:
+            if replaces:
+                for chunk in stmt.chunks(stmt.check_replaced(
+                        SQLITE, lambda q, params: db.execute(q, params).fetchall(), replaces, scope)):
+                    db.execute(*stmt.delete_pages_query(SQLITE, chunk))
             if exclusive:
                 stmt.check_unpaged(
                     SQLITE, lambda q, params: db.execute(q, params).fetchall(), checked_pages

@@ -240,12 +240,16 @@ class DeletedOut(_Out):
     items: int = Field(description="Items deleted.")
     pages: int = Field(description="Pages deleted (they held only deleted items).")
     partial_pages: list[str] = Field(
-        description="Pages kept because they hold other items too; their pixels still show "
-                    "the deleted text.")
+        description="Pages kept as they were although they also show deleted text (only "
+                    "where nothing could be re-rendered; normally empty).")
+    repaged: list[str] = Field(
+        description="New pages: the other items of pages that showed deleted text, laid "
+                    "out again without it.")
 
     @classmethod
     def of(cls, d: Deleted) -> DeletedOut:
-        return cls(items=d.items, pages=d.pages, partial_pages=list(d.partial_pages))
+        return cls(items=d.items, pages=d.pages, partial_pages=list(d.partial_pages),
+                   repaged=list(d.repaged))
 
 
 __all__ = [

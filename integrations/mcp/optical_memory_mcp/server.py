@@ -259,8 +259,10 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         delete_all: Annotated[bool, Field(
             description="Delete everything in this memory's scope instead.")] = False,
     ) -> DeletedOut:
-        """Delete items, and the pages left holding none. Give `item_ids`, or
-        `delete_all: true` to forget everything in this server's scope."""
+        """Delete items, and the pages left holding none; pages that also held
+        other items are laid out again without the deleted text. Give
+        `item_ids`, or `delete_all: true` to forget everything in this
+        server's scope."""
         if (item_ids is None) == (not delete_all):
             raise ToolError("give `item_ids`, or `delete_all: true` (not both, not neither)")
         if item_ids is not None and not item_ids:
