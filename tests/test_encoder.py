@@ -435,31 +435,37 @@ def test_tune_cpu_allocator_checks_its_argument():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_tune_cpu_allocator_stops_refaulting_large_tensors():
-    # in a child process: the setting is process-wide and lasting
+def test_tune_cpu_allocator_serves_large_tensors_from_the_heap():
+    """What the setting controls, checked in a child process (it is
+    process-wide and lasting): a 50 MB tensor comes from mmap by default and
+    from glibc's heap once tuned, and freeing it leaves the heap its size (no
+    trim). Whether the next large block reuses those pages depends on heap
+    fragmentation, so the fault counts are measured by
+    benchmarks/encoder_cpu_memory.py, not asserted here (a fault-count
+    assertion failed about one run in three on this machine)."""
     code = (
-        "import resource, torch\n"
+        "import torch\n"
         "from optical_memory.encoder import tune_cpu_allocator\n"
-        "def faults():\n"
-        "    t = torch.empty(12_500_000)\n"
-        "    t.fill_(1.0)\n"
-        "    del t\n"
-        "def count():\n"
-        "    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "    faults()\n"
-        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0\n"
-        "faults(); before = count()\n"
+        "def heap():\n"
+        "    for line in open('/proc/self/maps'):\n"
+        "        if line.rstrip().endswith('[heap]'):\n"
+        "            return tuple(int(x, 16) for x in line.split()[0].split('-'))\n"
+        "    return (0, 0)\n"
+        "def in_heap(t):\n"
+        "    lo, hi = heap()\n"
+        "    return lo <= t.data_ptr() < hi\n"
+        "t = torch.empty(12_500_000); t.fill_(1.0); before = in_heap(t); del t\n"
         "ok = tune_cpu_allocator(1 << 27)\n"
-        "faults(); after = count()\n"
-        "print(ok, before, after)\n"
+        "t = torch.empty(12_500_000); t.fill_(1.0); after = in_heap(t)\n"
+        "size = heap(); del t; kept = heap() == size\n"
+        "print(ok, before, after, kept)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    ok, before, after = out.stdout.split()
+    ok, before, after, kept = out.stdout.split()
     if ok != "True":
         pytest.skip("C library is not glibc")
-    # 50 MB: ~12k fresh 4 KiB pages per allocation by default, ~none once the heap keeps it
-    assert int(before) > 5000 and int(after) < int(before) // 10
+    assert (before, after, kept) == ("False", "True", "True")
 
 
 @pytest.mark.gpu

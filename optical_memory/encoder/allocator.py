@@ -10,6 +10,10 @@ forward from 8.3 to 7.5 s (benchmarks/encoder_cpu_memory.py).
 :func:`tune_cpu_allocator` raises glibc's mmap and trim thresholds so large
 blocks come from the heap and stay there for reuse. It is process-wide and
 lasting: the process keeps its peak heap instead of returning it to the OS.
+Whether a freed block is reused by the next one of its size depends on how
+the heap is laid out around it (a 64-byte-aligned request does not always
+fit back into the hole it left), so the faults saved vary from process to
+process; the benchmark above reports what it measured.
 That is why the library never calls it by itself. Setting the environment
 variables ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` before
 the process starts does the same.
