@@ -241,15 +241,15 @@ def test_compact_racing_another_writer_pages_each_turn_once(store_url, uid):
         real_add = loser.store.add_items
         raised: list[Exception] = []
 
-        def add_items_after_the_winner(items, pages=(), *, scope, exclusive=False):
+        def add_items_after_the_winner(items, pages=(), **kw):
             if pages and not raised:  # the winner pages the same turns first
                 winner.compact(user_id=uid)
                 try:
-                    return real_add(items, pages, scope=scope, exclusive=exclusive)
+                    return real_add(items, pages, **kw)
                 except ConflictError as exc:
                     raised.append(exc)
                     raise
-            return real_add(items, pages, scope=scope, exclusive=exclusive)
+            return real_add(items, pages, **kw)
 
         loser.store.add_items = add_items_after_the_winner
         result = loser.compact(user_id=uid)
