@@ -58,13 +58,8 @@ from optical_memory.context import (
     extend_window,
     text_message_tokens,
 )
-from optical_memory.errors import (
-    ConfigError,
-    EmptyInputError,
-    InputError,
-    UnknownTargetError,
-    VisionTokensError,
-)
+from optical_memory.decode.base import check_decoder_name
+from optical_memory.errors import ConfigError, EmptyInputError, InputError, VisionTokensError
 from optical_memory.render import RenderConfig, Renderer, RenderItem, Turn
 from optical_memory.retrieve import Hit, Ranker, rerank
 from optical_memory.store import (
@@ -178,16 +173,6 @@ class _Draft:
     full_text: str
 
 
-def _check_decoder_name(name: object) -> str:
-    """A registered decoder name (it also picks the calibrated page layout, so
-    a typo must fail here, not at the first decode)."""
-    from optical_memory.decode import decoder_names
-
-    if not isinstance(name, str) or name not in decoder_names():
-        raise UnknownTargetError(f"unknown decoder {name!r} (known: {', '.join(decoder_names())})")
-    return name
-
-
 def default_render_config(target: str, decoder: str = "tesseract") -> RenderConfig:
     """The memory's default page layout for ``target``.
 
@@ -265,7 +250,8 @@ class OpticalMemory:
         self.encoder = encoder
         self.encoder_name = _check_encoder(encoder, self.target) if encoder is not None else None
         self.counter = get_counter(tokenizer)
-        self.decoder_name = _check_decoder_name(decoder)
+        # the name also picks the calibrated layout: a typo fails here, not at a decode
+        self.decoder_name = check_decoder_name(decoder)
         self.decoder_options = dict(decoder_options or {})
         self.render_config = render_config or default_render_config(target, decoder)
         if not isinstance(self.render_config, RenderConfig):

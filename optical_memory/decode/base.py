@@ -227,13 +227,16 @@ def decoder_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def check_decoder_name(name: object) -> str:
+    """``name`` if a decoder is registered under it, else :class:`UnknownTargetError`
+    (nothing is imported)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UnknownTargetError(f"unknown decoder {name!r} (known: {', '.join(decoder_names())})")
+    return name
+
+
 def _resolve(name: str) -> Callable[..., Decoder]:
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
-        raise UnknownTargetError(
-            f"unknown decoder {name!r} (known: {', '.join(decoder_names())})"
-        ) from None
+    entry = _REGISTRY[check_decoder_name(name)]
     if isinstance(entry, str):
         module_name, _, attr = entry.partition(":")
         return getattr(importlib.import_module(module_name), attr)
