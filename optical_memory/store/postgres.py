@@ -409,21 +409,16 @@ class PostgresStore(SqlReads, SqlWrites):
         item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
         page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
         with self._write(ordered=True) as conn, conn.cursor() as cur:
-            if replaces:
-                for chunk in stmt.chunks(stmt.check_replaced(
-                        POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), replaces, scope)):
-                    cur.execute(*stmt.delete_pages_query(POSTGRES, chunk))
-            if exclusive:
-                stmt.check_unpaged(
-                    POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), checked_pages
-                )
+            def fetch(q: str, params: list[Any]) -> list[Any]:
+                return cur.execute(q, params).fetchall()
+
+            stmt.before_inserts(POSTGRES, fetch, cur.execute, scope, checked_pages,
+                                replaces=replaces, exclusive=exclusive)
             if rows_items:
                 cur.executemany(stmt.insert_sql(POSTGRES, POSTGRES.items, stmt.ITEM_INSERT), rows_items)
                 self._index(cur, "item", item_chunks)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                stmt.check_page_spans(
-                    POSTGRES, lambda q, params: cur.execute(q, params).fetchall(), i, page, scope
-                )
+                stmt.check_page_spans(POSTGRES, fetch, i, page, scope)
                 cur.execute(stmt.insert_sql(POSTGRES, POSTGRES.pages, stmt.PAGE_INSERT), row)
                 cur.executemany(
                     stmt.insert_sql(POSTGRES, POSTGRES.page_items, ("page_id", "item_id")),

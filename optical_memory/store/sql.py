@@ -481,6 +481,30 @@ def delete_pages_query(d: Dialect, page_ids: Sequence[str]) -> tuple[str, list[A
     return f"DELETE FROM {d.pages} WHERE {cond}", params
 
 
+Fetch = Callable[[str, list[Any]], Sequence[Mapping[str, Any]]]
+
+
+def before_inserts(
+    d: Dialect,
+    fetch: Fetch,
+    run: Callable[[str, list[Any]], Any],
+    scope: Scope,
+    pages: Sequence[NewPage],
+    *,
+    replaces: Sequence[str],
+    exclusive: bool,
+) -> None:
+    """``add_items``' steps before its INSERTs, in its transaction: delete the
+    pages it ``replaces``, then (``exclusive``) check no item of ``pages`` is
+    on another page. ``fetch`` runs a query and returns its rows, ``run`` a
+    statement."""
+    if replaces:
+        for chunk in chunks(check_replaced(d, fetch, replaces, scope)):
+            run(*delete_pages_query(d, chunk))
+    if exclusive:
+        check_unpaged(d, fetch, pages)
+
+
 def set_tier_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> tuple[str, list[Any]]:
     """UPDATE of one page's tier; it touches no row when the page is not under ``scope``."""
     scope = check_scope(scope)

@@ -197,19 +197,14 @@ class SQLiteStore(SqlReads, SqlWrites):
         rows_items = stmt.item_rows(checked_items, scope, now)
         rows_pages = stmt.page_rows(checked_pages, scope, now)
         with self._write() as db:
-            if replaces:
-                for chunk in stmt.chunks(stmt.check_replaced(
-                        SQLITE, lambda q, params: db.execute(q, params).fetchall(), replaces, scope)):
-                    db.execute(*stmt.delete_pages_query(SQLITE, chunk))
-            if exclusive:
-                stmt.check_unpaged(
-                    SQLITE, lambda q, params: db.execute(q, params).fetchall(), checked_pages
-                )
+            def fetch(q: str, params: list[Any]) -> list[Any]:
+                return db.execute(q, params).fetchall()
+
+            stmt.before_inserts(SQLITE, fetch, db.execute, scope, checked_pages,
+                                replaces=replaces, exclusive=exclusive)
             db.executemany(stmt.insert_sql(SQLITE, SQLITE.items, stmt.ITEM_INSERT), rows_items)
             for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                stmt.check_page_spans(
-                    SQLITE, lambda q, params: db.execute(q, params).fetchall(), i, page, scope
-                )
+                stmt.check_page_spans(SQLITE, fetch, i, page, scope)
                 db.execute(stmt.insert_sql(SQLITE, SQLITE.pages, stmt.PAGE_INSERT), row)
                 db.executemany(
                     stmt.insert_sql(SQLITE, SQLITE.page_items, ("page_id", "item_id")),
