@@ -18,6 +18,7 @@ ORDER = [
     ("niah", "benchmarks/niah.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("reliability", "benchmarks/reliability.py"),
+    ("delete_repage", "benchmarks/delete_repage.py"),
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
     ("encoder_speed_cpu_tuned", "benchmarks/encoder_speed.py --tune-malloc"),
     ("encoder_cpu_memory", "benchmarks/encoder_cpu_memory.py"),

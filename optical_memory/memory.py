@@ -555,11 +555,14 @@ class OpticalMemory:
             fetch *= 4
 
     def _page_turns(self, exact: Scope, waiting: list[ItemRecord], *, force: bool,
-                    replaces: Sequence[str] = ()) -> tuple[list[str], int]:
+                    replaces: Sequence[str] = (), slot: int | None = None,
+                    tier_floor: str | None = None) -> tuple[list[str], int]:
         """Lay ``waiting`` (items of scope ``exact``, by seq) onto new pages.
         Without ``replaces``: turns in the recent window stay text, and
         unless ``force`` a last partial page waits. With ``replaces`` (a
-        re-render): all of ``waiting`` is paged, swapping out those pages."""
+        re-render): all of ``waiting`` is paged, swapping out those pages;
+        the new pages take their place in the history (``slot``, see
+        :func:`_page_order`) and are no younger than ``tier_floor``."""
         if not replaces:
             window = self._recent_window(exact, self.keep_last)
             if window:
@@ -594,6 +597,8 @@ class OpticalMemory:
             new_pages.append(self._new_page(
                 page, texts, roles, stats.items - items_after, stats.text_tokens - tokens_after,
                 age=self._age(items_after, tokens_after)))
+        if slot is not None or tier_floor is not None:
+            new_pages = [self._replacement(p, slot, tier_floor) for p in new_pages]
         # exclusive: fails (ConflictError, nothing written) if another process
         # paged any of these turns since they were read
         _, page_ids = self.store.add_items([], new_pages, scope=exact, exclusive=True,
@@ -601,6 +606,17 @@ class OpticalMemory:
         self._store_renditions(new_pages, exact)
         logger.info("compacted %d turns onto %d pages under %s", len(waiting), len(page_ids), exact)
         return page_ids, len(waiting)
+
+    def _replacement(self, page: NewPage, slot: int | None, tier_floor: str | None) -> NewPage:
+        """``page`` placed at ``slot`` in the page order, and aged at least to
+        ``tier_floor`` (re-rendering never makes pages younger)."""
+        meta = dict(page.meta)
+        meta[_META_KEY] = dict(meta[_META_KEY], slot=slot) if slot is not None else meta[_META_KEY]
+        tier = page.tier
+        if (tier_floor is not None and tier_floor in self.aging.names and tier in self.aging.names
+                and self.aging.rank(tier_floor) > self.aging.rank(tier)):
+            tier = tier_floor
+        return replace(page, meta=meta, tier=tier)
 
     def _age_pages(self, scope: Scope, totals: dict[Scope, StoreStats] | None = None
                    ) -> tuple[list[PageRecord], dict[str, int]]:
@@ -892,15 +908,26 @@ class OpticalMemory:
 
         totals: dict[Scope, StoreStats] = {}
         records, _ = self._age_pages(scope, totals)
+        records.sort(key=_page_order)  # re-rendered pages keep their place in the history
         pages: list[ContextPage] = []
+        overlap: dict[str, ItemRecord] = {}
         for rec in records:
             items = rec.item_ids
-            if items and all(i in in_window for i in items):
+            if items and any(i in in_window for i in items):
+                # some of its turns are in the text window (keep_last above the
+                # memory's, or recent turns deleted): the page's other items are
+                # laid out afresh below, so no turn reaches the model twice
+                for item_id in items:
+                    if item_id not in in_window and item_id not in overlap:
+                        item = self.store.get_item(item_id, rec.scope)
+                        if item is not None and item.text is not None:
+                            overlap[item_id] = item
                 continue
             pages.append(self._context_page(rec, tgt, scope))
         cut = window[0].seq if window else None
         waiting = [t for t in self.store.list_items(scope, kinds=["turn"], on_page=False)
                    if t.text is not None and (cut is None or t.seq < cut)]
+        waiting = sorted([*waiting, *overlap.values()], key=lambda t: t.seq)
         if waiting:
             pages += self._pending_pages(waiting, tgt)
 
@@ -1046,56 +1073,64 @@ class OpticalMemory:
 
         A page that also held other items still shows the deleted text in
         its pixels. With ``repage`` (default) the other items of such pages
-        are laid out again without it: the pages holding them are replaced
-        in one transaction each (turns together, each document on its own);
-        the new page ids are in ``repaged``. Without it, or where no text is
-        kept (``keep_text=False``: the pages are the only copy), those pages
-        stay as they are and are listed in ``partial_pages``."""
+        are laid out again without it: each run of pages linked by an item
+        split across them is replaced in one transaction; the new page ids
+        are in ``repaged``, and they keep the old pages' place in the history
+        and their age tier. Without it, or where the other
+        items keep no text (``keep_text=False``: the pages are the only
+        copy), those pages stay as they are and are listed in
+        ``partial_pages``."""
         scope = Scope(user_id, agent_id, session_id)
         deleted = self.store.delete(scope, item_ids=item_ids)
         self._pending.clear()
-        if not (repage and self.keep_text and deleted.partial_pages):
+        if not (repage and deleted.partial_pages):
             return deleted
-        made = self._repage(deleted.partial_pages, scope)
+        made, kept = self._repage(deleted.partial_pages, scope)
         self._pending.clear()
-        return replace(deleted, partial_pages=(), repaged=tuple(made))
+        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made))
 
-    def _repage(self, page_ids: Sequence[str], scope: Scope) -> list[str]:
-        """Re-render the items of ``page_ids``, and of every page holding one
-        of them (an item split across pages moves whole)."""
-        items: dict[str, ItemRecord] = {}
-        pages: dict[str, PageRecord] = {}
-        todo = list(page_ids)
-        while todo:
-            page = self.store.get_page(todo.pop(), scope)
-            if page is None or page.id in pages:  # (gone: removed by another writer)
-                continue
-            pages[page.id] = page
-            for item_id in page.item_ids:
-                if item_id in items:
-                    continue
-                rec = self.store.get_item(item_id, page.scope)
-                if rec is None:
-                    continue
-                items[item_id] = rec
-                todo += [p.id for p in self.store.pages_for_item(item_id, page.scope)
-                         if p.id not in pages]
-        if any(rec.text is None for rec in items.values()):
-            raise InputError("cannot re-render pages whose items keep no text "
-                             "(keep_text=False); delete with repage=False")
-        groups: dict[tuple[Scope, str], list[ItemRecord]] = {}
-        for rec in sorted(items.values(), key=lambda r: r.seq):
-            key = (rec.scope, "turns" if rec.kind == "turn" else rec.id)
-            groups.setdefault(key, []).append(rec)
+    def _repage(self, page_ids: Sequence[str], scope: Scope) -> tuple[list[str], list[str]]:
+        """Re-render the items of ``page_ids``. Pages linked by an item split
+        across them move together (a component); each component is laid out
+        on its own, takes the place of the pages it replaces and keeps their
+        oldest tier. Returns (new page ids, pages left as they were: their
+        items keep no text, or they span scopes)."""
+        seen: set[str] = set()
         made: list[str] = []
-        for (exact, _), recs in groups.items():
-            held = {r.id for r in recs}
-            old = [p.id for p in pages.values() if held & set(p.item_ids)]
-            ids, _ = self._page_turns(exact, recs, force=True, replaces=old)
+        kept: list[str] = []
+        for start in page_ids:
+            if start in seen:
+                continue
+            pages: dict[str, PageRecord] = {}
+            items: dict[str, ItemRecord] = {}
+            todo = [start]
+            while todo:
+                page = self.store.get_page(todo.pop(), scope)
+                if page is None or page.id in pages:  # (gone: removed by another writer)
+                    continue
+                pages[page.id] = page
+                for item_id in page.item_ids:
+                    rec = items.get(item_id) or self.store.get_item(item_id, page.scope)
+                    if rec is None or item_id in items:
+                        continue
+                    items[item_id] = rec
+                    todo += [p.id for p in self.store.pages_for_item(item_id, page.scope)
+                             if p.id not in pages]
+            seen.update(pages)
+            scopes = {p.scope for p in pages.values()}
+            if not items or len(scopes) > 1 or any(r.text is None for r in items.values()):
+                kept += list(pages)
+                continue
+            recs = sorted(items.values(), key=lambda r: r.seq)
+            tiers = [p.tier for p in pages.values() if p.tier in self.aging.names]
+            floor = max(tiers, key=self.aging.rank) if tiers else None
+            ids, _ = self._page_turns(
+                scopes.pop(), recs, force=True, replaces=list(pages),
+                slot=min(_page_order(p)[0] for p in pages.values()), tier_floor=floor)
             made += ids
-            logger.info("re-rendered %d item(s) of %d page(s) onto %d under %s",
-                        len(recs), len(old), len(ids), exact)
-        return made
+            logger.info("re-rendered %d item(s) of %d page(s) onto %d", len(recs), len(pages),
+                        len(ids))
+        return made, kept
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Each tier's size, token cost, ratio and read-back on one sample page
@@ -1227,6 +1262,13 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return json.loads(json.dumps(value, default=str))
+
+
+def _page_order(page: PageRecord) -> tuple[int, int]:
+    """Where a page sits in the history: its ``seq``, or for a re-rendered
+    page the place (``slot``) of the pages it replaced."""
+    slot = (page.meta.get(_META_KEY) or {}).get("slot")
+    return (int(slot) if isinstance(slot, int) else page.seq, page.seq)
 
 
 def _render_item(item: ItemRecord) -> RenderItem:

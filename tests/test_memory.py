@@ -350,3 +350,78 @@ def test_delete_without_repage_lists_the_partial_pages(mem, uid):
     deleted = mem.delete(item_ids=[secret.id], user_id=uid, repage=False)
     assert deleted.partial_pages == (shared.id,) and deleted.repaged == ()
     assert "zebra" in mem.store.get_page(shared.id, scope).text
+
+
+def test_delete_keeps_page_order_and_age_of_rerendered_pages(tmp_path, uid):
+    """Re-rendered pages take the place of the pages they replace (context
+    order, budget cut) and keep their tier; pages far apart are re-rendered
+    separately, never merged onto one page."""
+    from optical_memory.aging import AgePolicy, Tier
+
+    policy = AgePolicy((Tier("base", max_age=60, scale=1.0), Tier("small", None, scale=0.625)))
+    with OpticalMemory(tmp_path / "m.db", render_config=CFG, keep_last=4, aging=policy) as mem:
+        scope = mem_scope(uid)
+        mem.add(_turns(400), user_id=uid)
+        mem.compact(user_id=uid, force=True)
+        seq = {i.id: i.seq for i in mem.store.list_items(scope)}
+
+        def order():  # first turn of each context page, in context order
+            return [min(seq[i] for i in p.item_ids) for p in
+                    mem.context(10**6, user_id=uid, keep_last=0).pages if p.page_id]
+
+        before = order()
+        assert before == sorted(before) and len(before) >= 4
+        pages = sorted(mem.store.list_pages(scope), key=lambda p: p.seq)
+        oldest, newest = pages[0], pages[-1]
+        assert (oldest.tier, newest.tier) == ("small", "base")
+        victims = [oldest.item_ids[1], newest.item_ids[1]]
+        d = mem.delete(item_ids=victims, user_id=uid)
+        assert len(d.repaged) == 2 and d.partial_pages == ()
+        new = {p.id: p for p in mem.store.list_pages(scope)}
+        made = [new[i] for i in d.repaged]
+        # each new page holds turns of one old page only, at that page's tier
+        for page, old in zip(sorted(made, key=lambda p: min(seq[i] for i in p.item_ids)),
+                             (oldest, newest)):
+            assert set(page.item_ids) == set(old.item_ids) - set(victims)
+            assert page.tier == old.tier
+        after = order()
+        assert after == sorted(after) and len(after) == len(before)
+        # a short budget drops the oldest pages first, the re-rendered oldest among them
+        cut = mem.context(600, user_id=uid, keep_last=0)
+        assert cut.accounting.dropped_pages > 0
+        kept_first = [min(seq[i] for i in p.item_ids) for p in cut.pages if p.page_id]
+        assert kept_first == after[len(after) - len(kept_first):]
+
+
+def test_delete_where_other_items_keep_no_text_reports_partial_pages(tmp_path, uid):
+    db = tmp_path / "m.db"
+    with OpticalMemory(db, render_config=CFG, keep_text=False) as private:
+        ids = private.add(_turns(40), user_id=uid).item_ids
+    with OpticalMemory(db, render_config=CFG) as mem:
+        scope = mem_scope(uid)
+        (page,) = mem.store.pages_for_item(ids[5], scope)
+        d = mem.delete(item_ids=[ids[5]], user_id=uid)
+        assert d.items == 1 and d.partial_pages == (page.id,) and d.repaged == ()
+        assert mem.stats(user_id=uid).items == 39
+
+
+def test_no_turn_reaches_the_context_twice(mem, uid):
+    """A page partly inside the text window (a keep_last above the memory's,
+    or recent turns deleted) is not sent as is: its other turns are laid out
+    afresh, so each turn is either text or on one image."""
+    mem.add(_turns(150), user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    scope = mem_scope(uid)
+
+    def check(ctx):  # every stored turn exactly once: as text or on one page
+        on_pages = [i for p in ctx.pages for i in p.item_ids]
+        assert len(on_pages) == len(set(on_pages)), "a turn on two context pages"
+        assert ctx.accounting.kept_turns + len(on_pages) == mem.stats(user_id=uid).items
+
+    for keep in (0, 6, 30):  # the memory keeps 6; 30 reaches into paged turns
+        ctx = mem.context(10**6, user_id=uid, keep_last=keep)
+        check(ctx)
+        assert ctx.accounting.kept_turns == keep
+    last = [i.id for i in mem.store.list_items(scope, newest_first=True, limit=6)]
+    mem.delete(item_ids=last, user_id=uid)
+    check(mem.context(10**6, user_id=uid))
