@@ -19,8 +19,8 @@ text; the text window is moved back so a tool result never loses its
 dropped together; when the budget is short the oldest pages are dropped.
 If the system message and the kept turns alone exceed ``max_tokens``,
 ``keep_last`` is halved until they fit (the turns it lets go become pages);
-with ``keep_last=0`` still over budget, :class:`optical_memory.InputError`
-is raised.
+with ``keep_last=0`` still over budget, or when not even the newest message
+fits as pages, :class:`optical_memory.InputError` is raised.
 
 Accounting (text tokens of the history against what the returned messages
 cost, per age tier) is reported three ways: in the page message's
@@ -142,6 +142,8 @@ def compress(
             logger.info("system + recent turns exceed %d tokens; keep_last lowered to %d",
                         max_tokens, keep)
     acc = ctx.accounting
+    if history and not acc.kept_turns:
+        _check_newest_kept(memory, scope, ctx)
     kept = list(history[len(history) - acc.kept_turns:]) if acc.kept_turns else []
     for msg, turn in zip(kept, ctx.messages[len(ctx.messages) - acc.kept_turns:]):
         if role_of(msg) != turn["role"]:  # the 1:1 message↔turn mapping broke
@@ -155,6 +157,18 @@ def compress(
         out.append(HumanMessage(content=blocks, response_metadata={METADATA_KEY: meta}))
     out += kept
     return Compressed(out, acc, keep, page_ids)
+
+
+def _check_newest_kept(memory: OpticalMemory, scope: Scope, ctx: Any) -> None:
+    """With no turn left as text, the newest message must at least be on a
+    page in the context: a model called without it answers a question nobody
+    asked. :class:`InputError` otherwise (the budget cannot hold it)."""
+    newest = memory.store.list_items(scope, kinds=["turn"], newest_first=True, limit=1)
+    if newest and not any(newest[0].id in p.item_ids for p in ctx.pages):
+        raise InputError(
+            f"max_tokens {ctx.accounting.budget_tokens} cannot hold the newest message "
+            f"({newest[0].text_tokens} text tokens), not even as page images; raise max_tokens "
+            "or shorten the message")
 
 
 def _compress_messages(

@@ -60,6 +60,8 @@ class OpticalMemoryRetriever(BaseRetriever):
         want = self.k if k is None else k
         if isinstance(want, bool) or not isinstance(want, int) or want < 0:
             raise InputError(f"k must be an int >= 0 (got {want!r})")
+        if not isinstance(query, str):
+            raise InputError(f"query must be a string (got {type(query).__name__})")
         if want == 0 or not query.strip():
             return []
         hits = self.memory.retrieve(query, k=want * OVERFETCH, user_id=self.user_id,

@@ -160,6 +160,20 @@ def test_keep_last_shrinks_to_fit_then_errors():
         compress_messages([SystemMessage(big), HumanMessage("hi")], max_tokens=300)
 
 
+def test_newest_message_that_fits_nowhere_is_an_error_not_dropped():
+    """Before: the lone huge question became pages, the budget cut dropped them,
+    and the model got only the system message."""
+    huge = HumanMessage("Summarise this: " + "lorem ipsum dolor sit amet " * 8000)
+    for msgs in ([SystemMessage("Be terse."), huge], [huge]):
+        with pytest.raises(InputError, match="newest message"):
+            compress_messages(msgs, max_tokens=2000)
+    # a budget that holds it as pages is fine: the question is on a kept page
+    seen = []
+    out = compress_messages([SystemMessage("Be terse."), huge], max_tokens=100_000,
+                            keep_last=0, on_accounting=seen.append)
+    assert seen[0].pages >= 1 and seen[0].dropped_pages == 0 and len(out) == 2
+
+
 def _check_pairs(out, pages, history):
     text_calls = {c["id"] for m in out if isinstance(m, AIMessage) for c in m.tool_calls}
     for m in out:

@@ -80,3 +80,10 @@ def test_keep_text_false_serves_read_back():
         (doc,) = OpticalMemoryRetriever(memory=mem, k=1).invoke("refunded")
         assert "refunded" in doc.page_content and "Ibarra" in doc.page_content
         assert doc.metadata["image_base64"]
+
+
+def test_non_string_query_is_a_typed_error(memory):
+    retriever = OpticalMemoryRetriever(memory=memory, user_id="alice")
+    for bad in (None, 123, ["vault"]):
+        with pytest.raises(InputError, match="query must be a string"):
+            retriever.invoke(bad)
