@@ -95,6 +95,9 @@ class Accounting:
         context holds. History dropped for the budget is not counted as
         compressed (history_text_tokens / context_tokens would be).
     page_ratio: page_text_tokens / page_vision_tokens (the paged part).
+    kept_image_tokens: vision tokens of images inside the turns kept as text
+        (the LangChain compressor returns the original messages; included in
+        context_tokens; 0 from the memory itself, which stores text).
     """
 
     tokenizer: str
@@ -113,6 +116,7 @@ class Accounting:
     dropped_pages: int
     dropped_text_tokens: int
     dropped_items: int = 0
+    kept_image_tokens: int = 0
 
     @property
     def carried_text_tokens(self) -> int:
@@ -138,6 +142,8 @@ class Accounting:
         for tier, row in self.per_tier.items():
             out.append((f"pages, tier {tier}", str(row.pages), str(row.text_tokens),
                         str(row.vision_tokens), r(row.text_tokens, row.vision_tokens)))
+        if self.kept_image_tokens:
+            out.append(("images in recent turns", "-", "0", str(self.kept_image_tokens), "-"))
         if self.pages:
             out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-"))
         if self.dropped_pages:
@@ -163,6 +169,7 @@ class Accounting:
                              "vision_tokens": v.vision_tokens} for k, v in self.per_tier.items()},
             "dropped_pages": self.dropped_pages, "dropped_text_tokens": self.dropped_text_tokens,
             "dropped_items": self.dropped_items, "carried_text_tokens": self.carried_text_tokens,
+            "kept_image_tokens": self.kept_image_tokens,
             "ratio": round(self.ratio, 3), "page_ratio": round(self.page_ratio, 3),
         }
 

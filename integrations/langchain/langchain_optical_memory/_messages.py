@@ -48,6 +48,40 @@ def content_text(content: str | Sequence[Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def image_sizes(content: str | Sequence[Any]) -> list[tuple[int, int] | None]:
+    """One entry per image block of ``content``: its ``(width, height)`` when
+    the block carries the image inline (base64 or a ``data:`` URL), else
+    ``None`` (a remote URL or file id: the size is not known here)."""
+    if isinstance(content, str):
+        return []
+    out: list[tuple[int, int] | None] = []
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") not in ("image", "image_url"):
+            continue
+        data = block.get("base64") or block.get("data")
+        image_url = block.get("image_url")  # OpenAI: {"url": ...} or a bare string
+        url = block.get("url") or (image_url.get("url") if isinstance(image_url, dict)
+                                   else image_url)
+        if not data and isinstance(url, str) and url.startswith("data:") and "," in url:
+            data = url.split(",", 1)[1]
+        out.append(_inline_size(data) if isinstance(data, str) else None)
+    return out
+
+
+def _inline_size(data: str) -> tuple[int, int] | None:
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(data, validate=False))) as img:
+            return img.size
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError):
+        return None
+
+
 def role_of(message: BaseMessage) -> str:
     """The chat role a message is stored under."""
     if isinstance(message, ChatMessage):
@@ -92,5 +126,5 @@ def system_text(system: Sequence[SystemMessage]) -> str | None:
     return text if text.strip() else None
 
 
-__all__ = ["EMPTY_MARKER", "content_text", "role_of", "split_system", "system_text",
+__all__ = ["EMPTY_MARKER", "content_text", "image_sizes", "role_of", "split_system", "system_text",
            "to_memory_message"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, overload
 
@@ -43,9 +43,11 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from optical_memory import InputError, OpticalMemory
 from optical_memory.context import Accounting
 from optical_memory.store import Scope
-from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+from optical_memory.aging import image_tokens
+from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, VisionTarget, get_target
 
 from langchain_optical_memory._messages import (
+    image_sizes,
     role_of,
     split_system,
     system_text,
@@ -127,21 +129,36 @@ def compress(
     if sync and history:
         sync_history(memory, history, scope)
     text = system_text(system)
-    keep = keep_last
-    while True:
+    tgt = get_target(target) if target else memory.target
+    keep, budget = keep_last, max_tokens
+    for _ in range(_FIT_ROUNDS):
         try:
-            ctx = memory.context(max_tokens, target=target, keep_last=keep, system=text,
+            ctx = memory.context(budget, target=target, keep_last=keep, system=text,
                                  user_id=scope.user_id, agent_id=scope.agent_id,
                                  session_id=scope.session_id)
-            break
         except InputError:
             if keep == 0 or isinstance(max_tokens, bool) or not isinstance(max_tokens, int) \
                     or max_tokens < 1:
                 raise
-            keep //= 2
+            keep, budget = keep // 2, max_tokens
             logger.info("system + recent turns exceed %d tokens; keep_last lowered to %d",
                         max_tokens, keep)
-    acc = ctx.accounting
+            continue
+        n = ctx.accounting.kept_turns
+        images = kept_image_tokens(history[len(history) - n:] if n else [], tgt)
+        if ctx.accounting.context_tokens + images <= max_tokens:
+            break
+        # the images of the kept turns leave less room for pages (or turns)
+        budget = max_tokens - images
+        if budget < 1:
+            if keep == 0:
+                raise InputError(f"the images in the recent turns alone cost {images} tokens, "
+                                 f"over max_tokens {max_tokens}")
+            keep, budget = keep // 2, max_tokens
+    else:
+        raise InputError(f"could not fit the messages into max_tokens {max_tokens}")
+    acc = replace(ctx.accounting, context_tokens=ctx.accounting.context_tokens + images,
+                  kept_image_tokens=images)
     if history and not acc.kept_turns:
         _check_newest_kept(memory, scope, ctx)
     kept = list(history[len(history) - acc.kept_turns:]) if acc.kept_turns else []
@@ -157,6 +174,21 @@ def compress(
         out.append(HumanMessage(content=blocks, response_metadata={METADATA_KEY: meta}))
     out += kept
     return Compressed(out, acc, keep, page_ids)
+
+
+#: Tries at fitting the budget (images in kept turns shrink the room for pages).
+_FIT_ROUNDS = 12
+
+
+def kept_image_tokens(messages: Sequence[BaseMessage], target: VisionTarget) -> int:
+    """Vision tokens ``target`` bills for the image blocks of ``messages``
+    (returned as they are): an inline image at its size; one whose size is
+    not known here (a remote URL) as one full page of the target."""
+    total = 0
+    for msg in messages:
+        for size in image_sizes(msg.content):
+            total += target.page_tokens if size is None else image_tokens(target, *size)
+    return total
 
 
 def _check_newest_kept(memory: OpticalMemory, scope: Scope, ctx: Any) -> None:
@@ -262,7 +294,9 @@ def compress_messages(
             ``None`` returns a Runnable doing the same to its input.
         max_tokens: budget for the returned messages: text tokens of
             ``tokenizer`` (+4 per message) plus the vision tokens ``target``
-            bills for the pages. Never exceeded.
+            bills for the pages and for images in the turns kept as text (an
+            image given by remote URL counts as one full page of ``target``).
+            Never exceeded; audio and file blocks are not counted.
         target: vision model the pages are sized and billed for; default
             ``"deepseek-ocr:base"``, or the memory's own target when a
             ``memory`` is given (a different name re-bills its pages).

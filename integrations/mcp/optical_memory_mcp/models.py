@@ -149,6 +149,8 @@ class AccountingOut(_Out):
     dropped_pages: int = Field(description="Oldest pages left out for the budget (still stored).")
     dropped_text_tokens: int = Field(description="Text tokens those dropped pages hold.")
     dropped_items: int = Field(description="Items on the dropped pages.")
+    kept_image_tokens: int = Field(description="Vision tokens of images in the recent turns "
+                                               "(0 here: the memory stores text).")
     carried_text_tokens: int = Field(
         description="The history the context carries, as text (history less the dropped "
                     "items as text messages).")

@@ -266,3 +266,36 @@ def test_bad_arguments_raise():
         compress_messages([HumanMessage("x")], max_tokens=100, keep_last=-1)
     with pytest.raises(InputError, match="budget_tokens"):
         compress_messages([HumanMessage("x")], max_tokens=0)
+
+
+def _png_b64(w, h):
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 30, 30)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_images_in_kept_turns_count_against_the_budget(conversation):
+    """The kept turns are returned as the original messages, images and all:
+    their vision tokens are in context_tokens, and the budget still holds."""
+    tgt = get_target("deepseek-ocr:base")
+    photo = HumanMessage(content=[
+        {"type": "text", "text": "What is in this photo?"},
+        {"type": "image", "base64": _png_b64(512, 512), "mime_type": "image/png"},
+        {"type": "image_url", "image_url": {"url": "https://example.org/cat.jpg"}},
+    ])
+    msgs = [SYSTEM, *conversation[:60], photo]
+    per_photo = image_tokens(tgt, 512, 512) + tgt.page_tokens  # remote URL: one full page
+    seen = []
+    out = compress_messages(msgs, max_tokens=100_000, keep_last=4, on_accounting=seen.append)
+    acc = seen[0]
+    assert out[-1] is photo and acc.kept_image_tokens == per_photo
+    assert acc.context_tokens == (acc.text_tokens_kept + acc.page_message_tokens
+                                  + acc.page_vision_tokens + per_photo)
+    assert ("images in recent turns", "-", "0", str(per_photo), "-") in acc.rows()
+    # a tight budget: pages give way to the photo, and the total stays within it
+    tight = acc.text_tokens_kept + per_photo + 400
+    seen.clear()
+    out = compress_messages(msgs, max_tokens=tight, keep_last=4, on_accounting=seen.append)
+    assert out[-1] is photo
+    assert seen[0].context_tokens <= tight and seen[0].kept_image_tokens == per_photo
+    assert seen[0].dropped_pages > 0
