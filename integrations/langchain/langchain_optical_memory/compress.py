@@ -94,8 +94,11 @@ def sync_history(memory: OpticalMemory, history: Sequence[BaseMessage], scope: S
         )
     for i, (rec, msg) in enumerate(zip(stored, history)):
         want = to_memory_message(msg, i)
-        if rec.role != want["role"] or (rec.text is not None
-                                        and not rec.text.startswith(want["content"])):
+        # the stored text is the content, then any tool-call lines; meta
+        # records where the content ends
+        n = rec.meta.get("content_len", len(rec.text or ""))
+        if rec.role != want["role"] or (rec.text is not None and (
+                n != len(want["content"]) or rec.text[:n] != want["content"])):
             raise InputError(
                 f"scope {scope} holds another conversation: stored turn {i} is a "
                 f"{rec.role!r} turn that differs from message {i} ({want['role']!r}); "

@@ -16,13 +16,16 @@ graph and its checkpoints); only what the model is sent changes.
 
 Scope: turns are stored under ``user_id`` / ``agent_id`` / ``session_id``;
 without a ``session_id`` the run's ``thread_id`` (from the LangGraph config)
-is used, so each thread is its own conversation. One conversation per scope:
-a scope already holding a different conversation raises
-:class:`optical_memory.InputError`.
+is used, so each thread is its own conversation; a run without either is
+keyed by its first message (its ``id``, which LangGraph assigns, else its
+role and text), so separate thread-less runs do not share a scope. One
+conversation per scope: a scope already holding a different conversation
+raises :class:`optical_memory.InputError`.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -35,7 +38,7 @@ from optical_memory.context import Accounting
 from optical_memory.store import Scope
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
-from langchain_optical_memory._messages import split_system
+from langchain_optical_memory._messages import content_text, role_of, split_system
 from langchain_optical_memory.compress import compress, sync_history
 
 
@@ -48,6 +51,16 @@ def _thread_id() -> str | None:
     except RuntimeError:  # called outside a runnable context
         return None
     return str(value) if value is not None else None
+
+
+def _conversation_key(first: BaseMessage) -> str:
+    """A session name for a thread-less run: its first message's id, else a
+    hash of that message's role and text."""
+    if first.id:
+        return f"run-{first.id}"[:256]
+    digest = hashlib.sha256(f"{role_of(first)}\n{content_text(first.content)}".encode(
+        "utf-8", "surrogatepass")).hexdigest()
+    return f"run-{digest[:24]}"
 
 
 class OpticalMemoryMiddleware(AgentMiddleware):
@@ -105,9 +118,13 @@ class OpticalMemoryMiddleware(AgentMiddleware):
 
     # -- the work, shared by the sync and async hooks -----------------------
 
-    def scope(self) -> Scope:
-        """The scope turns are stored under in the current run."""
-        return Scope(self.user_id, self.agent_id, self.session_id or _thread_id())
+    def scope(self, messages: Sequence[BaseMessage] = ()) -> Scope:
+        """The scope turns of the current run (``messages``) are stored under."""
+        session = self.session_id or _thread_id()
+        if session is None:
+            _, history = split_system(messages)
+            session = _conversation_key(history[0]) if history else None
+        return Scope(self.user_id, self.agent_id, session)
 
     def _store(self, messages: Sequence[BaseMessage], scope: Scope) -> None:
         _, history = split_system(messages)
@@ -143,7 +160,7 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         request: ModelRequest,
         handler: Callable[[ModelRequest], ModelResponse],
     ) -> ModelResponse:
-        messages = self._rewrite(request, self.scope())
+        messages = self._rewrite(request, self.scope(request.messages))
         return handler(request if messages is None else request.override(messages=messages))
 
     async def awrap_model_call(
@@ -151,15 +168,15 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         request: ModelRequest,
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> ModelResponse:
-        messages = await asyncio.to_thread(self._rewrite, request, self.scope())
+        messages = await asyncio.to_thread(self._rewrite, request, self.scope(request.messages))
         return await handler(request if messages is None else request.override(messages=messages))
 
     def after_model(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        self._store(state["messages"], self.scope())
+        self._store(state["messages"], self.scope(state["messages"]))
         return None
 
     async def aafter_model(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        await asyncio.to_thread(self._store, state["messages"], self.scope())
+        await asyncio.to_thread(self._store, state["messages"], self.scope(state["messages"]))
         return None
 
 

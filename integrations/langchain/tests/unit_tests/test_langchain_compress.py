@@ -299,3 +299,19 @@ def test_images_in_kept_turns_count_against_the_budget(conversation):
     assert out[-1] is photo
     assert seen[0].context_tokens <= tight and seen[0].kept_image_tokens == per_photo
     assert seen[0].dropped_pages > 0
+
+
+def test_a_stored_turn_must_match_its_message_exactly():
+    """'message number 1' is not the same turn as 'message number 10'."""
+    with OpticalMemory(":memory:") as mem:
+        compress_messages([HumanMessage("message number 10"), AIMessage("ok")],
+                          max_tokens=4000, memory=mem, session_id="s")
+        with pytest.raises(InputError, match="another conversation"):
+            compress_messages([HumanMessage("message number 1"), AIMessage("ok"),
+                               HumanMessage("next")], max_tokens=4000, memory=mem, session_id="s")
+        calls = AIMessage("", tool_calls=[{"id": "c1", "name": "f", "args": {"x": 1}}])
+        compress_messages([HumanMessage("go"), calls], max_tokens=4000, memory=mem,
+                          session_id="t")
+        out = compress_messages([HumanMessage("go"), calls, ToolMessage("done", tool_call_id="c1")],
+                                max_tokens=4000, memory=mem, session_id="t")
+        assert len(out) == 3 and mem.stats(session_id="t").items == 3

@@ -86,6 +86,23 @@ def test_thread_id_scopes_conversations(conversation, recorder):
     assert model.calls[2] == [HumanMessage("fresh start", id=model.calls[2][0].id)]
 
 
+def test_runs_without_a_thread_get_a_scope_each(recorder):
+    """Before: a thread-less run after a threaded one (or after another
+    thread-less run) saw the other conversation's turns and raised."""
+    model = recorder([AIMessage("a1"), AIMessage("a2"), AIMessage("a3")])
+    memory = OpticalMemory(":memory:")
+    mw = OpticalMemoryMiddleware(max_tokens=4000, memory=memory)
+    agent = create_agent(model, middleware=[mw])
+    agent.invoke({"messages": [HumanMessage("hello in thread one")]},
+                 {"configurable": {"thread_id": "t1"}})
+    agent.invoke({"messages": [HumanMessage("hello without a thread")]})
+    agent.invoke({"messages": [HumanMessage("another run, no thread either")]})
+    assert len(model.calls) == 3
+    sessions = {i.scope.session_id for i in memory.store.list_items(mw.scope())}
+    assert len(sessions) == 3 and "t1" in sessions
+    assert memory.stats().items == 6  # each run: its question and the reply
+
+
 def test_trigger_tokens_leaves_short_histories_alone(conversation, recorder):
     model = recorder([AIMessage("ok")])
     mw = OpticalMemoryMiddleware(max_tokens=4000, trigger_tokens=1_000_000)
