@@ -743,7 +743,7 @@ class OpticalMemory:
         page = self.store.get_page(page_id, scope)
         if page is None:
             raise NotFoundError(f"no page {page_id!r} under {scope}")
-        return self._tier_png(page, tier or page.tier, scope)
+        return self._tier_png(page, page.tier if tier is None else tier, scope)
 
     def _tier_png(self, page: PageRecord, tier: str, scope: Scope) -> bytes:
         master = (page.width, page.height)
@@ -838,7 +838,7 @@ class OpticalMemory:
         rec = self.store.get_page(page, scope)
         if rec is None:
             raise NotFoundError(f"no page {page!r} under {scope}")
-        use_tier = tier or rec.tier
+        use_tier = rec.tier if tier is None else tier
         self.aging.tier(use_tier)
         png = self._tier_png(rec, use_tier, scope)
         name = decoder or self.decoder_name
@@ -895,7 +895,7 @@ class OpticalMemory:
         _check_count("keep_last", keep)
         if system is not None and not isinstance(system, str):
             raise InputError(f"system must be a string (got {type(system).__name__})")
-        tgt = get_target(target) if target else self.target
+        tgt = self.target if target is None else get_target(target)
         if vision_tokens:
             if self.encoder is None:
                 raise ConfigError("vision_tokens=True needs an encoder "

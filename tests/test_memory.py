@@ -425,3 +425,17 @@ def test_no_turn_reaches_the_context_twice(mem, uid):
     last = [i.id for i in mem.store.list_items(scope, newest_first=True, limit=6)]
     mem.delete(item_ids=last, user_id=uid)
     check(mem.context(10**6, user_id=uid))
+
+
+def test_empty_target_or_tier_is_an_error_not_the_default(mem, uid):
+    from optical_memory.errors import ConfigError, UnknownTargetError
+
+    mem.add(_turns(60), user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    page = mem.store.list_pages(mem_scope(uid))[0]
+    with pytest.raises(UnknownTargetError):
+        mem.context(5000, user_id=uid, target="")
+    with pytest.raises(ConfigError, match="unknown tier ''"):
+        mem.decode(page.id, tier="", user_id=uid)
+    with pytest.raises(ConfigError, match="unknown tier ''"):
+        mem.tier_png(page.id, "", user_id=uid)

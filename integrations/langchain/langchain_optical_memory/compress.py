@@ -132,7 +132,7 @@ def compress(
     if sync and history:
         sync_history(memory, history, scope)
     text = system_text(system)
-    tgt = get_target(target) if target else memory.target
+    tgt = memory.target if target is None else get_target(target)
     keep, budget = keep_last, max_tokens
     for _ in range(_FIT_ROUNDS):
         try:
