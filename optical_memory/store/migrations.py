@@ -31,7 +31,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from optical_memory.store.base import utc_now
+from optical_memory.store.records import utc_now
 
 
 @dataclass(frozen=True)

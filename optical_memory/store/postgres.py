@@ -13,9 +13,10 @@ protocol, same validation and the same test suite as the SQLite store.
   like SQLite's single writer: a reader never sees ``seq`` 7 before ``seq`` 6
   (``list_items(since_seq=...)`` relies on that). Other writes and all reads
   run concurrently.
-- **Migrations**: named, recorded in ``om_migrations``, each in its own
-  transaction under an advisory lock, so processes opening a fresh database
-  together apply each migration exactly once.
+- **Migrations** (:mod:`~optical_memory.store.postgres_migrations`): named,
+  recorded in ``om_migrations``, each in its own transaction under an
+  advisory lock, so processes opening a fresh database together apply each
+  migration exactly once.
 - **Search**: PostgreSQL full-text search. Item text and page read-back are
   folded (case, diacritics) and split into words in Python with the same
   word rule as :func:`~optical_memory.store.base.query_phrases`, then stored
@@ -59,14 +60,17 @@ from optical_memory.store.base import (
     check_item_ids,
     check_limit,
     check_scope,
-    check_write,
     check_sources,
     query_phrases,
-    utc_now,
 )
 from optical_memory.store import sql as stmt
 from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
-from optical_memory.store.migrations import Migration
+from optical_memory.store.migrations import Migration  # noqa: F401  (re-export)
+from optical_memory.store.postgres_migrations import (  # noqa: F401  (re-export)
+    _MIGRATE_LOCK,
+    POSTGRES_MIGRATIONS,
+    migrate,
+)
 
 try:
     import psycopg
@@ -90,106 +94,11 @@ CHUNK_BYTES = 128 * 1024
 MAX_WORD_BYTES = 2047
 #: Search rows counted at most per idf estimate (bounds the cost of a common word).
 DF_CAP = 100_000
-#: Advisory lock keys (arbitrary constants, "om" + purpose).
-_MIGRATE_LOCK = 0x6F6D_0001
+#: Advisory lock key of the item/page writers ("om" + purpose; migrations
+#: hold ``_MIGRATE_LOCK``, 0x6F6D_0001).
 _WRITE_LOCK = 0x6F6D_0002
 
 _WORD = re.compile(r"[^\W_]+")
-
-
-
-POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        "0001_items_pages",
-        (
-            """
-            CREATE TABLE om_items (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                id TEXT NOT NULL UNIQUE,
-                user_id TEXT NOT NULL,
-                agent_id TEXT,
-                session_id TEXT,
-                kind TEXT NOT NULL CHECK (kind IN ('turn', 'document', 'text')),
-                role TEXT,
-                name TEXT,
-                time TEXT,
-                text TEXT,
-                text_tokens BIGINT NOT NULL CHECK (text_tokens >= 0),
-                tool_call_ids TEXT NOT NULL DEFAULT '[]',
-                meta TEXT NOT NULL DEFAULT '{}',
-                content_hash TEXT NOT NULL,
-                created_at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX om_items_scope ON om_items (user_id, agent_id, session_id, seq)",
-            "CREATE INDEX om_items_hash ON om_items (user_id, content_hash)",
-            """
-            CREATE TABLE om_pages (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                id TEXT NOT NULL UNIQUE,
-                user_id TEXT NOT NULL,
-                agent_id TEXT,
-                session_id TEXT,
-                width INTEGER NOT NULL CHECK (width > 0),
-                height INTEGER NOT NULL CHECK (height > 0),
-                font_size DOUBLE PRECISION NOT NULL,
-                png BYTEA NOT NULL,
-                text TEXT,
-                readback TEXT,
-                spans TEXT NOT NULL,
-                missing_glyphs TEXT NOT NULL DEFAULT '{}',
-                meta TEXT NOT NULL DEFAULT '{}',
-                tier TEXT NOT NULL,
-                created_at TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX om_pages_scope ON om_pages (user_id, agent_id, session_id, seq)",
-            """
-            CREATE TABLE om_page_items (
-                page_id TEXT NOT NULL REFERENCES om_pages (id) ON DELETE CASCADE,
-                item_id TEXT NOT NULL REFERENCES om_items (id) ON DELETE CASCADE,
-                PRIMARY KEY (page_id, item_id)
-            )
-            """,
-            "CREATE INDEX om_page_items_item ON om_page_items (item_id, page_id)",
-        ),
-    ),
-    Migration(
-        "0002_renditions",
-        (
-            """
-            CREATE TABLE om_renditions (
-                page_id TEXT NOT NULL REFERENCES om_pages (id) ON DELETE CASCADE,
-                tier TEXT NOT NULL,
-                width INTEGER NOT NULL CHECK (width > 0),
-                height INTEGER NOT NULL CHECK (height > 0),
-                png BYTEA NOT NULL,
-                vision_tokens BYTEA,
-                encoder TEXT,
-                created_at TEXT NOT NULL,
-                PRIMARY KEY (page_id, tier)
-            )
-            """,
-        ),
-    ),
-    Migration(
-        "0003_search",
-        (
-            """
-            CREATE TABLE om_search (
-                item_seq BIGINT REFERENCES om_items (seq) ON DELETE CASCADE,
-                page_seq BIGINT REFERENCES om_pages (seq) ON DELETE CASCADE,
-                chunk INTEGER NOT NULL,
-                tsv TSVECTOR NOT NULL,
-                CHECK ((item_seq IS NULL) <> (page_seq IS NULL))
-            )
-            """,
-            "CREATE INDEX om_search_tsv ON om_search USING GIN (tsv)",
-            "CREATE INDEX om_search_item ON om_search (item_seq) WHERE item_seq IS NOT NULL",
-            "CREATE INDEX om_search_page ON om_search (page_seq) WHERE page_seq IS NOT NULL",
-        ),
-    ),
-)
 
 
 # --------------------------------------------------------------------------
@@ -275,32 +184,6 @@ def _guarded(method: F) -> F:
             raise StoreError(f"PostgreSQL error on {self.url}: {exc}") from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def migrate(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS) -> list[str]:
-    """Apply pending migrations on an autocommit connection; returns the names
-    applied now. Each runs in its own transaction holding an advisory lock, so
-    concurrent openers apply it once."""
-    done: list[str] = []
-    for migration in migrations:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS om_migrations "
-                "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            seen = conn.execute(
-                "SELECT 1 FROM om_migrations WHERE name = %s", (migration.name,)
-            ).fetchone()
-            if seen is None:
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO om_migrations (name, applied_at) VALUES (%s, %s)",
-                    (migration.name, utc_now()),
-                )
-                done.append(migration.name)
-    return done
 
 
 class PostgresStore(SqlReads, SqlWrites):
@@ -402,31 +285,15 @@ class PostgresStore(SqlReads, SqlWrites):
         exclusive: bool = False,
         replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
-        scope, checked_items, checked_pages = check_write(items, pages, scope)
-        now = utc_now()
-        rows_items = stmt.item_rows(checked_items, scope, now)
-        rows_pages = stmt.page_rows(checked_pages, scope, now)
-        item_chunks = {item.id: index_chunks(item.text) for item in checked_items if item.text}
-        page_chunks = {page.id: index_chunks(page.readback) for page in checked_pages if page.readback}
+        write = stmt.prepare_write(items, pages, scope)
+        chunks = {
+            "item": {item.id: index_chunks(item.text) for item in write.items if item.text},
+            "page": {page.id: index_chunks(page.readback) for page in write.pages if page.readback},
+        }
         with self._write(ordered=True) as conn, conn.cursor() as cur:
-            def fetch(q: str, params: list[Any]) -> list[Any]:
-                return cur.execute(q, params).fetchall()
-
-            stmt.before_inserts(POSTGRES, fetch, cur.execute, scope, checked_pages,
-                                replaces=replaces, exclusive=exclusive)
-            if rows_items:
-                cur.executemany(stmt.insert_sql(POSTGRES, POSTGRES.items, stmt.ITEM_INSERT), rows_items)
-                self._index(cur, "item", item_chunks)
-            for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                stmt.check_page_spans(POSTGRES, fetch, i, page, scope)
-                cur.execute(stmt.insert_sql(POSTGRES, POSTGRES.pages, stmt.PAGE_INSERT), row)
-                cur.executemany(
-                    stmt.insert_sql(POSTGRES, POSTGRES.page_items, ("page_id", "item_id")),
-                    stmt.page_item_rows(page),
-                )
-            if checked_pages:
-                self._index(cur, "page", page_chunks)
-        return [item.id for item in checked_items], [page.id for page in checked_pages]
+            stmt.insert_write(POSTGRES, cur, write, replaces=replaces, exclusive=exclusive,
+                              index=lambda source: self._index(cur, source, chunks[source]))
+        return write.ids
 
     @staticmethod
     def _index(cur: Any, source: str, chunks: dict[str, list[str]]) -> None:
@@ -451,36 +318,9 @@ class PostgresStore(SqlReads, SqlWrites):
     @_guarded
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
-        where, params = POSTGRES.scope_where(scope, "i")
         wanted = check_item_ids(item_ids)
         with self._write(ordered=True) as conn:
-            if wanted is None:
-                rows = conn.execute(f"SELECT i.id FROM om_items i WHERE {where}", params)
-            else:
-                rows = conn.execute(
-                    f"SELECT i.id FROM om_items i WHERE i.id = ANY(%s) AND {where}",
-                    [wanted, *params],
-                )
-            targets = [r["id"] for r in rows.fetchall()]
-            pages = [
-                r["page_id"]
-                for r in conn.execute(
-                    "SELECT DISTINCT page_id FROM om_page_items WHERE item_id = ANY(%s) "
-                    "ORDER BY page_id",
-                    (targets,),
-                ).fetchall()
-            ]
-            conn.execute("DELETE FROM om_items WHERE id = ANY(%s)", (targets,))
-            still_held = {
-                r["page_id"]
-                for r in conn.execute(
-                    "SELECT DISTINCT page_id FROM om_page_items WHERE page_id = ANY(%s)", (pages,)
-                ).fetchall()
-            }
-            orphans = [p for p in pages if p not in still_held]
-            conn.execute("DELETE FROM om_pages WHERE id = ANY(%s)", (orphans,))
-        partial = tuple(p for p in pages if p in still_held)
-        return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
+            return stmt.delete_items(POSTGRES, conn, scope, wanted)
 
     # -- reads (get/list: SqlReads) ---------------------------------------
 

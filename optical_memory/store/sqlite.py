@@ -40,11 +40,9 @@ from optical_memory.store.base import (
     check_item_ids,
     check_limit,
     check_scope,
-    check_write,
     check_sources,
     fts5_match_expression,
     query_phrases,
-    utc_now,
 )
 from optical_memory.store import sql as stmt
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
@@ -96,10 +94,6 @@ def _enable_wal(db: sqlite3.Connection, timeout: float) -> str:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 class SQLiteStore(SqlReads, SqlWrites):
@@ -192,25 +186,10 @@ class SQLiteStore(SqlReads, SqlWrites):
         exclusive: bool = False,
         replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
-        scope, checked_items, checked_pages = check_write(items, pages, scope)
-        now = utc_now()
-        rows_items = stmt.item_rows(checked_items, scope, now)
-        rows_pages = stmt.page_rows(checked_pages, scope, now)
+        write = stmt.prepare_write(items, pages, scope)
         with self._write() as db:
-            def fetch(q: str, params: list[Any]) -> list[Any]:
-                return db.execute(q, params).fetchall()
-
-            stmt.before_inserts(SQLITE, fetch, db.execute, scope, checked_pages,
-                                replaces=replaces, exclusive=exclusive)
-            db.executemany(stmt.insert_sql(SQLITE, SQLITE.items, stmt.ITEM_INSERT), rows_items)
-            for i, (page, row) in enumerate(zip(checked_pages, rows_pages)):
-                stmt.check_page_spans(SQLITE, fetch, i, page, scope)
-                db.execute(stmt.insert_sql(SQLITE, SQLITE.pages, stmt.PAGE_INSERT), row)
-                db.executemany(
-                    stmt.insert_sql(SQLITE, SQLITE.page_items, ("page_id", "item_id")),
-                    stmt.page_item_rows(page),
-                )
-        return [item.id for item in checked_items], [page.id for page in checked_pages]
+            stmt.insert_write(SQLITE, db, write, replaces=replaces, exclusive=exclusive)
+        return write.ids
 
     @_guarded
     def _guarded_write(self, run: Callable[[Any], Any]) -> Any:
@@ -222,44 +201,8 @@ class SQLiteStore(SqlReads, SqlWrites):
     def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
         scope = check_scope(scope)
         wanted = check_item_ids(item_ids)
-        where, params = SQLITE.scope_where(scope, "items")
         with self._write() as db:
-            if wanted is None:
-                targets = [r[0] for r in db.execute(f"SELECT id FROM items WHERE {where}", params)]
-            else:
-                targets = []
-                for chunk in stmt.chunks(wanted):
-                    targets += [
-                        r[0]
-                        for r in db.execute(
-                            f"SELECT id FROM items WHERE id IN ({_marks(len(chunk))}) AND {where}",
-                            [*chunk, *params],
-                        )
-                    ]
-            affected: dict[str, None] = {}
-            for chunk in stmt.chunks(targets):
-                for r in db.execute(
-                    f"SELECT DISTINCT page_id FROM page_items WHERE item_id IN ({_marks(len(chunk))})",
-                    list(chunk),
-                ):
-                    affected[r[0]] = None
-                db.execute(f"DELETE FROM items WHERE id IN ({_marks(len(chunk))})", list(chunk))
-            pages = list(affected)
-            still_held: set[str] = set()
-            for chunk in stmt.chunks(pages):
-                still_held.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT DISTINCT page_id FROM page_items "
-                        f"WHERE page_id IN ({_marks(len(chunk))})",
-                        list(chunk),
-                    )
-                )
-            orphans = [p for p in pages if p not in still_held]
-            for chunk in stmt.chunks(orphans):
-                db.execute(f"DELETE FROM pages WHERE id IN ({_marks(len(chunk))})", list(chunk))
-        partial = tuple(p for p in pages if p in still_held)
-        return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
+            return stmt.delete_items(SQLITE, db, scope, wanted)
 
     # -- reads (get/list: SqlReads) ---------------------------------------
 
