@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +21,7 @@ from optical_memory.fit import (
     recommended_config,
     recommended_entry,
     sample_texts,
+    user_calibration_path,
 )
 from optical_memory.render import NEWLINE_MARKER, RenderConfig, Renderer
 from optical_memory.types import Page
@@ -125,6 +129,16 @@ def test_errors():
         recommended_config(decoder="nope")
 
 
+def test_defaults_are_the_memorys():
+    from optical_memory.config import DEFAULT_DECODER, DEFAULT_READBACK
+    from optical_memory.memory import default_render_config
+
+    assert recommended_config() == recommended_config(decoder=DEFAULT_DECODER,
+                                                      threshold=DEFAULT_READBACK)
+    assert recommended_config(calibration=SYNTH).font_size == 10.0  # the 0.985 entry
+    assert default_render_config("deepseek-ocr:base").font_size == recommended_config().font_size
+
+
 # --------------------------------------------------------------------------
 # Calibration data
 
@@ -177,8 +191,8 @@ def test_known_paragraph_at_default_density_reads_back():
     """Must-show: a known paragraph at the default density reads back ≥ 0.98.
 
     The default density is the calibrated one, ``recommended_config()``
-    (deepseek-ocr:base, tesseract, threshold 0.99), read with the decoder
-    settings the calibration used.
+    (deepseek-ocr:base, tesseract, threshold ``DEFAULT_READBACK`` = 0.98, the
+    memory's own floor), read with the decoder settings the calibration used.
     """
     from optical_memory.decode import get_decoder
     from optical_memory.fit import decoder_options
@@ -241,3 +255,46 @@ def test_calibrate_writes_entries(tmp_path):
         "tesseract", "latin", 1024, 12.0, "marker")
     assert e.tokens_per_page > 1000 and e.mean_precision > 0.9
     assert load_calibration(tmp_path / "c.json").entries == cal.entries
+
+
+def _blind_decoder(monkeypatch):
+    """Stand in for the decoders: every page reads back empty; counts the pages."""
+    import optical_memory.decode as decode
+
+    calls: list[int] = []
+
+    def decode_many(images, **kw):
+        calls.append(len(images))
+        return [SimpleNamespace(text="") for _ in images]
+
+    monkeypatch.setattr(decode, "decode_many", decode_many)
+    return calls
+
+
+def _packaged_file():
+    return Path(str(resources.files("optical_memory") / "data" / "calibration.json"))
+
+
+def test_calibrate_writes_to_the_user_data_folder_by_default(memory_home, monkeypatch):
+    calls = _blind_decoder(monkeypatch)
+    shipped = _packaged_file().read_bytes()
+    cal = calibrate(sizes=(12.0,), samples=1, newline_modes=("marker",), workers=1)
+    assert calls == [1]
+    path = memory_home / "calibration.json"
+    assert user_calibration_path() == path and path.is_file()
+    assert load_calibration(path).entries == cal.entries
+    assert _packaged_file().read_bytes() == shipped
+    assert load_calibration() is not load_calibration(path)  # reading: the shipped file
+
+
+def test_calibrate_refuses_to_overwrite_the_shipped_file(monkeypatch):
+    calls = _blind_decoder(monkeypatch)
+    shipped = _packaged_file().read_bytes()
+    for out in (_packaged_file(), str(_packaged_file())):
+        with pytest.raises(ConfigError, match="shipped with the package"):
+            calibrate(sizes=(12.0,), samples=1, newline_modes=("marker",), out=out)
+    assert calls == [] and _packaged_file().read_bytes() == shipped
+    # measuring without writing is fine
+    calibrate(sizes=(12.0,), samples=1, newline_modes=("marker",), out=_packaged_file(),
+              write=False)
+    assert _packaged_file().read_bytes() == shipped

@@ -1,0 +1,159 @@
+"""Every default of the memory, written once.
+
+:class:`MemoryConfig` is what an :class:`~optical_memory.OpticalMemory` is
+built from; the CLI, the MCP server and the LangChain integration read their
+defaults from the constants here, so a default changes in one place.
+
+Figures behind the defaults are in ``docs/measurements.md``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from optical_memory.errors import ConfigError, InputError
+from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.age import AgePolicy
+    from optical_memory.render import RenderConfig
+
+logger = logging.getLogger(__name__)
+
+#: Read-back decoder the memory uses and calibrates its layout for.
+DEFAULT_DECODER = "tesseract"
+#: Recent chat turns kept as text (never paged while among them).
+DEFAULT_KEEP_LAST = 8
+#: Read-back precision the default page layout is chosen to reach
+#: (the densest calibrated layout reading back at least this much).
+DEFAULT_READBACK = 0.98
+#: Font size (px) used when no calibration fits the target and decoder:
+#: 11 px on a 1024² page reads back ≈ 0.986 with tesseract on prose.
+FALLBACK_FONT_PX = 11.0
+#: Byte budget of the in-process caches (base64 tier images + vision tokens).
+CACHE_BYTES = 768 * 1024 * 1024
+#: Pages per ``DeepEncoder.encode`` call (bounds the float32 views held at once).
+ENCODE_BATCH = 8
+#: Tries at paging one scope's waiting turns while other processes page them too.
+PAGING_ATTEMPTS = 5
+#: Most characters one ``add`` / ``add_document`` takes (all its texts together).
+MAX_ADD_CHARS = 1_000_000
+#: Most pages one item may fill (checked at ``add`` by laying it out).
+MAX_PAGES_PER_ITEM = 256
+
+
+def check_count(name: str, value: object) -> int:
+    """``value`` when it is an ``int >= 0`` (not a bool), else :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{name} must be an int >= 0 (got {value!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """How a memory is built; every field has the memory's default.
+
+    store:     a SQLite path, ``sqlite://`` / ``postgresql://`` URL, or
+               ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``.
+    target:    the vision model pages are sized and billed for.
+    tokenizer: text-token counter (tiktoken encoding name).
+    decoder:   read-back decoder name (also picks the calibrated layout).
+    keep_text: keep each item's source text (else only pages and a hash).
+    keep_last: recent turns kept as text.
+    readback:  read-back the default layout is calibrated to reach.
+    render_config / aging: page layout and age tiers (``None``: defaults
+               for the target and decoder).
+    decoder_options: keywords for :func:`~optical_memory.decode.get_decoder`.
+    cache_bytes: byte budget of the in-process page-image and token caches.
+    """
+
+    store: str | None = None
+    target: str = DEFAULT_TARGET
+    tokenizer: str = DEFAULT_TOKENIZER
+    decoder: str = DEFAULT_DECODER
+    keep_text: bool = True
+    keep_last: int = DEFAULT_KEEP_LAST
+    readback: float = DEFAULT_READBACK
+    render_config: RenderConfig | None = None
+    aging: AgePolicy | None = None
+    decoder_options: Mapping[str, Any] = field(default_factory=dict)
+    cache_bytes: int = CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        check_count("keep_last", self.keep_last)
+        check_count("cache_bytes", self.cache_bytes)
+        if isinstance(self.readback, bool) or not isinstance(self.readback, int | float) \
+                or not 0 < self.readback <= 1:
+            raise ConfigError(f"readback must be in (0, 1] (got {self.readback!r})")
+        from optical_memory.age.policy import AgePolicy
+        from optical_memory.render import RenderConfig
+
+        if self.render_config is not None and not isinstance(self.render_config, RenderConfig):
+            raise ConfigError("render_config must be a RenderConfig "
+                              f"(got {type(self.render_config).__name__})")
+        if self.aging is not None and not isinstance(self.aging, AgePolicy):
+            raise ConfigError(f"aging must be an AgePolicy (got {type(self.aging).__name__})")
+        if not isinstance(self.decoder_options, Mapping):
+            raise ConfigError("decoder_options must be a mapping "
+                              f"(got {type(self.decoder_options).__name__})")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> MemoryConfig:
+        """A config from plain values (e.g. parsed JSON / TOML); unknown keys
+        are a :class:`ConfigError` naming them."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown memory config key(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+
+def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
+                          readback: float = DEFAULT_READBACK) -> RenderConfig:
+    """The memory's default page layout for ``target``.
+
+    The densest calibrated layout reading back ≥ ``readback``
+    (:func:`optical_memory.fit.recommended_config`), drawn with newlines as
+    visible markers (``newline_mode="marker"``, the glyph is
+    :data:`optical_memory.render.NEWLINE_MARKER`): chat turns, tool JSON and
+    code are newline-heavy, and breaking lines there leaves half of each page
+    blank (measured on the synthetic conversation at 11 px, 1024²: ~1,300
+    text tokens per page with breaks, ~2,870 with markers). Without a
+    calibration for ``decoder`` it is the target's page at
+    :data:`FALLBACK_FONT_PX`.
+    """
+    from optical_memory.render import RenderConfig
+    from optical_memory.tokens import get_target
+
+    config: RenderConfig | None = None
+    try:
+        from optical_memory.fit import recommended_config
+
+        config = recommended_config(target, decoder=decoder, threshold=readback)
+    except (ConfigError, InputError) as exc:
+        logger.info("no calibrated layout for %s / %s (%s); using %g px", target, decoder,
+                    exc, FALLBACK_FONT_PX)
+    if config is None:
+        w, h = get_target(target).page_size
+        config = RenderConfig(width=w, height=h, font_size=FALLBACK_FONT_PX)
+    return replace(config, newline_mode="marker")
+
+
+__all__ = [
+    "CACHE_BYTES",
+    "DEFAULT_DECODER",
+    "DEFAULT_KEEP_LAST",
+    "DEFAULT_READBACK",
+    "DEFAULT_TARGET",
+    "DEFAULT_TOKENIZER",
+    "ENCODE_BATCH",
+    "FALLBACK_FONT_PX",
+    "MAX_ADD_CHARS",
+    "MAX_PAGES_PER_ITEM",
+    "MemoryConfig",
+    "PAGING_ATTEMPTS",
+    "check_count",
+    "default_render_config",
+]

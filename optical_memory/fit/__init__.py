@@ -1,0 +1,93 @@
+"""Fit / legibility: the densest layout whose pages a decoder still reads back.
+
+    from optical_memory.fit import fit, recommended_config
+    cfg = recommended_config("deepseek-ocr:base")          # a RenderConfig
+    result = fit(text, "deepseek-ocr:base", verify=True)   # pages + measured precision
+    result.page_precision, result.config.font_size
+
+How the choice is made
+----------------------
+The package ships a *calibration* (``optical_memory/data/calibration.json``):
+for each (decoder, script, page side, font, newline mode, line spacing, font
+size) the mean and minimum read-back precision over sample pages, with the
+text tokens (o200k) and characters each page held. ``benchmarks/fidelity.py
+--write-calibration`` regenerates it and prints the full table;
+:func:`calibrate` measures a new one and writes it to the user's data folder
+(``calibration.json`` there, :func:`user_calibration_path`), never over the
+shipped file; pass it on with ``calibration=load_calibration(path)``.
+
+:func:`recommended_config` returns the layout holding the most text tokens
+per page among those whose mean precision reaches ``threshold`` (default
+:data:`optical_memory.config.DEFAULT_READBACK`, the floor the memory's own
+layout uses); :func:`fit` renders with it and, with ``verify=True``, checks
+every page. Page sides and scoring: :mod:`optical_memory.fit.choose`.
+
+Modules: :mod:`~optical_memory.fit.calibration` (the data and where it
+lives), :mod:`~optical_memory.fit.choose` (choosing a layout, scoring),
+:mod:`~optical_memory.fit.sweep` (:func:`fit`, :func:`calibrate`, sample pages).
+"""
+from __future__ import annotations
+
+from .calibration import (
+    _CACHE,
+    CALIBRATION_FILE,
+    FONTS,
+    Calibration,
+    CalibrationEntry,
+    _packaged_path,
+    check_writable,
+    font_path,
+    load_calibration,
+    merge,
+    user_calibration_path,
+)
+from .choose import (
+    _CJK_RE,
+    SCRIPTS,
+    TESSERACT_LATIN_ARGS,
+    _check_script,
+    _check_threshold,
+    _Choice,
+    _choose,
+    _config_for,
+    _round_size,
+    decoder_options,
+    detect_script,
+    page_precision,
+    recommended_config,
+    recommended_entry,
+)
+from .sweep import (
+    DEFAULT_SIZES,
+    FitResult,
+    Progress,
+    SamplePage,
+    _items_text,
+    _render,
+    calibrate,
+    first_page,
+    fit,
+    resample,
+    sample_texts,
+)
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "CalibrationEntry",
+    "FitResult",
+    "calibrate",
+    "decoder_options",
+    "detect_script",
+    "first_page",
+    "fit",
+    "font_path",
+    "load_calibration",
+    "merge",
+    "page_precision",
+    "recommended_config",
+    "recommended_entry",
+    "resample",
+    "sample_texts",
+    "user_calibration_path",
+]
