@@ -23,7 +23,7 @@ from pathlib import Path
 
 from optical_memory import OpticalMemory
 from optical_memory.conversation import generate_conversation
-from optical_memory.store import Scope
+from optical_memory.scope import Scope
 
 HERE = Path(__file__).resolve().parent
 USER = "bench"

@@ -1,7 +1,11 @@
 """Needle in a haystack through the memory: the 15×15 grid and the forgetting curve.
 
-Three stages, each resumable (cells are JSON files under
-``benchmarks/niah/cells/``; rerunning skips what is done):
+Three stages, each resumable; rerunning skips what is done. The published
+cells are one gzipped JSONL, ``benchmarks/niah/cells.jsonl.gz`` (one JSON
+object per cell, sorted, reproducible bytes). A run unpacks the cells of each
+stage from it into the live folder ``benchmarks/niah/cells/`` (one JSON per
+cell, not in git), resumes there, and packs the folder back into the file
+after every stage; ``--report`` reads the packed file only.
 
 1. **grid**: gkamradt's 15×15 linear grid, 15 context lengths 1k…64k text
    tokens (o200k_base) × 15 depths 0…100 %, ``pydoc_data.topics`` haystack,
@@ -13,7 +17,8 @@ Three stages, each resumable (cells are JSON files under
    memory's chat-turn compaction path), 3 lengths × 5 depths × every tier.
 
 Writes ``benchmarks/results/niah.md`` and PNGs in ``benchmarks/niah/``.
-Run: ``python benchmarks/niah.py [--workers 2] [--quick]``.
+Run: ``python benchmarks/niah.py [--workers 2] [--quick]`` (``--quick`` keeps
+its cells in ``benchmarks/niah/cells/quick/`` and never touches the packed file).
 """
 from __future__ import annotations
 
@@ -31,12 +36,15 @@ from optical_memory.niah import (
     forgetting_table,
     grid_table,
     linspace,
+    load_results,
     run_grid,
 )
+from optical_memory.niah.packed import cells_for, pack_cells, read_packed, unpack_cells
 from optical_memory.niah.plots import forgetting_curve, heatmap, markdown_grid, markdown_tiers
 
 HERE = Path(__file__).resolve().parent
-CELLS = HERE / "niah" / "cells"
+PACKED = HERE / "niah" / "cells.jsonl.gz"  # the published cells (in git)
+CELLS = HERE / "niah" / "cells"  # live run folders, one JSON per cell (not in git)
 PNG = HERE / "niah"
 RESULTS = HERE / "results" / "niah.md"
 
@@ -63,30 +71,37 @@ def main() -> None:
     depths = tuple(round(d, 4) for d in linspace(0, 100, n))
     sub_lengths = lengths[::3] if lengths[-1] in lengths[::3] else (*lengths[::3], lengths[-1])
     stages = []
+    live = CELLS / "quick" if args.quick else CELLS
+    published = [] if args.quick or not PACKED.exists() else read_packed(PACKED)
+    # --report reads the published cells (a --quick report: the quick run's live cells)
+    on_record = published if not args.quick else [
+        c for sub in ("pydoc", "chat") if (live / sub).is_dir() for c in load_results(live / sub)]
 
     def stage(name: str, cfg: NiahConfig, folder: Path):
         if args.report:
-            cells = [json.loads((folder / cfg.cell_name(n_, d, t)).read_text(encoding="utf-8"))
-                     for n_ in cfg.lengths for d in cfg.depths for t in cfg.tiers or ()
-                     if (folder / cfg.cell_name(n_, d, t)).exists()]
+            cells = cells_for(cfg, on_record)
             total = len(cfg.lengths) * len(cfg.depths) * len(cfg.tiers or ())
             stages.append((name, 0, len(cells), float("nan")))
-            print(f"{name}: {len(cells)}/{total} cells on disk")
+            print(f"{name}: {len(cells)}/{total} cells on record")
             return RunSummary(cells, 0, len(cells), 0.0)
         t0 = time.perf_counter()
+        if published:  # resume from the published cells (a live file already there wins)
+            unpack_cells(published, folder, cfg)
         s = run_grid(cfg, folder, workers=args.workers, resume=True,
                      progress=lambda d, t, c: print(f"\r{name}: {d}/{t} cells", end="", flush=True))
         print()
+        if not args.quick:
+            pack_cells([live / "pydoc", live / "chat"], PACKED)
         stages.append((name, s.ran, s.skipped, time.perf_counter() - t0))
         return s
 
     grid = stage("grid", NiahConfig(lengths=lengths, depths=depths, tiers=("base",)),
-                 CELLS / "pydoc")
+                 live / "pydoc")
     tiers = stage("tiers", NiahConfig(lengths=sub_lengths, depths=depths),
-                  CELLS / "pydoc")
+                  live / "pydoc")
     chat_lengths = (lengths[0], lengths[len(lengths) // 2], lengths[-1])
     chat = stage("chat", NiahConfig(lengths=chat_lengths, depths=tuple(linspace(0, 100, 5)),
-                                    haystack="chat"), CELLS / "chat")
+                                    haystack="chat"), live / "chat")
 
     if not grid.results:
         raise SystemExit("no grid cells yet: run without --report first")
@@ -122,7 +137,8 @@ def main() -> None:
         f"{', '.join(str(f) for f in fonts)} px (the memory's default layout).",
         "",
         "Conventions: gkamradt/LLMTest_NeedleInAHaystack (linear grid, needle moved back to "
-        "a sentence end, one JSON per cell in `benchmarks/niah/cells/`), NVIDIA RULER needle "
+        "a sentence end, one JSON object per cell, published in `benchmarks/niah/cells.jsonl.gz`), "
+        "NVIDIA RULER needle "
         "`One of the special magic numbers for {key} is: {value}.` (7-digit value) scored with "
         "`string_match_all` on the read-back of the page(s) holding the needle. Each "
         "haystack is stored in a fresh `OpticalMemory(':memory:', keep_last=0)`; tiers are "

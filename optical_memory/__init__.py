@@ -31,8 +31,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Page": "optical_memory.types",
     "Span": "optical_memory.types",
-    "AgePolicy": "optical_memory.aging",
-    "Tier": "optical_memory.aging",
+    "AgePolicy": "optical_memory.age",
+    "Tier": "optical_memory.age",
     "Accounting": "optical_memory.context",
     "Context": "optical_memory.context",
     "generate_conversation": "optical_memory.conversation",
@@ -40,6 +40,9 @@ _LAZY = {
     "DecodedPage": "optical_memory.memory",
     "OpticalMemory": "optical_memory.memory",
     "Hit": "optical_memory.retrieve",
+    "MemoryConfig": "optical_memory.config",
+    "Scope": "optical_memory.scope",
+    "turn_message": "optical_memory.context.assemble",
 }
 
 __all__ = sorted([
@@ -70,7 +73,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optical_memory.aging import AgePolicy, Tier
+    from optical_memory.age import AgePolicy, Tier
+    from optical_memory.config import MemoryConfig
+    from optical_memory.context.assemble import turn_message
+    from optical_memory.scope import Scope
     from optical_memory.context import Accounting, Context
     from optical_memory.conversation import generate_conversation
     from optical_memory.memory import AddResult, DecodedPage, OpticalMemory

@@ -189,3 +189,17 @@ def test_demo_main_job(tmp_path, memory_home):
     assert json.loads(res2.stdout)["session"] != data["session"]
     human = _run("demo", "--turns", "60", "--out", str(out))
     assert "ratio" in human.output and "tesseract" in human.output and "needle" in human.output
+
+
+def test_demo_out_defaults_to_the_data_home(tmp_path, memory_home, monkeypatch):
+    help_text = _run("demo", "--help").output
+    assert "data folder" in help_text and "optical-memory-demo" not in help_text
+    if not _tesseract():
+        pytest.skip("tesseract not installed")
+    monkeypatch.chdir(tmp_path)
+    res = _run("demo", "--turns", "60", "--budget", "8000", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["out"] == str(memory_home / "demo")
+    assert len(list((memory_home / "demo").glob("*.png"))) == data["page_files"] > 0
+    assert not (tmp_path / "optical-memory-demo").exists()

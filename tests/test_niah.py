@@ -252,6 +252,76 @@ def test_heatmap_and_folder_plots_written(grid_dir, tmp_path):
     assert "heatmap_control-pydoc_single-word_base.png" in names
 
 
+# -- the packed (published) form ----------------------------------------------------
+
+
+def _fake_cell(length, depth, tier, score=1.0, **extra):
+    cell = {"model": "tesseract", "context_length": length, "depth_percent": depth, "tier": tier,
+            "score": score, "haystack": "pydoc", "needle_kind": "single", "value_type": "number",
+            "omit_needle": False, "decoder": "tesseract", "target": "deepseek-ocr:base",
+            "tokenizer": "o200k_base", "seed": 0, "font_px": 11.0, "needle": "Ünïcode ✓"}
+    cell.update(extra)
+    return cell
+
+
+def test_pack_and_read_back_cells(tmp_path):
+    from optical_memory.niah import cells_for, pack_cells, read_packed, unpack_cells, write_packed
+
+    cfg = NiahConfig(lengths=(1000, 2000), depths=(0.0, 50.0), tiers=("base", "tiny"))
+    run = tmp_path / "run"
+    run.mkdir()
+    cells = [_fake_cell(n, d, t, score=0.5 if t == "tiny" else 1.0)
+             for n in cfg.lengths for d in cfg.depths for t in cfg.tiers]
+    for c in cells:
+        (run / cfg.cell_name(c["context_length"], c["depth_percent"], c["tier"])).write_text(
+            json.dumps(c, indent=1), encoding="utf-8")
+    (run / "not-a-cell.json").write_text("{}", encoding="utf-8")
+    packed = pack_cells(run, tmp_path / "cells.jsonl.gz")
+    back = read_packed(packed)
+    # same content, one object per line, sorted: length, depth, then tiers youngest first
+    assert back == sorted(cells, key=lambda c: (c["context_length"], c["depth_percent"],
+                                                ["base", "tiny"].index(c["tier"])))
+    assert load_results(packed) == back
+    # deterministic bytes, whatever the input order; gzip header has no mtime or name
+    again = write_packed(list(reversed(cells)), tmp_path / "again.jsonl.gz")
+    assert again.read_bytes() == packed.read_bytes()
+    assert packed.read_bytes()[3:8] == b"\x00\x00\x00\x00\x00"
+    # merge: cells already in the file stay; a folder's cell replaces its twin
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.json").write_text(json.dumps(_fake_cell(1000, 0.0, "base", score=0.0)), encoding="utf-8")
+    (other / "y.json").write_text(json.dumps(_fake_cell(9000, 0.0, "base", haystack="chat")),
+                                  encoding="utf-8")
+    merged = read_packed(pack_cells([other], packed))
+    assert len(merged) == len(cells) + 1
+    assert next(c for c in merged if c["context_length"] == 1000 and c["depth_percent"] == 0.0
+                and c["tier"] == "base")["score"] == 0.0
+    # a config's cells, in grid order; the chat cell is not pydoc's
+    assert [(c["context_length"], c["tier"]) for c in cells_for(cfg, merged)][:3] == [
+        (1000, "base"), (1000, "tiny"), (1000, "base")]
+    assert len(cells_for(cfg, merged)) == 8
+    # unpacked into a fresh folder: resume finds every cell, runs none
+    fresh = tmp_path / "fresh"
+    assert unpack_cells(packed, fresh, cfg) == 8 and unpack_cells(packed, fresh, cfg) == 0
+    summary = run_grid(cfg, fresh, workers=1)
+    assert summary.ran == 0 and summary.skipped == 8
+    with pytest.raises(InputError):
+        write_packed([{"not": "a cell"}], tmp_path / "bad.jsonl.gz")
+
+
+def test_published_niah_cells_repack_to_the_same_bytes(tmp_path):
+    from pathlib import Path
+
+    from optical_memory.niah import read_packed, write_packed
+
+    published = Path(__file__).resolve().parents[1] / "benchmarks" / "niah" / "cells.jsonl.gz"
+    if not published.exists():
+        pytest.skip("no published NIAH cells in this checkout")
+    cells = read_packed(published)
+    assert cells and all(0 <= c["score"] <= 1 for c in cells)
+    assert write_packed(cells, tmp_path / "c.jsonl.gz").read_bytes() == published.read_bytes()
+
+
 def test_forgetting_table_and_curve_from_cells(tmp_path):
     def cell(tier, score, side, vt):
         return {"tier": tier, "score": score, "retrieved": 1.0, "ratio": 2800 / vt,
@@ -314,7 +384,8 @@ def test_config_rejects_bad_values():
 
 def test_cli_help_everywhere():
     runner = CliRunner()
-    for args in (["niah", "--help"], ["niah", "run", "--help"], ["niah", "plot", "--help"]):
+    for args in (["niah", "--help"], ["niah", "run", "--help"], ["niah", "plot", "--help"],
+                 ["niah", "pack", "--help"]):
         res = runner.invoke(main, args)
         assert res.exit_code == 0 and "Usage" in res.output
 
@@ -339,6 +410,14 @@ def test_cli_run_answer_only_then_plot(tmp_path):
     assert any(p.endswith("forgetting_pydoc_single-number.png") for p in data["png"])
     res = runner.invoke(main, ["niah", "plot", str(tmp_path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["cells"] == 2
+    packed = tmp_path / "pub" / "cells.jsonl.gz"
+    res = runner.invoke(main, ["niah", "pack", str(tmp_path), "--to", str(packed)])
+    assert res.exit_code == 0 and "2 cells" in res.output, res.output
+    res = runner.invoke(main, ["niah", "plot", str(packed), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["cells"] == 2, res.output
+    assert all(p.startswith(str(packed.parent)) for p in json.loads(res.output)["png"])
+    assert runner.invoke(main, ["niah", "pack", str(tmp_path), "--to",
+                                str(tmp_path / "x.json")]).exit_code == 2
     assert runner.invoke(main, ["niah", "run", "--out", str(tmp_path), "--answer-url",
                                 "http://127.0.0.1:9/v1"]).exit_code == 2
     empty = tmp_path / "empty"

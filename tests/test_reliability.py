@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import reliability_worker as rw
+from optical_memory import ingest as ingest_module
 from optical_memory import memory as memory_module
 from optical_memory.decode import DecodeResult, coerce_image, register_decoder
 from optical_memory.decode.base import MAX_IMAGE_PIXELS
@@ -137,7 +138,7 @@ def test_add_over_the_size_limit_is_refused_with_numbers(memory, uid):
 
 
 def test_pages_per_item_limit(memory, uid, monkeypatch):
-    monkeypatch.setattr(memory_module, "MAX_PAGES_PER_ITEM", 2)
+    monkeypatch.setattr(ingest_module, "MAX_PAGES_PER_ITEM", 2)
     long_text = " ".join(f"word{i}" for i in range(3000))
     with pytest.raises(InputError, match=r"pages \(limit 2 per item\)"):
         memory.add_document(long_text, user_id=uid)

@@ -24,22 +24,20 @@ names it, and a configured DeepEncoder encodes the rendition in that mode),
 else the target's own rule on the rendition size (``target.tokens(w, h)``).
 
 What the tiers cost in legibility is measured, not assumed: ``optical-memory
-tiers`` reads a sample page back at every tier (MEASURED.md: 10–11 px text
+tiers`` reads a sample page back at every tier (10–11 px text
 resampled to 640 still reads ≥ 0.9 with tesseract after upscaling; at 512 it
-needs rapidocr or ≥ 12 px text).
+needs rapidocr or ≥ 12 px text; see ``docs/measurements.md``).
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optical_memory.errors import ConfigError
 from optical_memory.tokens import VisionTarget, get_target
+from optical_memory.tokens.billing import image_tokens
 
 AGE_UNITS = ("turns", "tokens")
-
-_DEEPSEEK_SINGLE = ("tiny", "small", "base", "large")
 
 
 @dataclass(frozen=True)
@@ -156,74 +154,9 @@ class AgePolicy:
         return image_tokens(tgt, w, h)
 
 
-def image_tokens(target: VisionTarget, width: int, height: int) -> int:
-    """Vision tokens ``target`` bills for a ``width×height`` image.
-
-    DeepSeek-OCR is one model with several modes: an aged page is sent in the
-    cheapest single-view mode whose side holds it without shrinking
-    (``-raw`` targets keep ``-raw`` modes), or in the target's own mode when
-    that is cheaper (:func:`deepseek_mode` names the mode).
-    """
-    if target.family == "deepseek-ocr":
-        return get_target(_mode_target_name(target, deepseek_mode(target, width, height))).tokens(
-            width, height
-        )
-    return target.tokens(width, height)
-
-
-def deepseek_mode(target: VisionTarget | str, width: int, height: int) -> str:
-    """The DeepSeek-OCR mode (``"tiny"``, ``"small"``, ``"base"``, ``"large"``,
-    ``"gundam"``) a ``width×height`` image is sent in for a deepseek-ocr
-    ``target``: the cheapest single-view mode whose side holds the image
-    without shrinking it, or the target's own mode when that is not dearer.
-    Its token count is what :func:`image_tokens` bills. :class:`ConfigError`
-    for a target of another family.
-    """
-    tgt = get_target(target) if isinstance(target, str) else target
-    if tgt.family != "deepseek-ocr":
-        raise ConfigError(f"{tgt.name!r} is not a deepseek-ocr target (it has no DeepSeek modes)")
-    own = tgt.name.split(":", 1)[1].removesuffix("-raw")
-    best, cost = own, tgt.tokens(width, height)
-    for mode in _DEEPSEEK_SINGLE:
-        mode_target = get_target(_mode_target_name(tgt, mode))
-        if mode_target.page_size[0] >= max(width, height):
-            mode_cost = mode_target.tokens(width, height)
-            if mode_cost < cost:
-                best, cost = mode, mode_cost
-    return best
-
-
-def _mode_target_name(target: VisionTarget, mode: str) -> str:
-    suffix = "-raw" if target.name.endswith("-raw") else ""
-    return f"deepseek-ocr:{mode}{suffix}"
-
-
-def resample_png(master_png: bytes, size: Sequence[int]) -> bytes:
-    """Lanczos-resample a master page PNG to ``size`` and encode it as PNG.
-
-    The one function aging uses, so a test can compare a stored rendition to
-    a direct resample of the master.
-    """
-    import numpy as np
-    from PIL import Image
-
-    from optical_memory.types import encode_png
-
-    with Image.open(io.BytesIO(master_png)) as img:
-        img.load()
-        gray = img.convert("L")
-    w, h = int(size[0]), int(size[1])
-    if (w, h) != gray.size:
-        gray = gray.resize((w, h), Image.Resampling.LANCZOS)
-    return encode_png(np.asarray(gray, dtype=np.uint8))
-
-
 __all__ = [
     "AGE_UNITS",
     "DEFAULT_TIERS",
     "AgePolicy",
     "Tier",
-    "deepseek_mode",
-    "image_tokens",
-    "resample_png",
 ]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from optical_memory.config import DEFAULT_DECODER
+
 from optical_memory.cli._group import main, read_text_arg, user_errors
 
 KINDS = ("auto", "text", "document", "chat")
@@ -170,7 +172,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--decoder", "-d", default="tesseract", show_default=True,
+@click.option("--decoder", "-d", default=DEFAULT_DECODER, show_default=True,
               help="Decoder: tesseract, rapidocr, or openai (OpenAI-compatible endpoint).")
 @click.option("--lang", default=None, help="Tesseract languages, e.g. eng or chi_sim+eng.")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,

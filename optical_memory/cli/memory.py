@@ -20,7 +20,7 @@ import click
 
 from optical_memory.cli._group import main, read_text_arg
 from optical_memory.errors import OpticalMemoryError
-from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+from optical_memory.config import DEFAULT_DECODER, DEFAULT_KEEP_LAST, DEFAULT_TARGET, DEFAULT_TOKENIZER
 
 _BATCH = 256  # messages per add() call when ingesting with a progress bar
 #: Where the demo plants its fact: old enough to be on a page, young enough
@@ -63,7 +63,7 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed((
         click.option("--target", default=DEFAULT_TARGET, show_default=True,
                      help="Vision target pages are sized and billed for (see `optical-memory targets`)."),
-        click.option("--decoder", default="tesseract", show_default=True, help="Read-back decoder."),
+        click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder."),
         click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
                      help="Text tokenizer for accounting."),
     )):
@@ -71,7 +71,7 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = "tesseract",
+def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = DEFAULT_DECODER,
           tokenizer: str = DEFAULT_TOKENIZER, **kw: Any):
     from optical_memory.memory import OpticalMemory
 
@@ -79,7 +79,9 @@ def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = "tesse
 
 
 def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> dict[str, Any]:
-    return {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    from optical_memory.scope import Scope
+
+    return Scope(user_id, agent_id, session_id).as_kwargs()
 
 
 def _emit_json(data: Any) -> None:
@@ -109,7 +111,7 @@ def _batches(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """At most :data:`_BATCH` messages and ``MAX_ADD_CHARS`` characters of
     content per batch (content length bounds the stored text closely; a
     message that alone exceeds it was rejected by ``check_messages``)."""
-    from optical_memory.memory import MAX_ADD_CHARS
+    from optical_memory.config import MAX_ADD_CHARS
 
     budget = MAX_ADD_CHARS // 2  # room for tool-call lines and labels
     out: list[list[dict[str, Any]]] = [[]]
@@ -237,7 +239,7 @@ def search(query, k, store, user_id, agent_id, session_id, as_json):
 @main.command("decode-page")
 @click.argument("page_id")
 @click.option("--tier", default=None, help="Read this tier's image (default: the page's current tier).")
-@click.option("--decoder", default="tesseract", show_default=True, help="Read-back decoder.")
+@click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_errors
@@ -386,13 +388,22 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     _console().print(table)
 
 
+def _demo_out() -> Path:
+    """The demo's default page folder: ``demo/`` under the data home."""
+    from optical_memory.store.paths import data_dir
+
+    return data_dir() / "demo"
+
+
 @main.command()
 @click.option("--turns", type=click.IntRange(20), default=2000, show_default=True,
               help="Messages in the synthetic conversation.")
 @click.option("--budget", type=click.IntRange(1), default=32000, show_default=True, help="Context budget (tokens).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Conversation seed.")
-@click.option("--out", type=click.Path(file_okay=False), default="optical-memory-demo", show_default=True,
-              help="Folder for the page images.")
+@click.option("--out", type=click.Path(file_okay=False), default=lambda: str(_demo_out()),
+              show_default=False,
+              help="Folder for the page images.  [default: demo/ in the data folder: "
+                   "$OPTICAL_MEMORY_HOME, else the platform's]")
 @click.option("--store", default=None, metavar="PATH|URL", help="Store (default: the embedded one).")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

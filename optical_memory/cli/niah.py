@@ -2,7 +2,9 @@
 
 A thin layer over :mod:`optical_memory.niah`: ``run`` executes a grid (one
 JSON per cell in ``--out``, resumable, parallel) and draws its PNGs;
-``plot`` redraws heatmaps and forgetting curves from a folder of cells.
+``pack`` folds a run folder's cells into one gzipped JSONL (the form to
+publish or commit); ``plot`` redraws heatmaps and forgetting curves from a
+folder of cells or a packed file.
 Progress goes to stderr; ``--json`` prints the summary as JSON on stdout.
 """
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import re
 
 import click
+
+from optical_memory.config import DEFAULT_DECODER
 
 from optical_memory.cli._group import main, user_errors
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
@@ -69,7 +73,7 @@ def niah() -> None:
               help="Processes (default: CPU count); one (length, depth) each.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip cells whose JSON is already in --out.")
-@click.option("--decoder", default="tesseract", show_default=True, help="Read-back decoder.")
+@click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder.")
 @click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Vision target (billing).")
 @click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
               help="Tokenizer that measures context lengths.")
@@ -149,23 +153,41 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
         console.print(f"wrote {p}")
 
 
+@niah.command("pack")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "dest", required=True, type=click.Path(dir_okay=False),
+              help="The .jsonl.gz file to write (cells already in it are kept unless --replace).")
+@click.option("--replace", is_flag=True, help="Drop the cells already in --to.")
+@user_errors
+def pack_cmd(folders, dest, replace) -> None:
+    """Pack the cell JSON files of run FOLDERS into one sorted, reproducible .jsonl.gz."""
+    from optical_memory.niah.packed import SUFFIX, pack_cells, read_packed
+
+    if not dest.endswith(SUFFIX):
+        raise click.BadParameter(f"must end with {SUFFIX}", param_hint="--to")
+    path = pack_cells(list(folders), dest, merge=not replace)
+    click.echo(f"{len(read_packed(path))} cells in {path}")
+
+
 @niah.command("plot")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=click.Path(exists=True))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Where to write the PNGs (default: FOLDER).")
+              help="Where to write the PNGs (default: FOLDER, or the packed file's folder).")
 @click.option("--metric", default="score", show_default=True,
               help="Cell field to colour by: score, retrieved, answer_score, score_part.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
 @user_errors
 def plot_cmd(folder, out_dir, metric, as_json) -> None:
-    """Draw heatmaps (per tier) and forgetting curves from FOLDER's cell JSON files."""
+    """Draw heatmaps (per tier) and forgetting curves from FOLDER's cell JSON
+    files, or from a packed .jsonl.gz file of cells."""
     from optical_memory.niah import forgetting_table, load_results
     from optical_memory.niah.plots import markdown_tiers, plot_folder
 
     results = load_results(folder)
     if not results:
         raise click.ClickException(f"no needle-in-a-haystack cell JSON files in {folder}")
-    pngs = [str(p) for p in plot_folder(results, out_dir or folder, metric=metric)]
+    default_out = folder if os.path.isdir(folder) else (os.path.dirname(folder) or ".")
+    pngs = [str(p) for p in plot_folder(results, out_dir or default_out, metric=metric)]
     rows = forgetting_table(results)
     if as_json:
         click.echo(json.dumps({"cells": len(results), "tiers": [r.__dict__ for r in rows],

@@ -1,8 +1,8 @@
 """The context builder's pure parts: costs, atomic page groups, the budget cut,
 the message layout and the accounting.
 
-:meth:`optical_memory.memory.OpticalMemory.context` gathers the inputs (kept
-turns, pages with their tier images) and calls :func:`build_context`.
+:mod:`optical_memory.context.assemble` gathers the inputs (kept turns, pages
+with their tier images) and calls :func:`build_context`.
 
 Cost model (every number in tokens of the named tokenizer / target):
 
@@ -11,7 +11,7 @@ Cost model (every number in tokens of the named tokenizer / target):
   a turn's text is its content plus its tool calls as drawn on pages
   (``name(arguments)`` lines), the same text whose tokens are stored;
 - the page message costs :data:`MESSAGE_OVERHEAD` plus its header text plus
-  each page's vision tokens at its tier (:mod:`optical_memory.aging`);
+  each page's vision tokens at its tier (:mod:`optical_memory.tokens.billing`);
 - ``history_text_tokens`` is what the whole history (system message, every
   stored item) would cost as text messages under the same rule.
 

@@ -159,10 +159,10 @@ def upscale(img, long_side: int | None):  # (PIL.Image, int|None) -> (PIL.Image,
     """Enlarge ``img`` with Lanczos so its long side is ``long_side`` px.
 
     Aged pages are resampled down (e.g. 1024 → 640 or 512); CPU OCR reads
-    them far better after scaling back up than at their stored size
-    (MEASURED.md: 10 px text aged to 512 reads 0.53 without, 0.97 with
-    rapidocr after upscaling). Images already that large, or ``long_side``
-    None, are returned unchanged. Returns (image, scale factor applied).
+    them far better after scaling back up than at their stored size (10 px
+    text aged to 512 and upscaled reads 0.97 with rapidocr, 0.53 with
+    tesseract; see ``docs/measurements.md``). Images already that large, or
+    ``long_side`` None, are returned unchanged. Returns (image, scale factor applied).
     """
     if long_side is None:
         return img, 1.0

@@ -1,11 +1,11 @@
 """Tesseract decoder: the Debian ``tesseract`` binary, run once per image.
 
 The image is piped to ``tesseract stdin stdout`` as PNG (no temp files).
-Defaults follow MEASURED.md: page segmentation mode 6 ("a single uniform
-block of text"), which dense pages need (automatic layout drops whole
-regions), and ``OMP_THREAD_LIMIT=1`` in the child's environment (28–33 s per
-page without it, ~5 s with it; parallelism comes from running several
-processes, see :func:`optical_memory.decode.decode_many`).
+Defaults follow ``docs/measurements.md``: page segmentation mode 6 ("a
+single uniform block of text"), which dense pages need (automatic layout
+drops whole regions), and ``OMP_THREAD_LIMIT=1`` in the child's environment
+(28–33 s per page without it, ~5 s with it; parallelism comes from running
+several processes, see :func:`optical_memory.decode.decode_many`).
 """
 from __future__ import annotations
 

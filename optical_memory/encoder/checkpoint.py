@@ -1,4 +1,4 @@
-"""Strict loading of the encoder tensors from a DeepSeek-OCR safetensors checkpoint.
+"""Checkpoint reading: strict loading of the encoder tensors from a DeepSeek-OCR safetensors checkpoint.
 
 Only keys under the encoder prefixes are read (the ~3 B language-model tensors
 are never touched); every key and shape is checked against the model before
@@ -14,7 +14,6 @@ from typing import Optional, Union
 
 import torch
 
-from optical_memory.encoder.config import DeepEncoderConfig
 from optical_memory.errors import CheckpointError, DependencyMissingError
 
 logger = logging.getLogger(__name__)
@@ -123,23 +122,25 @@ def check_keys(
     raise CheckpointError(f"checkpoint {source} does not fit the encoder: " + "; ".join(problems))
 
 
-def load_deep_encoder(
+def assign_checkpoint(
+    model: torch.nn.Module,
     path: Union[str, Path],
     *,
-    config: DeepEncoderConfig,
     dtype: Optional[torch.dtype] = None,
     device: Union[str, torch.device] = "cpu",
-    attn_impl: str = "auto",
-):
-    """Build a DeepEncoder on the meta device and assign the checkpoint's tensors."""
-    from optical_memory.encoder.model import build_deep_encoder
+) -> torch.nn.Module:
+    """Assign a checkpoint's encoder tensors to ``model`` (built on the meta
+    device, so nothing was allocated) and return it in eval mode.
 
+    Two passes: the safetensors headers first (every key and shape checked
+    against the model, so a bad checkpoint fails before any tensor is read),
+    then the tensors, straight to ``device`` and ``dtype``. This module never
+    imports the model: ``DeepEncoder.from_pretrained`` builds it and calls here.
+    """
     safe_open = _safe_open()
     device = torch.device(device)
     files = checkpoint_files(path)
 
-    with torch.device("meta"):
-        model = build_deep_encoder(config, attn_impl=attn_impl)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
     # Pass 1: shapes only (headers), so a bad checkpoint fails before any read.
@@ -175,3 +176,17 @@ def load_deep_encoder(
         "loaded %d encoder tensors from %s (%s, %s)", len(state), path, device, dtype
     )
     return model
+
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "ENCODER_KEYS",
+    "ENCODER_PREFIXES",
+    "IGNORED_KEYS",
+    "INDEX_FILE",
+    "SINGLE_FILE",
+    "assign_checkpoint",
+    "check_keys",
+    "checkpoint_files",
+    "encoder_key",
+]

@@ -1,6 +1,6 @@
 """Frozen configs for the DeepEncoder (SAM ViT-B → 16× compressor → CLIP-L → projector).
 
-Defaults are the released DeepSeek-OCR encoder (see ``DEEPENCODER.md``);
+Defaults are the released DeepSeek-OCR encoder (see ``docs/deepencoder.md``);
 ``DeepEncoderConfig.tiny()`` keeps the token geometry (patch 16, two stride-2
 convs, the 64×64 SAM and 16×16 CLIP position grids) but shrinks every width and
 depth, so tests run in milliseconds and still give 64/100/256/400 tokens per mode.

@@ -131,12 +131,12 @@ class DeepEncoder(nn.Module):
         are read straight to ``device`` and ``dtype`` (default: the checkpoint's).
         Raises CheckpointError naming missing, unexpected or mis-shaped keys.
         """
-        from optical_memory.encoder.loading import load_deep_encoder
+        from optical_memory.encoder.checkpoint import assign_checkpoint
 
-        return load_deep_encoder(
-            path, config=config or DeepEncoderConfig(), dtype=dtype, device=device,
-            attn_impl=attn_impl,
-        )
+        with torch.device("meta"):
+            model = build_deep_encoder(config or DeepEncoderConfig(), attn_impl=attn_impl)
+        assign_checkpoint(model, path, dtype=dtype, device=device)
+        return model
 
     def set_attn_impl(self, impl: str) -> "DeepEncoder":
         """Switch every attention module to one of ``ATTN_IMPLS`` (auto, sdpa, fold, fold-cudnn, eager)."""

@@ -10,11 +10,13 @@ Conventions: gkamradt/LLMTest_NeedleInAHaystack (grid, depth moved back to
 a sentence end, one JSON per cell, heatmap colours) and NVIDIA RULER (needle
 templates and kinds, ``string_match_all`` / ``string_match_part``), plus the
 axis only this project has: the age tier (compression ratio) of the page
-that holds the needle.
+that holds the needle. A finished run is published as one gzipped JSONL
+(:mod:`optical_memory.niah.packed`).
 """
 from optical_memory.niah.answer import AnswerEndpoint, ask
 from optical_memory.niah.haystack import Haystack, build_haystack, corpus_text, cut_to_tokens
 from optical_memory.niah.needles import KINDS, VALUE_TYPES, NeedleSet, make_needles
+from optical_memory.niah.packed import cells_for, pack_cells, read_packed, unpack_cells, write_packed
 from optical_memory.niah.plots import forgetting_curve, forgetting_table, grid_table, heatmap
 from optical_memory.niah.runner import (
     NiahConfig,
@@ -36,6 +38,7 @@ __all__ = [
     "VALUE_TYPES",
     "ask",
     "build_haystack",
+    "cells_for",
     "corpus_text",
     "cut_to_tokens",
     "forgetting_curve",
@@ -46,8 +49,12 @@ __all__ = [
     "load_results",
     "make_needles",
     "mean_score",
+    "pack_cells",
+    "read_packed",
     "run_cell",
     "run_grid",
     "string_match_all",
     "string_match_part",
+    "unpack_cells",
+    "write_packed",
 ]

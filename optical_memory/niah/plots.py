@@ -76,7 +76,7 @@ def grid_table(results: Iterable[Mapping[str, Any]], *, tier: str | None = None,
 
 
 def _tier_order(names: Iterable[str]) -> list[str]:
-    from optical_memory.aging import AgePolicy
+    from optical_memory.age import AgePolicy
 
     known = AgePolicy().names
     names = set(names)

@@ -17,7 +17,10 @@ Each cell's JSON has gkamradt's fields ``{model, context_length,
 depth_percent, version, needle, model_response, score,
 test_duration_seconds}`` plus ours (tokens, ratio, tier, decoder...).
 ``score`` is in [0, 1]. Cells whose JSON exists are skipped on resume;
-(length, depth) pairs run in parallel in a process pool.
+(length, depth) pairs run in parallel in a process pool. The per-cell files
+are the live form of a run; to publish one, pack its folder into a single
+``*.jsonl.gz`` (:func:`optical_memory.niah.packed.pack_cells`), which
+:func:`load_results` reads as well.
 """
 from __future__ import annotations
 
@@ -91,7 +94,7 @@ class NiahConfig:
                 isinstance(self.font_px, int | float) and not isinstance(self.font_px, bool)
                 and math.isfinite(self.font_px) and self.font_px > 0):
             raise InputError(f"font_px must be a positive number of px (got {self.font_px!r})")
-        from optical_memory.aging import AgePolicy
+        from optical_memory.age import AgePolicy
 
         policy = AgePolicy()
         tiers = policy.names if self.tiers is None else tuple(self.tiers)
@@ -190,7 +193,7 @@ def _store(mem, hay: Haystack) -> tuple[str, str]:
         res = mem.add(list(hay.messages or ()), user_id=_SCOPE_USER)
         mem.compact(user_id=_SCOPE_USER, force=True)
     item_id = res.item_ids[hay.target.index]
-    item = mem.store.get_item(item_id, _scope())
+    item = mem.get_item(item_id, user_id=_SCOPE_USER)
     return item_id, (item.text or "") if item else ""
 
 
@@ -230,7 +233,7 @@ def run_cell(config: NiahConfig, length: int, depth: float,
                        decoder=config.decoder, keep_last=0, render_config=render_config,
                        decoder_options=config.decoder_options) as mem:
         item_id, item_text = _store(mem, hay)
-        pages = mem.store.list_pages(_scope(), with_png=False)
+        pages = mem.list_pages(user_id=_SCOPE_USER)
         offset = 0 if hay.kind == "text" else item_text.find(str(hay.messages[hay.target.index]["content"]))  # type: ignore[index]
         t_start, t_end = hay.target.start + max(0, offset), hay.target.end + max(0, offset)
         if not config.omit_needle and item_text[t_start:t_end] != needles.block:
@@ -358,7 +361,12 @@ def is_cell(data: Any) -> bool:
 
 
 def load_results(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every cell JSON in ``folder`` (other JSON files are ignored)."""
+    """Every cell JSON in ``folder`` (other JSON files are ignored), or every
+    cell of a packed ``*.jsonl.gz`` file (:mod:`optical_memory.niah.packed`)."""
+    from optical_memory.niah.packed import is_packed, read_packed
+
+    if is_packed(folder) and Path(folder).is_file():
+        return read_packed(folder)
     out = []
     for p in sorted(Path(folder).glob("*.json")):
         try:

@@ -1,4 +1,4 @@
-"""Retrieval results, and the optional semantic re-ranker.
+"""The optional semantic re-ranker of keyword candidates.
 
 Keyword search is the store's BM25 (SQLite FTS5, user queries escaped so no
 FTS syntax can be injected). A :class:`Ranker` may re-order the keyword
@@ -12,35 +12,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from optical_memory.errors import DependencyMissingError
-from optical_memory.store import PageRecord
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved match.
-
-    item_id: the matching item (``None`` for a match in a page's read-back,
-             the ``keep_text=False`` mode).
-    page_id / page: the page holding the match (``page.png`` is the master),
-             ``None`` while the item is still a recent text turn.
-    score:   higher is better, comparable within one result list.
-    snippet: a short excerpt around the match.
-    span:    ``(start, end)`` of the first matching word in the item's text
-             (or in the page read-back for a page hit); ``None`` if unknown.
-    tier:    the page's current age tier.
-    """
-
-    item_id: str | None
-    page_id: str | None
-    score: float
-    snippet: str
-    span: tuple[int, int] | None
-    page: PageRecord | None
-    tier: str | None
 
 
 @runtime_checkable
@@ -101,4 +75,4 @@ class MiniLMRanker:
         return [list(map(float, v)) for v in vectors]
 
 
-__all__ = ["Hit", "MiniLMRanker", "Ranker", "cosine", "rerank"]
+__all__ = ["MiniLMRanker", "Ranker", "cosine", "rerank"]

@@ -67,7 +67,7 @@ class VisionRule(Protocol):
 # --------------------------------------------------------------------------
 # DeepSeek-OCR (arXiv 2510.18234; github.com/deepseek-ai/DeepSeek-OCR,
 # DeepSeek-OCR-master/DeepSeek-OCR-hf/modeling_deepseekocr.py; facts in
-# shared/design/DEEPENCODER.md). One view of side S gives (S/64)² tokens
+# docs/deepencoder.md). One view of side S gives (S/64)² tokens
 # (16× conv compression of SAM's S/16 grid); the LM also receives one
 # `image_newline` per grid row and one `view_seperator` per image.
 # --------------------------------------------------------------------------

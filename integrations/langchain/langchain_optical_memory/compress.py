@@ -40,10 +40,11 @@ from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from optical_memory import InputError, OpticalMemory
+from optical_memory import InputError, OpticalMemory, turn_message
+from optical_memory.config import DEFAULT_KEEP_LAST
 from optical_memory.context import Accounting
-from optical_memory.store import Scope
-from optical_memory.aging import image_tokens
+from optical_memory.scope import Scope
+from optical_memory.tokens.billing import image_tokens
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, VisionTarget, get_target
 
 from langchain_optical_memory._messages import (
@@ -85,7 +86,7 @@ def sync_history(memory: OpticalMemory, history: Sequence[BaseMessage], scope: S
     many messages were added. Raises :class:`InputError` when the scope holds
     another conversation (give each conversation its own ``session_id``).
     """
-    stored = memory.store.list_items(scope, kinds=["turn"])
+    stored = memory.list_turns(**scope.as_kwargs())
     if len(stored) > len(history):
         raise InputError(
             f"scope {scope} holds {len(stored)} turns but the conversation has "
@@ -94,11 +95,8 @@ def sync_history(memory: OpticalMemory, history: Sequence[BaseMessage], scope: S
         )
     for i, (rec, msg) in enumerate(zip(stored, history)):
         want = to_memory_message(msg, i)
-        # the stored text is the content, then any tool-call lines; meta
-        # records where the content ends
-        n = rec.meta.get("content_len", len(rec.text or ""))
-        if rec.role != want["role"] or (rec.text is not None and (
-                n != len(want["content"]) or rec.text[:n] != want["content"])):
+        if rec.role != want["role"] or (
+                rec.text is not None and turn_message(rec)["content"] != want["content"]):
             raise InputError(
                 f"scope {scope} holds another conversation: stored turn {i} is a "
                 f"{rec.role!r} turn that differs from message {i} ({want['role']!r}); "
@@ -119,7 +117,7 @@ def compress(
     memory: OpticalMemory,
     scope: Scope,
     target: str | None = None,
-    keep_last: int = 8,
+    keep_last: int = DEFAULT_KEEP_LAST,
     sync: bool = True,
 ) -> Compressed:
     """Compress ``history`` (no leading system messages) with ``memory``.
@@ -198,7 +196,7 @@ def _check_newest_kept(memory: OpticalMemory, scope: Scope, ctx: Any) -> None:
     """With no turn left as text, the newest message must at least be on a
     page in the context: a model called without it answers a question nobody
     asked. :class:`InputError` otherwise (the budget cannot hold it)."""
-    newest = memory.store.list_items(scope, kinds=["turn"], newest_first=True, limit=1)
+    newest = memory.list_turns(**scope.as_kwargs(), newest_first=True, limit=1)
     if newest and not any(newest[0].id in p.item_ids for p in ctx.pages):
         raise InputError(
             f"max_tokens {ctx.accounting.budget_tokens} cannot hold the newest message "
@@ -282,7 +280,7 @@ def compress_messages(
     *,
     max_tokens: int,
     target: str | None = None,
-    keep_last: int = 8,
+    keep_last: int = DEFAULT_KEEP_LAST,
     memory: OpticalMemory | None = None,
     tokenizer: str | None = None,
     user_id: str = "default",

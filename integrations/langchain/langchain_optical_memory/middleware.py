@@ -34,8 +34,9 @@ from langchain.agents.middleware import AgentMiddleware, AgentState, ModelReques
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
 from langgraph.runtime import Runtime
 from optical_memory import InputError, OpticalMemory
+from optical_memory.config import DEFAULT_KEEP_LAST
 from optical_memory.context import Accounting
-from optical_memory.store import Scope
+from optical_memory.scope import Scope
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
 from langchain_optical_memory._messages import content_text, role_of, split_system
@@ -86,7 +87,7 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         self,
         *,
         max_tokens: int,
-        keep_last: int = 8,
+        keep_last: int = DEFAULT_KEEP_LAST,
         trigger_tokens: int | None = None,
         memory: OpticalMemory | None = None,
         target: str | None = None,

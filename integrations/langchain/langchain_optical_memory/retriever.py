@@ -22,7 +22,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from optical_memory import Hit, InputError, OpticalMemory
-from optical_memory.store import Scope
+from optical_memory.scope import Scope
 from pydantic import ConfigDict, Field
 
 #: How many keyword hits are fetched per Document asked for, so that hits
@@ -96,12 +96,12 @@ class OpticalMemoryRetriever(BaseRetriever):
         page = hit.page
         if page is not None:
             text = page.text if page.text is not None else (page.readback or "")
-            meta.update(item_ids=list(page.item_ids), scope=_scope_dict(page.scope),
+            meta.update(item_ids=list(page.item_ids), scope=page.scope.as_kwargs(),
                         width=page.width, height=page.height)
             if self.include_image:
                 png = page.png
                 if png is None:  # a store that returned the record without pixels
-                    full = self.memory.store.get_page(page.id, scope)
+                    full = self.memory.get_page(page.id, **scope.as_kwargs())
                     png = full.png if full is not None else None
                 if png is not None:
                     meta["image_base64"] = base64.b64encode(png).decode("ascii")
@@ -109,19 +109,14 @@ class OpticalMemoryRetriever(BaseRetriever):
             return Document(id=page.id, page_content=text, metadata=meta)
         if hit.item_id is None:
             return None
-        item = self.memory.store.get_item(hit.item_id, scope)
+        item = self.memory.get_item(hit.item_id, **scope.as_kwargs())
         if item is None:  # deleted between search and read
             return None
-        meta.update(item_ids=[item.id], scope=_scope_dict(item.scope))
+        meta.update(item_ids=[item.id], scope=item.scope.as_kwargs())
         return Document(id=item.id, page_content=item.text or hit.snippet, metadata=meta)
 
     def _scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.session_id)
-
-
-def _scope_dict(scope: Scope) -> dict[str, str | None]:
-    return {"user_id": scope.user_id, "agent_id": scope.agent_id,
-            "session_id": scope.session_id}
 
 
 __all__ = ["OpticalMemoryRetriever"]

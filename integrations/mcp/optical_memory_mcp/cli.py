@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from optical_memory.config import DEFAULT_DECODER
+
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 from optical_memory_mcp.config import ServerConfig
@@ -35,7 +37,7 @@ def _env(name: str) -> str:
               help=f"Narrow the scope to one session. Env: {_env('SESSION')}.")
 @click.option("--target", envvar=_env("TARGET"), default=DEFAULT_TARGET, show_default=True,
               help="Vision model pages are sized and billed for (`optical-memory targets`).")
-@click.option("--decoder", envvar=_env("DECODER"), default="tesseract", show_default=True,
+@click.option("--decoder", envvar=_env("DECODER"), default=DEFAULT_DECODER, show_default=True,
               help="Read-back decoder for memory_decode.")
 @click.option("--tokenizer", envvar=_env("TOKENIZER"), default=DEFAULT_TOKENIZER,
               show_default=True, help="Text tokenizer for the accounting.")

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from optical_memory.errors import InputError
-from optical_memory.store import Scope
-from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
+from optical_memory.config import (
+    DEFAULT_DECODER,
+    DEFAULT_KEEP_LAST,
+    DEFAULT_TARGET,
+    DEFAULT_TOKENIZER,
+    check_count,
+)
+from optical_memory.scope import Scope
 
 #: Name the server reports to clients (``serverInfo.name``).
 SERVER_NAME = "optical-memory"
@@ -36,15 +41,13 @@ class ServerConfig:
     agent_id: str | None = None
     session_id: str | None = None
     target: str = DEFAULT_TARGET
-    decoder: str = "tesseract"
+    decoder: str = DEFAULT_DECODER
     tokenizer: str = DEFAULT_TOKENIZER
-    keep_last: int = 8
+    keep_last: int = DEFAULT_KEEP_LAST
 
     def __post_init__(self) -> None:
         self.scope  # validates the ids (InputError naming the bad value)
-        if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) \
-                or self.keep_last < 0:
-            raise InputError(f"keep_last must be an int >= 0 (got {self.keep_last!r})")
+        check_count("keep_last", self.keep_last)
 
     @property
     def scope(self) -> Scope:
@@ -53,8 +56,7 @@ class ServerConfig:
     def scope_kwargs(self) -> dict[str, str | None]:
         """``user_id`` / ``agent_id`` / ``session_id`` keywords for the
         :class:`~optical_memory.OpticalMemory` calls."""
-        return {"user_id": self.user_id, "agent_id": self.agent_id,
-                "session_id": self.session_id}
+        return self.scope.as_kwargs()
 
 
 __all__ = ["SERVER_NAME", "ServerConfig"]

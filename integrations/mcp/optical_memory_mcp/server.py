@@ -176,7 +176,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         def run(mem: OpticalMemory) -> SearchOut:
             hits = []
             for h in mem.retrieve(query, k=k, **scope):
-                item = mem.store.get_item(h.item_id, config.scope) if h.item_id else None
+                item = mem.get_item(h.item_id, **scope) if h.item_id else None
                 full = item.text if item is not None else None
                 cut = full[:max_chars] if full is not None and max_chars else None
                 hits.append(HitOut(

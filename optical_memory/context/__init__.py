@@ -1,0 +1,36 @@
+"""The context a model receives: recent turns as text, older material as page
+images within a token budget, and the accounting of what it costs.
+
+:mod:`~optical_memory.context.budget` holds the pure parts (costs, the
+budget cut, the accounting); :mod:`~optical_memory.context.assemble` gathers
+the turns and pages of a scope and calls it.
+"""
+from __future__ import annotations
+
+from optical_memory.context.budget import (
+    MESSAGE_OVERHEAD,
+    PAGES_HEADER,
+    Accounting,
+    Context,
+    ContextPage,
+    KeptTurn,
+    TierRow,
+    atomic_groups,
+    build_context,
+    extend_window,
+    text_message_tokens,
+)
+
+__all__ = [
+    "MESSAGE_OVERHEAD",
+    "PAGES_HEADER",
+    "Accounting",
+    "Context",
+    "ContextPage",
+    "KeptTurn",
+    "TierRow",
+    "atomic_groups",
+    "build_context",
+    "extend_window",
+    "text_message_tokens",
+]

@@ -1,0 +1,198 @@
+"""Gathering a scope's context: the recent turns as text, every page visible
+under the scope at its age tier (oldest first), and the turns still waiting to
+be paged as *pending* pages rendered on the fly (cached, never stored), then
+the budget cut of :func:`~optical_memory.context.budget.build_context`.
+
+Reads tolerate other processes: a page deleted between listing and reading
+is skipped, not an error.
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from optical_memory.age.sweep import age_pages
+from optical_memory.cache import LRUCache
+from optical_memory.config import check_count
+from optical_memory.context.budget import (
+    PAGES_HEADER,
+    Context,
+    ContextPage,
+    KeptTurn,
+    build_context,
+    text_message_tokens,
+)
+from optical_memory.render.paging import PageInfo, page_holding, page_order, recent_window, render_item
+from optical_memory.errors import ConfigError, InputError
+from optical_memory.scope import Scope
+from optical_memory.store import ItemRecord, NotFoundError, PageRecord
+from optical_memory.tokens import get_target
+from optical_memory.tokens.billing import image_tokens
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.age.policy import AgePolicy
+    from optical_memory.age.renditions import Renditions
+    from optical_memory.encoder.page_tokens import PageTokens
+    from optical_memory.render import Renderer
+    from optical_memory.store import Store, StoreStats
+    from optical_memory.tokens import TextCounter, VisionTarget
+
+
+def turn_message(item: ItemRecord) -> dict[str, Any]:
+    """The chat message a stored turn came from (tool-call dicts as given)."""
+    text = item.text or ""
+    n = item.meta.get("content_len", len(text))
+    msg: dict[str, Any] = {"role": item.role, "content": text[:n]}
+    if item.name:
+        msg["name"] = item.name
+    if item.meta.get("tool_calls"):
+        msg["tool_calls"] = item.meta["tool_calls"]
+    if item.role == "tool" and item.tool_call_ids:
+        msg["tool_call_id"] = item.tool_call_ids[0]
+    return msg
+
+
+class ContextBuilder:
+    """Builds :class:`~optical_memory.context.budget.Context` for a scope."""
+
+    def __init__(self, store: Store, renderer: Renderer, counter: TextCounter, aging: AgePolicy,
+                 renditions: Renditions, cache: LRUCache, *, target: VisionTarget,
+                 keep_last: int, keep_text: bool, decoder: str,
+                 tokens: PageTokens | None = None) -> None:
+        self.store = store
+        self.target = target
+        self.keep_last = keep_last
+        self.renderer = renderer
+        self.counter = counter
+        self.aging = aging
+        self.renditions = renditions
+        self.cache = cache
+        self.keep_text = keep_text
+        self.decoder = decoder
+        self.tokens = tokens
+        self.header_tokens = counter.count(PAGES_HEADER)
+
+    def build(self, budget_tokens: int, *, target: str | None, keep_last: int | None,
+              system: str | None, scope: Scope, vision_tokens: bool = False) -> Context:
+        """See :meth:`optical_memory.OpticalMemory.context`; ``None`` target /
+        keep_last are the memory's."""
+        keep_last = check_count("keep_last", self.keep_last if keep_last is None else keep_last)
+        if system is not None and not isinstance(system, str):
+            raise InputError(f"system must be a string (got {type(system).__name__})")
+        tgt = self.target if target is None else get_target(target)
+        if vision_tokens:
+            if self.tokens is None:
+                raise ConfigError("vision_tokens=True needs an encoder "
+                                  "(OpticalMemory(encoder=DeepEncoder.from_pretrained(...)))")
+            from optical_memory.encoder.page_tokens import check_token_target
+
+            check_token_target(tgt)
+        return self._build(budget_tokens, tgt, keep_last, system, scope, vision_tokens)
+
+    def _build(self, budget_tokens: int, target: VisionTarget, keep_last: int,
+               system: str | None, scope: Scope, vision_tokens: bool) -> Context:
+        window = recent_window(self.store, scope, keep_last) if self.keep_text else []
+        window = [t for t in window if t.text is not None]
+        in_window = {t.id for t in window}
+        turns = [KeptTurn(t.id, turn_message(t), text_message_tokens(t.text_tokens))
+                 for t in window]
+
+        totals: dict[Scope, StoreStats] = {}
+        records, _ = age_pages(self.store, self.aging, self.renditions, scope, totals)
+        records.sort(key=page_order)  # re-rendered pages keep their place in the history
+        pages: list[ContextPage] = []
+        overlap: dict[str, ItemRecord] = {}
+        for rec in records:
+            if rec.item_ids and any(i in in_window for i in rec.item_ids):
+                # some of its turns are in the text window (keep_last above the
+                # memory's, or recent turns deleted): the page's other items are
+                # laid out afresh below, so no turn reaches the model twice
+                for item_id in rec.item_ids:
+                    if item_id not in in_window and item_id not in overlap:
+                        item = self.store.get_item(item_id, rec.scope)
+                        if item is not None and item.text is not None:
+                            overlap[item_id] = item
+                continue
+            page = self._stored_page(rec, target, scope)
+            if page is not None:
+                pages.append(page)
+        cut = window[0].seq if window else None
+        waiting = [t for t in self.store.list_items(scope, kinds=["turn"], on_page=False)
+                   if t.text is not None and (cut is None or t.seq < cut)]
+        waiting = sorted([*waiting, *overlap.values()], key=lambda t: t.seq)
+        if waiting:
+            pages += self._pending_pages(waiting, target)
+
+        st = totals.get(scope) or self.store.stats(scope)
+        system_tokens = self.counter.count(system) if system else 0
+        history = st.text_tokens + text_message_tokens(0) * st.items
+        history += text_message_tokens(system_tokens) if system else 0
+        ctx = build_context(
+            budget_tokens=budget_tokens, system=system, system_tokens=system_tokens,
+            turns=turns, pages=pages, header_tokens=self.header_tokens,
+            history_text_tokens=history, tokenizer=self.counter.name, target=target.name,
+            decoder=self.decoder,
+        )
+        if not vision_tokens:
+            return ctx
+        assert self.tokens is not None
+        found = self.tokens.for_context(ctx.pages, target, scope)
+        return replace(ctx, vision_tokens=tuple(t for t, _ in found),
+                       token_layouts=tuple(layout for _, layout in found))
+
+    def _stored_page(self, rec: PageRecord, target: VisionTarget, scope: Scope
+                     ) -> ContextPage | None:
+        """A stored page as a context page; ``None`` when another process
+        deleted it after it was listed."""
+        info = PageInfo.of(rec)
+        w, h = self.aging.size(rec.tier, (rec.width, rec.height))
+        try:
+            png_b64 = self.renditions.b64(rec, scope)
+        except NotFoundError:
+            return None
+        return ContextPage(
+            page_id=rec.id, tier=rec.tier, width=w, height=h,
+            vision_tokens=image_tokens(target, w, h),
+            text_tokens=info.text_tokens if info else 0,
+            item_ids=rec.item_ids,
+            calls=info.calls if info else (), results=info.results if info else (),
+            png_b64=png_b64,
+        )
+
+    def _pending_pages(self, waiting: Sequence[ItemRecord], target: VisionTarget
+                       ) -> list[ContextPage]:
+        """Waiting turns laid onto fresh-tier pages, not stored (cached)."""
+        key = ("pending", tuple(t.id for t in waiting), target.name)
+        return self.cache.get_or_make(key, lambda: self._render_pending(waiting, target),
+                                      lambda pages: sum(len(p.png_b64) for p in pages))
+
+    def _render_pending(self, waiting: Sequence[ItemRecord], target: VisionTarget
+                        ) -> list[ContextPage]:
+        from optical_memory.age.renditions import resample_png
+
+        fresh = self.aging.tiers[0]
+        roles = {t.id: (t.role, t.tool_call_ids) for t in waiting}
+        texts = {t.id: t.text or "" for t in waiting}
+        out = []
+        for page in self.renderer.render_items([render_item(t) for t in waiting]):
+            hold = page_holding(page.spans, texts, roles, self.counter)
+            png = page.to_png()
+            w, h = self.aging.size(fresh, (page.width, page.height))
+            if (w, h) != (page.width, page.height):
+                png = resample_png(png, (w, h))
+            out.append(ContextPage(
+                page_id=None, tier=fresh.name, width=w, height=h,
+                vision_tokens=image_tokens(target, w, h), text_tokens=hold.text_tokens,
+                item_ids=hold.item_ids, calls=hold.calls, results=hold.results,
+                png_b64=base64.b64encode(png).decode("ascii"),
+            ))
+        return out
+
+    def forget_pending(self) -> None:
+        """Drop cached pending pages (after a delete changed what waits)."""
+        self.cache.discard(lambda k: isinstance(k, tuple) and bool(k) and k[0] == "pending")
+
+
+__all__ = ["ContextBuilder", "turn_message"]

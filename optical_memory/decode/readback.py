@@ -1,0 +1,135 @@
+"""Read-back of stored pages: a page (at any tier) decoded to text and scored
+against the text the memory laid on it, and the per-tier measurement behind
+``optical-memory tiers``.
+
+Precision is ``1 − edit distance / length`` against the page's stored text,
+with the newline marker the memory draws counted as a line break
+(:func:`~optical_memory.decode.metrics.precision`); ``None`` when the memory
+keeps no text.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from optical_memory.decode.metrics import precision
+from optical_memory.render.config import NEWLINE_MARKER, RenderItem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.age.policy import AgePolicy
+    from optical_memory.decode.base import Decoder
+    from optical_memory.render import Renderer
+    from optical_memory.store import PageRecord
+    from optical_memory.tokens import TextCounter, VisionTarget
+
+
+@dataclass(frozen=True)
+class DecodedPage:
+    """A page read back. ``precision`` is 1 − edit distance / length against
+    the page's stored text (``None`` with ``keep_text=False``)."""
+
+    page_id: str
+    tier: str
+    width: int
+    height: int
+    text: str
+    decoder: str
+    precision: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TierReport:
+    """One tier measured on a sample page (``optical-memory tiers``)."""
+
+    tier: str
+    max_age: int | None
+    width: int
+    height: int
+    vision_tokens: int
+    text_tokens: int
+    ratio: float
+    precision: float | None
+    seconds: float | None
+
+
+class Decoders:
+    """The decoders a memory uses, built once each; the memory's own decoder
+    gets its ``options``."""
+
+    def __init__(self, default: str, options: Mapping[str, Any] | None = None) -> None:
+        self.default = default
+        self.options = dict(options or {})
+        self._built: dict[str, Decoder] = {}
+
+    def get(self, name: str | None = None) -> Decoder:
+        name = name or self.default
+        if name not in self._built:
+            from optical_memory.decode.base import get_decoder
+
+            opts = self.options if name == self.default else {}
+            self._built[name] = get_decoder(name, **opts)
+        return self._built[name]
+
+    def read(self, image: Any) -> str:
+        """The default decoder's text for ``image`` (a Page or PNG bytes)."""
+        return self.get().decode(image).text
+
+
+def read_page(rec: PageRecord, png: bytes, tier: str, size: tuple[int, int],
+              decoder: Decoder) -> DecodedPage:
+    """``rec`` decoded from its tier image ``png`` and scored against its text."""
+    result = decoder.decode(png)
+    prec = None
+    if rec.text is not None:
+        prec = precision(rec.text, result.text, marker=NEWLINE_MARKER)
+    return DecodedPage(rec.id, tier, size[0], size[1], result.text, result.decoder, prec,
+                       result.seconds)
+
+
+def sample_items(sample: str | None, counter: TextCounter) -> list[RenderItem]:
+    """What ``optical-memory tiers`` measures: ``sample`` as a text, or (``None``)
+    the turns of the synthetic conversation."""
+    from optical_memory.errors import EmptyInputError
+
+    if sample is None:
+        from optical_memory.conversation import generate_conversation
+        from optical_memory.ingest import turn_draft
+
+        conv = generate_conversation(tokens=8000, seed=7)
+        return [turn_draft(m, i, counter, keep_text=True).render
+                for i, m in enumerate(conv.messages)]
+    if not isinstance(sample, str) or not sample.strip():
+        raise EmptyInputError("the sample text is empty")
+    return [RenderItem("sample", "text", sample)]
+
+
+def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePolicy,
+                  target: VisionTarget, counter: TextCounter, decoder: Decoder | None
+                  ) -> list[TierReport]:
+    """Each tier's size, token cost, ratio and read-back (``decoder``; ``None``
+    skips reading) on the first page ``items`` fill."""
+    from optical_memory.age.renditions import resample_png
+    from optical_memory.render.paging import page_holding
+    from optical_memory.tokens.billing import image_tokens
+
+    page = renderer.draw(renderer.layout(list(items))[0])
+    texts = {it.item_id: it.text for it in items}
+    held = page_holding(page.spans, texts, {}, counter).text_tokens
+    master = page.to_png()
+    out = []
+    for tier in aging.tiers:
+        w, h = aging.size(tier, (page.width, page.height))
+        png = master if (w, h) == (page.width, page.height) else resample_png(master, (w, h))
+        vt = image_tokens(target, w, h)
+        prec = secs = None
+        if decoder is not None:
+            res = decoder.decode(png)
+            prec = precision(page.text, res.text, marker=NEWLINE_MARKER)
+            secs = res.seconds
+        out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs))
+    return out
+
+
+__all__ = ["DecodedPage", "Decoders", "TierReport", "measure_tiers", "read_page", "sample_items"]

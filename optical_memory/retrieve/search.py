@@ -1,0 +1,93 @@
+"""Retrieval: BM25 keyword candidates from the store, optionally re-ordered by
+meaning (:mod:`~optical_memory.retrieve.rerank`), each hit placed on the page
+that holds its match.
+
+Keyword search is the store's BM25 (SQLite FTS5 / PostgreSQL full text, user
+queries escaped so no search syntax can be injected). With ``keep_text=False``
+the pages' read-back is what is searched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from optical_memory.errors import ConfigError, InputError
+from optical_memory.retrieve.rerank import Ranker, rerank
+from optical_memory.scope import Scope
+from optical_memory.store import PageRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.store import Store
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved match.
+
+    item_id: the matching item (``None`` for a match in a page's read-back,
+             the ``keep_text=False`` mode).
+    page_id / page: the page holding the match (``page.png`` is the master),
+             ``None`` while the item is still a recent text turn.
+    score:   higher is better, comparable within one result list.
+    snippet: a short excerpt around the match.
+    span:    ``(start, end)`` of the first matching word in the item's text
+             (or in the page read-back for a page hit); ``None`` if unknown.
+    tier:    the page's current age tier.
+    """
+
+    item_id: str | None
+    page_id: str | None
+    score: float
+    snippet: str
+    span: tuple[int, int] | None
+    page: PageRecord | None
+    tier: str | None
+
+
+def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
+           ranker: Ranker | None = None, semantic: bool | None = None) -> list[Hit]:
+    """Up to ``k`` hits for ``query`` under ``scope``, best first. With a
+    ranker (``semantic`` defaults to "when one is configured") the top
+    ``4k`` keyword candidates are re-ordered by meaning."""
+    use_ranker = ranker is not None if semantic is None else semantic
+    if use_ranker and ranker is None:
+        raise ConfigError("semantic=True needs a ranker (OpticalMemory(ranker=MiniLMRanker()))")
+    sources = ("item",) if keep_text else ("page",)
+    found = store.search(query, scope, k=4 * k if use_ranker else k, sources=sources)
+    if use_ranker and found:
+        assert ranker is not None
+        scores = rerank(query, [h.snippet for h in found], [h.score for h in found], ranker)
+        found = [h for _, h in sorted(zip(scores, found), key=lambda x: -x[0])]
+        found = [replace(h, score=s) for s, h in zip(sorted(scores, reverse=True), found)]
+    hits = []
+    for h in found[:k]:
+        span = h.offsets[0] if h.offsets else None
+        if h.source == "page":
+            page = store.get_page(h.page_id, scope) if h.page_id else None
+            hits.append(Hit(None, h.page_id, h.score, h.snippet, span, page,
+                            page.tier if page else None))
+            continue
+        assert h.item_id is not None
+        page = None
+        for p in store.pages_for_item(h.item_id, scope):
+            spans = [s for s in p.spans if s.item_id == h.item_id]
+            if span is None or any(s.start <= span[0] < s.end for s in spans):
+                page = p
+                break
+        hits.append(Hit(h.item_id, page.id if page else None, h.score, h.snippet, span,
+                        page, page.tier if page else None))
+    return hits
+
+
+def hit_page(hit: Hit, keep_last: int) -> tuple[str, Scope | None]:
+    """The page id a hit points at and the exact scope it was found in
+    (``None`` if unknown); :class:`InputError` for a hit not on a page yet."""
+    if hit.page_id is None:
+        raise InputError(
+            f"hit for item {hit.item_id!r} is not on a page yet: its text is in hit.snippet. "
+            f"The last keep_last={keep_last} turns stay text; older turns are paged once a "
+            "page's worth has left that window (compact(force=True) pages those now)")
+    return hit.page_id, hit.page.scope if hit.page is not None else None
+
+
+__all__ = ["Hit", "hit_page", "search"]
