@@ -17,6 +17,7 @@ to see whether a compiled graph keeps the cuDNN choice.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -81,8 +82,9 @@ def compiled_rows(batch: int, iters: int) -> list[str]:
     for fn in (sdpa_default, sdpa_cudnn_first, cudnn_op):
         for run, f in (("eager", fn), ("compiled", torch.compile(fn, fullgraph=True))):
             try:
-                s = bench(lambda: f(q, k, v), iters)
-                row = f"| `{fn.__name__}` | {run} | {s * 1e3:.2f} | `{top_kernel(lambda: f(q, k, v))}` |"
+                call = functools.partial(f, q, k, v)
+                s = bench(call, iters)
+                row = f"| `{fn.__name__}` | {run} | {s * 1e3:.2f} | `{top_kernel(call)}` |"
             except Exception as exc:  # a way this torch/GPU cannot run: say so, go on
                 row = f"| `{fn.__name__}` | {run} | failed: {str(exc).splitlines()[0][:70]} | |"
             rows.append(row)
@@ -114,7 +116,10 @@ def main() -> int:
         for bname, backend in BACKENDS.items():
             try:
                 with sdpa_kernel([backend]):
-                    s = bench(lambda: F.scaled_dot_product_attention(q, k, v, scale=1.0), args.iters)
+                    s = bench(
+                        functools.partial(F.scaled_dot_product_attention, q, k, v, scale=1.0),
+                        args.iters,
+                    )
                 row = f"| {name} | {bname} | {s * 1e3:.2f} | {useful / s / 1e12:.0f} |"
             except RuntimeError as exc:
                 row = f"| {name} | {bname} | unsupported ({str(exc).splitlines()[0][:60]}) | |"

@@ -87,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             rows.append(run(size, Path(tmp)))
-            print(f"done {size:,}: ingest {rows[-1]['ingest_s']:.1f} s", flush=True)  # noqa: T201
+            print(f"done {size:,}: ingest {rows[-1]['ingest_s']:.1f} s", flush=True)
     md = (
         "# Context cost vs raw history\n\n"
         f"Tokenizer o200k_base; target {TARGET} (fresh pages 1024² = 273 tokens, aged pages "
@@ -101,7 +101,7 @@ def main() -> None:
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(md)
-    print(md)  # noqa: T201
+    print(md)
 
 
 if __name__ == "__main__":

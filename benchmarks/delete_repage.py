@@ -14,6 +14,7 @@ prints a markdown table and writes ``benchmarks/results/delete_repage.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import random
 import statistics
@@ -39,7 +40,7 @@ def _check(mem: OpticalMemory, deleted_id: str) -> None:
             held.setdefault(s.item_id, []).append((s.start, s.end))
     for item_id, spans in held.items():
         spans.sort()
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"{item_id} paged twice"
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), f"{item_id} paged twice"
 
 
 def run(tokens: int, deletes: int, repage: bool, folder: Path) -> dict:

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_speed import DTYPES, RESULTS, emit, set_impl  # noqa: E402
+from encoder_speed import DTYPES, RESULTS, emit, set_impl
 
-from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig  # noqa: E402
+from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig
 
 
 def main(argv=None) -> int:

@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_speed import RESULTS, emit  # noqa: E402
+from encoder_speed import RESULTS, emit
 
-from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig, tune_cpu_allocator  # noqa: E402
+from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig, tune_cpu_allocator
 
 VARIANTS = {"fresh masks": False, "reused mask buffer": True}
 

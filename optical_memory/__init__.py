@@ -1,6 +1,6 @@
 """optical-memory: long-term memory for LLM agents, kept as page images.
 
-    from optical_memory import OpticalMemory
+    from optical_memory import OpticalMemory as OpticalMemory
     with OpticalMemory() as mem:
         mem.add([{"role": "user", "content": "..."}])
         ctx = mem.context(8000)
@@ -15,14 +15,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import (
-    ConfigError,
-    DecodeError,
-    DependencyMissingError,
-    EmptyInputError,
-    InputError,
-    OpticalMemoryError,
-    UnknownTargetError,
-    VisionTokensError,
+    ConfigError as ConfigError,
+    DecodeError as DecodeError,
+    DependencyMissingError as DependencyMissingError,
+    EmptyInputError as EmptyInputError,
+    InputError as InputError,
+    OpticalMemoryError as OpticalMemoryError,
+    UnknownTargetError as UnknownTargetError,
+    VisionTokensError as VisionTokensError,
 )
 
 __version__ = "0.1.0"
@@ -73,12 +73,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optical_memory.age import AgePolicy, Tier
-    from optical_memory.config import MemoryConfig
-    from optical_memory.context.assemble import turn_message
-    from optical_memory.scope import Scope
-    from optical_memory.context import Accounting, Context
-    from optical_memory.conversation import generate_conversation
-    from optical_memory.memory import AddResult, DecodedPage, OpticalMemory
-    from optical_memory.retrieve import Hit
-    from optical_memory.types import Page, Span
+    from optical_memory.age import AgePolicy as AgePolicy, Tier as Tier
+    from optical_memory.config import MemoryConfig as MemoryConfig
+    from optical_memory.context import Accounting as Accounting, Context as Context
+    from optical_memory.context.assemble import turn_message as turn_message
+    from optical_memory.conversation import generate_conversation as generate_conversation
+    from optical_memory.memory import (
+        AddResult as AddResult,
+        DecodedPage as DecodedPage,
+        OpticalMemory as OpticalMemory,
+    )
+    from optical_memory.retrieve import Hit as Hit
+    from optical_memory.scope import Scope as Scope
+    from optical_memory.types import Page as Page, Span as Span

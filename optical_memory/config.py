@@ -152,8 +152,8 @@ __all__ = [
     "FALLBACK_FONT_PX",
     "MAX_ADD_CHARS",
     "MAX_PAGES_PER_ITEM",
-    "MemoryConfig",
     "PAGING_ATTEMPTS",
+    "MemoryConfig",
     "check_count",
     "default_render_config",
 ]

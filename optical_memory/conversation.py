@@ -141,6 +141,8 @@ class _Writer:
         r = self.rng
         svc = self.pick(_SERVICES)
         kind = self.pick(("search_docs", "run_sql", "read_file", "run_tests", "get_weather"))
+        args: dict[str, Any]
+        result: dict[str, Any]
         if kind == "search_docs":
             args = {"query": f"{self.pick(_TOPICS)} {svc}", "top_k": r.randint(3, 8)}
             result = {"hits": [
@@ -164,8 +166,9 @@ class _Writer:
             passed, failed = r.randint(10, 800), r.choice((0, 0, 0, 1, 2, 5))
             result = {"passed": passed, "failed": failed, "seconds": round(r.uniform(1, 300), 1)}
             if failed:
-                result["first_failure"] = f"test_{self.pick(_TABLES)}_{r.randint(1, 99)}: " \
-                                          f"AssertionError: {r.randint(0, 999)} != {r.randint(0, 999)}"
+                result["first_failure"] = (
+                    f"test_{self.pick(_TABLES)}_{r.randint(1, 99)}: "
+                    f"AssertionError: {r.randint(0, 999)} != {r.randint(0, 999)}")
         else:
             city = self.pick(_CITIES)
             args = {"city": city}
@@ -205,7 +208,8 @@ def generate_conversation(
     fraction of the session (0 = the first message).
     """
     if (turns is None) == (tokens is None):
-        raise InputError(f"give exactly one of turns / tokens (got turns={turns!r}, tokens={tokens!r})")
+        raise InputError(
+            f"give exactly one of turns / tokens (got turns={turns!r}, tokens={tokens!r})")
     limit = turns if turns is not None else tokens
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 2:
         raise InputError(f"turns / tokens must be an int >= 2 (got {limit!r})")

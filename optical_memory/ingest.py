@@ -77,6 +77,11 @@ def turn_draft(message: Any, index: int, counter: TextCounter, *, keep_text: boo
                where: str | None = None) -> Draft:
     """A chat-turn draft from a message dict, a Turn or a LangChain message."""
     where = where or f"messages[{index}]"
+    # unchecked input until the checks below
+    role: Any
+    content: Any
+    name: Any
+    time: Any
     if isinstance(message, Turn):
         role, content, name, time = message.role, message.content, message.name, message.time
         tool_calls: list[Any] = []
@@ -88,7 +93,8 @@ def turn_draft(message: Any, index: int, counter: TextCounter, *, keep_text: boo
         tool_calls = list(message.get("tool_calls") or [])
         answers = message.get("tool_call_id")
     elif hasattr(message, "type") and hasattr(message, "content"):  # LangChain BaseMessage
-        role = _LC_ROLES.get(getattr(message, "type", None), getattr(message, "type", None))
+        lc_type: Any = getattr(message, "type", None)
+        role = _LC_ROLES.get(lc_type, lc_type)
         content = message.content
         name, time = getattr(message, "name", None), None
         tool_calls = list(getattr(message, "tool_calls", None) or [])
@@ -249,5 +255,17 @@ def read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[st
     return messages, names
 
 
-__all__ = ["AddResult", "Draft", "ROLES", "check_limits", "check_messages", "drafts_for", "content_text", "jsonable", "read_chat_log",
-           "text_draft", "tool_call", "turn_draft"]
+__all__ = [
+    "ROLES",
+    "AddResult",
+    "Draft",
+    "check_limits",
+    "check_messages",
+    "content_text",
+    "drafts_for",
+    "jsonable",
+    "read_chat_log",
+    "text_draft",
+    "tool_call",
+    "turn_draft",
+]

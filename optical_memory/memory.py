@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import astuple, replace
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.age.policy import AgePolicy
@@ -33,11 +33,11 @@ from optical_memory.config import (
     default_render_config,
 )
 from optical_memory.context.assemble import ContextBuilder
-from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode import readback
+from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
 from optical_memory.errors import InputError
-from optical_memory.ingest import AddResult, Draft, check_limits, check_messages, drafts_for, text_draft
+from optical_memory.ingest import AddResult, check_limits, check_messages, drafts_for, text_draft
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
 from optical_memory.retrieve import Hit, Ranker, hit_page, search
@@ -56,6 +56,7 @@ from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter
 if TYPE_CHECKING:  # pragma: no cover - torch is optional
     from optical_memory.context import Context
     from optical_memory.encoder import DeepEncoder
+    from optical_memory.ingest import Draft
 
 
 class OpticalMemory:
@@ -89,8 +90,8 @@ class OpticalMemory:
         self.decoder_options = dict(config.decoder_options)
         self.render_config = config.render_config or default_render_config(
             config.target, config.decoder, readback=config.readback)
-        self.aging = config.aging or AgePolicy()
-        self.keep_text, self.keep_last, self.ranker = bool(config.keep_text), config.keep_last, ranker
+        self.aging, self.ranker = config.aging or AgePolicy(), ranker
+        self.keep_text, self.keep_last = bool(config.keep_text), config.keep_last
         self.renderer = Renderer(self.render_config)
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else open_store(store)
@@ -139,8 +140,8 @@ class OpticalMemory:
     def master_size(self) -> tuple[int, int]:
         return self.render_config.width, self.render_config.height
 
-    def add(self, messages: str | Sequence[Mapping[str, Any] | Turn | Any] | Mapping[str, Any] | Turn,
-            *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
+    def add(self, messages: str | Sequence[Mapping[str, Any] | Turn | Any] | Mapping[str, Any]
+            | Turn, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
             session_id: str | None = None, kind: str | None = None) -> AddResult:
         """Store chat turns (one or a list of message dicts in OpenAI or
         LangChain shape, :class:`~optical_memory.render.Turn` objects or
@@ -222,7 +223,7 @@ class OpticalMemory:
         if isinstance(page, Hit):
             page, found_in = hit_page(page, self.keep_last)
             if user_id is None and found_in is not None:
-                user_id, agent_id, session_id = found_in.as_kwargs().values()
+                user_id, agent_id, session_id = astuple(found_in)
         if not isinstance(page, str):
             raise InputError(f"page must be a page id or a Hit (got {type(page).__name__})")
         scope = Scope(user_id or DEFAULT_USER, agent_id, session_id)
@@ -295,5 +296,5 @@ class OpticalMemory:
                              self._decoders.get() if decode else None)
 
 
-__all__ = ["AddResult", "CompactResult", "DecodedPage", "FALLBACK_FONT_PX", "MAX_ADD_CHARS",
+__all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",
            "OpticalMemory", "TierReport", "default_render_config"]

@@ -9,6 +9,7 @@ value. No read or write ever crosses ``user_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from optical_memory.errors import InputError
 
@@ -44,6 +45,14 @@ def check_id(name: str, value: object) -> None:
         raise InputError(f"{name} is longer than {MAX_ID_CHARS} characters (got {len(value)})")
 
 
+class ScopeKwargs(TypedDict):
+    """The scope keywords of the :class:`~optical_memory.OpticalMemory` calls."""
+
+    user_id: str
+    agent_id: str | None
+    session_id: str | None
+
+
 @dataclass(frozen=True)
 class Scope:
     """Who a row belongs to. ``user_id`` is required; the others narrow."""
@@ -67,7 +76,7 @@ class Scope:
             and (self.session_id is None or self.session_id == other.session_id)
         )
 
-    def as_kwargs(self) -> dict[str, str | None]:
+    def as_kwargs(self) -> ScopeKwargs:
         """The ``user_id`` / ``agent_id`` / ``session_id`` keywords of the
         :class:`~optical_memory.OpticalMemory` calls."""
         return {"user_id": self.user_id, "agent_id": self.agent_id,

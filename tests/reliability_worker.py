@@ -45,8 +45,10 @@ def make_memory(url: str, **kw):
     return OpticalMemory(store=url, render_config=config, **kw)
 
 
-_WORDS = ("budget meeting quokka notes zebra ünïcödé 東京 مرحبا emoji🙂 tab\tand newline\n"
-          "code{x:1} OR NEAR( \"quoted\" -minus col:val").split(" ")
+_WORDS = [
+    "budget", "meeting", "quokka", "notes", "zebra", "ünïcödé", "東京", "مرحبا", "emoji🙂",
+    "tab\tand", "newline\ncode{x:1}", "OR", "NEAR(", '"quoted"', "-minus", "col:val",
+]
 
 
 def text_for(seed: int, i: int, words: int = 30) -> str:

@@ -18,9 +18,9 @@ PARAGRAPH = (
 
 def _walk(group, prefix=()):
     for name, cmd in group.commands.items():
-        yield prefix + (name,), cmd
+        yield (*prefix, name), cmd
         if hasattr(cmd, "commands"):
-            yield from _walk(cmd, prefix + (name,))
+            yield from _walk(cmd, (*prefix, name))
 
 
 def test_every_command_has_help():

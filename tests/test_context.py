@@ -175,7 +175,7 @@ def test_context_messages_and_pending_page(filled):
         blocks = ctx.messages[1]["content"]
         assert ctx.messages[1]["role"] == "user" and blocks[0]["text"] == PAGES_HEADER
         assert len(blocks) - 1 == len(ctx.pages) == ctx.accounting.pages
-        for block, page in zip(blocks[1:], ctx.pages):
+        for block, _page in zip(blocks[1:], ctx.pages):
             png = base64.b64decode(block["base64"])
             assert png.startswith(b"\x89PNG") and block["mime_type"] == "image/png"
         # everything older than the window is in pages; nothing twice as text

@@ -13,10 +13,11 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from stub_openai import StubOpenAI
 
 from optical_memory.decode import (
-    DecodeResult,
     Decoder,
+    DecodeResult,
     available_decoders,
     cer,
     coerce_image,
@@ -37,7 +38,6 @@ from optical_memory.errors import (
     UnknownTargetError,
 )
 from optical_memory.types import Page
-from stub_openai import StubOpenAI
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 PARAGRAPH = (
@@ -186,7 +186,7 @@ def test_unknown_decoder_lists_names():
 
 
 def test_unknown_option_is_input_error():
-    with pytest.raises(InputError, match="'colour'.*known: .*base_url"):
+    with pytest.raises(InputError, match=r"'colour'.*known: .*base_url"):
         get_decoder("openai", model="m", colour="blue")
 
 
@@ -369,7 +369,7 @@ def test_openai_unreachable_and_bad_config(monkeypatch):
     with StubOpenAI() as stub:
         url = stub.base_url
     decoder = get_decoder("openai", base_url=url, model="m", timeout=5)
-    with pytest.raises(DecodeError, match="cannot reach|no reply"):
+    with pytest.raises(DecodeError, match=r"cannot reach|no reply"):
         decoder.decode(draw_text("x", width=50))
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
     with pytest.raises(InputError, match="needs a model"):

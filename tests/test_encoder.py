@@ -21,11 +21,11 @@ from optical_memory.encoder import (  # noqa: E402
     DeepEncoderConfig,
     SamConfig,
     build_deep_encoder,
+    sam as sam_module,
     token_layout,
 )
-from optical_memory.encoder.clip import resize_clip_pos  # noqa: E402
-from optical_memory.encoder import sam as sam_module  # noqa: E402
 from optical_memory.encoder.allocator import tune_cpu_allocator  # noqa: E402
+from optical_memory.encoder.clip import resize_clip_pos  # noqa: E402
 from optical_memory.encoder.common import (  # noqa: E402
     attention,
     eager_attention,
@@ -476,7 +476,7 @@ def test_cuda_bf16_paths_agree():
     ref = enc.set_attn_impl("eager")(x).float()
     for impl in ("auto", "fold", "fold-cudnn", "sdpa"):  # auto: flash-attn for CLIP when installed
         got = enc.set_attn_impl(impl)(x).float()
-        torch.testing.assert_close(got, ref, atol=5e-2, rtol=5e-2, msg=lambda m: f"{impl}: {m}")
+        torch.testing.assert_close(got, ref, atol=5e-2, rtol=5e-2, msg=lambda m, impl=impl: f"{impl}: {m}")
     enc.set_attn_impl("auto")
 
 

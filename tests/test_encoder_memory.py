@@ -257,12 +257,16 @@ def test_encoder_needs_a_deepseek_target(tmp_path):
             OpticalMemory(tmp_path / "a.db", target=target, render_config=CFG, encoder=enc)
     with pytest.raises(ConfigError, match="DeepEncoder"):
         OpticalMemory(tmp_path / "b.db", render_config=CFG, encoder=object())
-    with open_memory(tmp_path / "c.db") as mem:
-        with pytest.raises(ConfigError, match="needs an encoder"):
-            mem.context(1000, vision_tokens=True)
-    with open_memory(tmp_path / "d.db", enc) as mem:
-        with pytest.raises(ConfigError, match="deepseek-ocr target"):
-            mem.context(1000, target="anthropic:claude", vision_tokens=True)
+    with (
+        open_memory(tmp_path / "c.db") as mem,
+        pytest.raises(ConfigError, match="needs an encoder"),
+    ):
+        mem.context(1000, vision_tokens=True)
+    with (
+        open_memory(tmp_path / "d.db", enc) as mem,
+        pytest.raises(ConfigError, match="deepseek-ocr target"),
+    ):
+        mem.context(1000, target="anthropic:claude", vision_tokens=True)
 
 
 def test_deepseek_mode_names_the_billed_mode():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_recommended_config_matches_shipped_calibration():
 def test_higher_threshold_never_denser(cal):
     thresholds = [0.5 + i / 100 for i in range(51)]
     dens = [recommended_entry(threshold=t, calibration=cal).tokens_per_page for t in thresholds]
-    assert all(a >= b for a, b in zip(dens, dens[1:])), dens
+    assert all(a >= b for a, b in itertools.pairwise(dens)), dens
 
 
 def test_other_page_sides_scale_font_from_nearest_calibrated_side():

@@ -78,7 +78,7 @@ def test_no_import_cycle_in_the_package():
         stack.append(m)
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
+                return [*stack[stack.index(d):], d]
             if d not in state:
                 cycle = dfs(d)
                 if cycle:

@@ -1,6 +1,8 @@
 """The memory facade over its public API: add, retrieve, decode, scope, errors."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from optical_memory import EmptyInputError, InputError, OpticalMemory
@@ -220,7 +222,7 @@ def _assert_no_text_on_two_pages(store, scope):
             held.setdefault(s.item_id, []).append((s.start, s.end))
     for item_id, spans in held.items():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start, f"item {item_id} is on two pages: {spans}"
 
 
@@ -301,7 +303,7 @@ def test_context_ratio_does_not_count_dropped_history(mem, uid):
 def test_unknown_decoder_fails_at_construction(tmp_path):
     from optical_memory.errors import UnknownTargetError
 
-    with pytest.raises(UnknownTargetError, match="unknown decoder 'tesserakt'.*tesseract"):
+    with pytest.raises(UnknownTargetError, match=r"unknown decoder 'tesserakt'.*tesseract"):
         OpticalMemory(tmp_path / "m.db", decoder="tesserakt")
 
 

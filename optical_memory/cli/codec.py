@@ -1,16 +1,17 @@
-"""Codec commands: text → pages (``render``), pages → text (``decode``), ``targets``, ``calibrate``."""
+"""Codec commands: text → pages (``render``), pages → text (``decode``), ``targets``,
+``calibrate``."""
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
-from optical_memory.config import DEFAULT_DECODER
-
 from optical_memory.cli._group import main, read_text_arg, user_errors
+from optical_memory.config import DEFAULT_DECODER
 
 KINDS = ("auto", "text", "document", "chat")
 
@@ -120,7 +121,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     sources = {it.item_id: it.text for it in items}
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     missing: dict[str, int] = {}
     with _progress("rendering", len(layouts)) as bar:
         for i, lay in enumerate(layouts, 1):
@@ -197,8 +198,9 @@ def decode(images, decoder, lang, reference, workers, as_json):
     text = "\n".join(r.text for r in results)
     prec = precision(ref, text) if ref is not None else None
     if as_json:
-        out = {"decoder": decoder, "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3)}
-                                             for i, r in zip(images, results)]}
+        out = {"decoder": decoder,
+               "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3)}
+                         for i, r in zip(images, results)]}
         if prec is not None:
             out["precision"] = round(prec, 4)
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -208,8 +210,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
             click.echo(f"==> {img} ({r.seconds:.1f} s) <==")
         click.echo(r.text)
     if prec is not None:
-        click.echo(f"precision vs {reference}: {prec:.4f} (1 - edit distance / max length, {decoder})",
-                   err=True)
+        click.echo(f"precision vs {reference}: {prec:.4f} "
+                   f"(1 - edit distance / max length, {decoder})", err=True)
 
 
 @main.command()
@@ -218,7 +220,7 @@ def targets(as_json):
     """List vision targets: default page size and tokens billed per page."""
     from optical_memory.tokens import get_target, list_targets
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_targets():
         t = get_target(name)
         rows.append({"target": t.name, "family": t.family, "page_size": list(t.page_size),

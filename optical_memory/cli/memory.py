@@ -14,13 +14,20 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from optical_memory.cli._group import main, read_text_arg
+from optical_memory.config import (
+    DEFAULT_DECODER,
+    DEFAULT_TARGET,
+    DEFAULT_TOKENIZER,
+)
 from optical_memory.errors import OpticalMemoryError
-from optical_memory.config import DEFAULT_DECODER, DEFAULT_KEEP_LAST, DEFAULT_TARGET, DEFAULT_TOKENIZER
+
+if TYPE_CHECKING:
+    from optical_memory.scope import ScopeKwargs
 
 _BATCH = 256  # messages per add() call when ingesting with a progress bar
 #: Where the demo plants its fact: old enough to be on a page, young enough
@@ -51,7 +58,8 @@ def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed((
         click.option("--store", "store", default=None, metavar="PATH|URL",
                      help="Store path or URL (default: memory.db in $OPTICAL_MEMORY_HOME)."),
-        click.option("--user", "user_id", default="default", show_default=True, help="user_id scope."),
+        click.option("--user", "user_id", default="default", show_default=True,
+                     help="user_id scope."),
         click.option("--agent", "agent_id", default=None, help="agent_id scope."),
         click.option("--session", "session_id", default=None, help="session_id scope."),
     )):
@@ -62,8 +70,10 @@ def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed((
         click.option("--target", default=DEFAULT_TARGET, show_default=True,
-                     help="Vision target pages are sized and billed for (see `optical-memory targets`)."),
-        click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder."),
+                     help="Vision target pages are sized and billed for "
+                          "(see `optical-memory targets`)."),
+        click.option("--decoder", default=DEFAULT_DECODER, show_default=True,
+                     help="Read-back decoder."),
         click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
                      help="Text tokenizer for accounting."),
     )):
@@ -78,7 +88,7 @@ def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = DEFAUL
     return OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer, **kw)
 
 
-def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> dict[str, Any]:
+def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> ScopeKwargs:
     from optical_memory.scope import Scope
 
     return Scope(user_id, agent_id, session_id).as_kwargs()
@@ -99,7 +109,8 @@ def _read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[s
         except json.JSONDecodeError as exc:
             raise click.ClickException(f"{source}:{n}: not a JSON line ({exc.msg})") from None
         if not isinstance(msg, dict):
-            raise click.ClickException(f"{source}:{n}: expected a message object, got {type(msg).__name__}")
+            raise click.ClickException(
+                f"{source}:{n}: expected a message object, got {type(msg).__name__}")
         messages.append(msg)
         names.append(f"{source}:{n}: message")
     if not messages:
@@ -126,7 +137,7 @@ def _batches(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return out
 
 
-def _ingest(mem, messages: list[dict[str, Any]], scope: dict[str, Any], label: str,
+def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
             names: list[str] | None = None) -> tuple[list[str], int, int]:
     """Add messages in batches (a tool call and its result may straddle two
     batches; they are stored in order either way) with a progress bar.
@@ -156,8 +167,8 @@ def _accounting_table(acc, title: str):
     table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
                      f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
                      f"whole context {acc.ratio:.1f}x"
-                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped for the budget"
-                        if acc.dropped_pages else ""))
+                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped for the "
+                        "budget" if acc.dropped_pages else ""))
     return table
 
 
@@ -187,7 +198,8 @@ def _write_pages(ctx, out: Path) -> list[str]:
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_errors
-def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer, as_json):
+def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer,
+        as_json):
     """Add a document FILE (or - for stdin), or a JSONL chat log with --chat."""
     text = read_text_arg(source)
     name = "<stdin>" if source == "-" else source
@@ -197,8 +209,8 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
         if log is not None:
             ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1])
         else:
-            res = mem.add_document(text, title=title or (Path(name).name if source != "-" else None),
-                                   **scope)
+            res = mem.add_document(
+                text, title=title or (Path(name).name if source != "-" else None), **scope)
             ids, pages, tokens = list(res.item_ids), res.pages, res.text_tokens
     if as_json:
         _emit_json({"item_ids": ids, "pages": pages, "text_tokens": tokens})
@@ -208,7 +220,8 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
 
 @main.command()
 @click.argument("query")
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000), help="How many hits.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="How many hits.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
 @_errors
@@ -231,14 +244,15 @@ def search(query, k, store, user_id, agent_id, session_id, as_json):
     for col in ("score", "item", "page", "tier", "snippet"):
         table.add_column(col)
     for r in rows:
-        table.add_row(f"{r['score']:.2f}", (r["item_id"] or "-")[:12], (r["page_id"] or "(text)")[:12],
-                      r["tier"] or "-", r["snippet"])
+        table.add_row(f"{r['score']:.2f}", (r["item_id"] or "-")[:12],
+                      (r["page_id"] or "(text)")[:12], r["tier"] or "-", r["snippet"])
     _console().print(table)
 
 
 @main.command("decode-page")
 @click.argument("page_id")
-@click.option("--tier", default=None, help="Read this tier's image (default: the page's current tier).")
+@click.option("--tier", default=None,
+              help="Read this tier's image (default: the page's current tier).")
 @click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -259,10 +273,13 @@ def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as
 
 
 @main.command()
-@click.option("--budget", type=click.IntRange(1), required=True, help="Token budget of the context.")
-@click.option("--keep-last", type=click.IntRange(0), default=None, help="Recent turns kept as text (default 8).")
+@click.option("--budget", type=click.IntRange(1), required=True,
+              help="Token budget of the context.")
+@click.option("--keep-last", type=click.IntRange(0), default=None,
+              help="Recent turns kept as text (default 8).")
 @click.option("--system", default=None, help="System message text.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write the page images here.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write the page images here.")
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
@@ -337,7 +354,9 @@ def stats(store, user_id, agent_id, session_id, as_json):
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in data.items():
-        table.add_row(key, ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+        shown = (", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict)
+                 else str(value))
+        table.add_row(key, shown)
     _console().print(table)
 
 
@@ -352,10 +371,12 @@ def compact(force, store, user_id, agent_id, session_id, target, decoder, tokeni
     with _open(store, target, decoder, tokenizer) as mem:
         res = mem.compact(force=force, **_scope(user_id, agent_id, session_id))
     if as_json:
-        _emit_json({"page_ids": list(res.page_ids), "items_paged": res.items_paged, "moved": res.moved})
+        _emit_json({"page_ids": list(res.page_ids), "items_paged": res.items_paged,
+                    "moved": res.moved})
     else:
         moved = ", ".join(f"{n} → {t}" for t, n in res.moved.items()) or "none"
-        click.echo(f"{len(res.page_ids)} new page(s) from {res.items_paged} turn(s); moved: {moved}")
+        click.echo(f"{len(res.page_ids)} new page(s) from {res.items_paged} turn(s); "
+                   f"moved: {moved}")
 
 
 @main.command()
@@ -368,8 +389,9 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     with _open(":memory:", target, decoder, tokenizer) as mem:
         reports = mem.measure_tiers(decode=not no_decode)
         unit = mem.aging.unit
-    rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width, "height": r.height,
-             "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens, "ratio": round(r.ratio, 2),
+    rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
+             "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
+             "ratio": round(r.ratio, 2),
              "precision": None if r.precision is None else round(r.precision, 4)} for r in reports]
     if as_json:
         _emit_json(rows)
@@ -383,7 +405,8 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     for r in rows:
         table.add_row(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                       f"{r['width']}x{r['height']}", str(r["vision_tokens"]), str(r["text_tokens"]),
-                      f"{r['ratio']:.1f}x", "-" if r["precision"] is None else f"{r['precision']:.3f}")
+                      f"{r['ratio']:.1f}x",
+                      "-" if r["precision"] is None else f"{r['precision']:.3f}")
     table.caption = f"tokenizer {tokenizer}"
     _console().print(table)
 
@@ -398,13 +421,15 @@ def _demo_out() -> Path:
 @main.command()
 @click.option("--turns", type=click.IntRange(20), default=2000, show_default=True,
               help="Messages in the synthetic conversation.")
-@click.option("--budget", type=click.IntRange(1), default=32000, show_default=True, help="Context budget (tokens).")
+@click.option("--budget", type=click.IntRange(1), default=32000, show_default=True,
+              help="Context budget (tokens).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Conversation seed.")
 @click.option("--out", type=click.Path(file_okay=False), default=lambda: str(_demo_out()),
               show_default=False,
               help="Folder for the page images.  [default: demo/ in the data folder: "
                    "$OPTICAL_MEMORY_HOME, else the platform's]")
-@click.option("--store", default=None, metavar="PATH|URL", help="Store (default: the embedded one).")
+@click.option("--store", default=None, metavar="PATH|URL",
+              help="Store (default: the embedded one).")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_errors
@@ -420,10 +445,11 @@ def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
 
     conv = generate_conversation(turns=turns, seed=seed, needle_depth=NEEDLE_DEPTH)
     assert conv.needle is not None
-    scope = {"user_id": "demo", "agent_id": None, "session_id": f"demo-{uuid.uuid4().hex[:12]}"}
+    scope: ScopeKwargs = {"user_id": "demo", "agent_id": None,
+                          "session_id": f"demo-{uuid.uuid4().hex[:12]}"}
     system = "You are a helpful engineering assistant. Earlier turns are given as page images."
     with _open(store, target, decoder, tokenizer) as mem:
-        _, pages, tokens = _ingest(mem, conv.messages, scope, "ingesting")
+        _, _pages, _tokens = _ingest(mem, conv.messages, scope, "ingesting")
         # end of the session: every turn older than the recent window goes onto
         # stored pages (also a last, partly filled one), so all of it is retrievable
         mem.compact(force=True, **scope)
@@ -453,7 +479,8 @@ def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
     line = f"needle: {needle['fact']!r} retrieved={needle['retrieved']}"
     if "tier" in needle:
         line += (f"; its page ({needle['tier']}, {needle['size']}) read back by {decoder}: "
-                 f"precision {needle['precision']:.3f}, fact {'found' if needle['read_back'] else 'NOT found'}")
+                 f"precision {needle['precision']:.3f}, "
+                 f"fact {'found' if needle['read_back'] else 'NOT found'}")
     if "read_back_master" in needle:
         line += (f"; at the master resolution: precision {needle['master_precision']:.3f}, fact "
                  f"{'found' if needle['read_back_master'] else 'NOT found'}")

@@ -12,18 +12,22 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Literal, overload
 
 import click
 
-from optical_memory.config import DEFAULT_DECODER
-
 from optical_memory.cli._group import main, user_errors
+from optical_memory.config import DEFAULT_DECODER
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
 _RANGE = re.compile(r"^\s*([0-9.]+)\s*\.\.\s*([0-9.]+)\s*x\s*([0-9]+)\s*$")
 
 
-def parse_numbers(text: str, *, integer: bool) -> list[float]:
+@overload
+def parse_numbers(text: str, *, integer: Literal[True]) -> list[int]: ...
+@overload
+def parse_numbers(text: str, *, integer: Literal[False]) -> list[float]: ...
+def parse_numbers(text: str, *, integer: bool) -> list[int] | list[float]:
     """"1000,4000,16000" or gkamradt's linear grid "1000..64000x15"."""
     from optical_memory.niah import linspace
 
@@ -34,8 +38,8 @@ def parse_numbers(text: str, *, integer: bool) -> list[float]:
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise click.BadParameter(f"expected numbers like 1000,4000 or 1000..64000x15 (got {text!r})") \
-            from exc
+        raise click.BadParameter(
+            f"expected numbers like 1000,4000 or 1000..64000x15 (got {text!r})") from exc
     if not values:
         raise click.BadParameter(f"no numbers in {text!r}")
     return [int(round(v)) for v in values] if integer else [round(v, 4) for v in values]
@@ -74,7 +78,8 @@ def niah() -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip cells whose JSON is already in --out.")
 @click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder.")
-@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Vision target (billing).")
+@click.option("--target", default=DEFAULT_TARGET, show_default=True,
+              help="Vision target (billing).")
 @click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
               help="Tokenizer that measures context lengths.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Needle / chat seed.")
@@ -85,7 +90,8 @@ def niah() -> None:
 @click.option("--omit-needle", is_flag=True,
               help="Negative control: leave the needles out; every cell must score 0.")
 @click.option("--answer-url", default=None, metavar="URL",
-              help="OpenAI-compatible /v1 root: also ask a vision model the question over the pages.")
+              help="OpenAI-compatible /v1 root: also ask a vision model the question over the "
+                   "pages.")
 @click.option("--answer-model", default=None, help="Model name for --answer-url.")
 @click.option("--answer-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the answer endpoint's API key.")
@@ -93,8 +99,8 @@ def niah() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @user_errors
 def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers, resume,
-            decoder, target, tokenizer, seed, font_px, readback, omit_needle, answer_url, answer_model,
-            answer_key_env, plot, as_json) -> None:
+            decoder, target, tokenizer, seed, font_px, readback, omit_needle, answer_url,
+            answer_model, answer_key_env, plot, as_json) -> None:
     """Run a needle-in-a-haystack grid through the memory.
 
     Every (length, depth) haystack is stored in a fresh in-memory
@@ -115,13 +121,16 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
     if answer_url:
         if not answer_model:
             raise click.UsageError("--answer-url needs --answer-model")
-        answer = AnswerEndpoint(answer_url, answer_model, api_key=os.environ.get(answer_key_env, ""))
+        answer = AnswerEndpoint(answer_url, answer_model,
+                                api_key=os.environ.get(answer_key_env, ""))
     config = NiahConfig(
         lengths=tuple(parse_numbers(lengths, integer=True)),
         depths=tuple(parse_numbers(depths, integer=False)),
-        tiers=None if tiers.strip() == "all" else tuple(t.strip() for t in tiers.split(",") if t.strip()),
+        tiers=(None if tiers.strip() == "all"
+               else tuple(t.strip() for t in tiers.split(",") if t.strip())),
         haystack=haystack, kind=kind, value_type=value_type, decoder=decoder, target=target,
-        tokenizer=tokenizer, seed=seed, font_px=font_px, readback=readback, omit_needle=omit_needle, answer=answer,
+        tokenizer=tokenizer, seed=seed, font_px=font_px, readback=readback,
+        omit_needle=omit_needle, answer=answer,
     )
     console = _console()
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -132,12 +141,14 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
             bar.update(task, completed=done, total=total)
             for c in cells:
                 bar.console.log(f"len {c['context_length']:>6} depth {c['depth_percent']:5.1f} "
-                                f"{c['tier']:<5} score {c['score']:.2f} retrieved {c['retrieved']:.2f}")
+                                f"{c['tier']:<5} score {c['score']:.2f} "
+                                f"retrieved {c['retrieved']:.2f}")
 
         summary = run_grid(config, out_dir, workers=workers or os.cpu_count() or 1,
                            resume=resume, progress=progress)
     rows = forgetting_table(summary.results) if summary.results else []
-    pngs = [str(p) for p in plot_folder(summary.results, out_dir)] if plot and summary.results else []
+    pngs = ([str(p) for p in plot_folder(summary.results, out_dir)]
+            if plot and summary.results else [])
     if as_json:
         click.echo(json.dumps({
             "out": out_dir, "cells": len(summary.results), "ran": summary.ran,

@@ -24,8 +24,14 @@ from optical_memory.context.budget import (
     build_context,
     text_message_tokens,
 )
-from optical_memory.render.paging import PageInfo, page_holding, page_order, recent_window, render_item
 from optical_memory.errors import ConfigError, InputError
+from optical_memory.render.paging import (
+    PageInfo,
+    page_holding,
+    page_order,
+    recent_window,
+    render_item,
+)
 from optical_memory.scope import Scope
 from optical_memory.store import ItemRecord, NotFoundError, PageRecord
 from optical_memory.tokens import get_target

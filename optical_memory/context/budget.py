@@ -199,7 +199,9 @@ def text_message_tokens(text_tokens: int) -> int:
     return text_tokens + MESSAGE_OVERHEAD
 
 
-def extend_window(roles: Sequence[str | None], call_ids: Sequence[Sequence[str]], start: int) -> int:
+def extend_window(
+    roles: Sequence[str | None], call_ids: Sequence[Sequence[str]], start: int
+) -> int:
     """Move a window start back so no tool result in it loses its call.
 
     ``roles[i]`` / ``call_ids[i]`` describe turn ``i`` (for role ``"tool"``,
@@ -211,7 +213,8 @@ def extend_window(roles: Sequence[str | None], call_ids: Sequence[Sequence[str]]
     changed = True
     while changed:
         changed = False
-        needed = {cid for i in range(start, len(roles)) if roles[i] == "tool" for cid in call_ids[i]}
+        needed = {cid for i in range(start, len(roles))
+                  if roles[i] == "tool" for cid in call_ids[i]}
         made = {cid for i in range(start, len(roles)) if roles[i] != "tool" for cid in call_ids[i]}
         missing = needed - made
         if missing:

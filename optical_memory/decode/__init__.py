@@ -9,8 +9,8 @@ rapidocr + onnxruntime, bundled models), "openai" (any OpenAI-compatible chat
 endpoint with image input, e.g. vLLM serving DeepSeek-OCR).
 """
 from optical_memory.decode.base import (
-    DecodeResult,
     Decoder,
+    DecodeResult,
     ImageInput,
     available_decoders,
     coerce_image,

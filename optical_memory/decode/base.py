@@ -13,20 +13,24 @@ import inspect
 import io
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 
 from optical_memory.errors import InputError, UnknownTargetError
 from optical_memory.types import Page
 
+if TYPE_CHECKING:
+    import PIL.Image
+
 logger = logging.getLogger(__name__)
 
 # A Page, a uint8 array [H, W] or [H, W, 3] (RGB), a PIL image, encoded image
 # bytes (PNG/JPEG/...) or a path to an image file.
-ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]  # noqa: F821
+ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]
 
 #: Most pixels an input image may have (e.g. 7,000 x 7,000): encoded images
 #: are checked from their header before decoding, so a decompression bomb is
@@ -75,6 +79,8 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
     """
     from PIL import Image, UnidentifiedImageError
 
+    bad_image: tuple[type[BaseException], ...] = (
+        UnidentifiedImageError, Image.DecompressionBombError, *_PIL_ERRORS)
     if isinstance(image, Page):
         img = Image.fromarray(np.ascontiguousarray(image.pixels, dtype=np.uint8))
     elif isinstance(image, np.ndarray):
@@ -88,9 +94,10 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
             img.load()
         except InputError:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, *_PIL_ERRORS) as exc:
+        except bad_image as exc:
             raise InputError(
-                f"cannot decode image bytes ({len(image)} bytes, starting {bytes(image[:8])!r}): {exc}"
+                f"cannot decode image bytes ({len(image)} bytes, "
+                f"starting {bytes(image[:8])!r}): {exc}"
             ) from exc
     elif isinstance(image, (str, os.PathLike)):
         path = Path(image)
@@ -102,7 +109,7 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
             img.load()
         except InputError:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError, *_PIL_ERRORS) as exc:
+        except bad_image as exc:
             raise InputError(f"cannot read image file {str(path)!r}: {exc}") from exc
     else:
         raise InputError(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from optical_memory.decode.base import (
-    DecodeResult,
     Decoder,
+    DecodeResult,
     ImageInput,
     _resolve,
     get_decoder,

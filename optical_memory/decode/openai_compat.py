@@ -15,7 +15,6 @@ import base64
 import json
 import logging
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -124,7 +123,8 @@ class OpenAICompatDecoder:
             raise InputError(f"unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
         p = PRESETS[preset]
         self.preset = preset
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (
+            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         self.model = model or p.model or os.environ.get("OPENAI_MODEL")
         if not self.model:
@@ -153,13 +153,13 @@ class OpenAICompatDecoder:
 
     def build_request(self, png: bytes) -> dict[str, Any]:
         """The JSON body sent for one PNG image."""
-        image_part = {
+        image_part: dict[str, Any] = {
             "type": "image_url",
             "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode("ascii")},
         }
         parts = [image_part]
         if self.prompt:
-            text_part = {"type": "text", "text": self.prompt}
+            text_part: dict[str, Any] = {"type": "text", "text": self.prompt}
             parts = [image_part, text_part] if self.image_first else [text_part, image_part]
         body: dict[str, Any] = {
             "model": self.model,
@@ -181,7 +181,8 @@ class OpenAICompatDecoder:
         for suffix in self.strip_suffixes:
             text = text.replace(suffix, "")
         if finish == "length":
-            logger.warning("openai decoder: completion cut at max_tokens (%s) for %s", self.max_tokens, size)
+            logger.warning("openai decoder: completion cut at max_tokens (%s) for %s",
+                           self.max_tokens, size)
         return DecodeResult(
             text=clean_text(text),
             decoder=self.name,
@@ -213,8 +214,9 @@ class OpenAICompatDecoder:
             raise DecodeError(
                 f"openai decoder: HTTP {exc.code} from {self.url}: {detail[:500]}"
             ) from exc
-        except (socket.timeout, TimeoutError) as exc:
-            raise DecodeError(f"openai decoder: no reply from {self.url} within {self.timeout} s") from exc
+        except TimeoutError as exc:
+            raise DecodeError(
+                f"openai decoder: no reply from {self.url} within {self.timeout} s") from exc
         except urllib.error.URLError as exc:
             raise DecodeError(f"openai decoder: cannot reach {self.url}: {exc.reason}") from exc
         try:
@@ -224,7 +226,8 @@ class OpenAICompatDecoder:
                 f"openai decoder: reply from {self.url} is not JSON: {raw[:300]!r}"
             ) from exc
         if not isinstance(reply, dict):
-            raise DecodeError(f"openai decoder: unexpected reply from {self.url}: {str(reply)[:300]}")
+            raise DecodeError(
+                f"openai decoder: unexpected reply from {self.url}: {str(reply)[:300]}")
         return reply
 
 
@@ -234,7 +237,9 @@ def completion_text(reply: dict[str, Any]) -> tuple[str, str | None]:
         choice = reply["choices"][0]
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise DecodeError(f"openai decoder: reply has no choices[0].message.content: {str(reply)[:300]}") from exc
+        raise DecodeError(
+            f"openai decoder: reply has no choices[0].message.content: {str(reply)[:300]}"
+        ) from exc
     if content is None:
         content = ""
     elif isinstance(content, list):  # some servers return content parts

@@ -14,11 +14,13 @@ Detected boxes are reassembled into lines in reading order
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import os
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +107,7 @@ def boxes_to_lines(
         line.sort(key=lambda it: it[0])
         height = max(ly1 - ly0, 1.0)
         parts = [line[0][4]]
-        for prev, cur in zip(line, line[1:]):
+        for prev, cur in itertools.pairwise(line):
             gap = cur[0] - prev[2]
             parts.append((" " if gap > space_gap * height else "") + cur[4])
         out.append("".join(parts))
@@ -169,7 +171,7 @@ class RapidOCRDecoder:
             arr = np.ascontiguousarray(arr[:, :, ::-1])  # RGB → BGR, as rapidocr expects
         try:
             out = _engine(self.params)(arr)
-        except Exception as exc:  # noqa: BLE001 - rapidocr raises bare/own errors
+        except Exception as exc:  # broad on purpose: rapidocr raises bare/own errors
             raise DecodeError(f"rapidocr failed on a {size} image: {exc}") from exc
         boxes = getattr(out, "boxes", None)
         texts = getattr(out, "txts", None)

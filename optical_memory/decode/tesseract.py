@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from optical_memory.decode.base import (
     DecodeResult,
@@ -133,7 +133,9 @@ class TesseractDecoder:
             langs = _installed_languages(cmd)
         except (DependencyMissingError, OSError, subprocess.SubprocessError) as exc:
             return f"tesseract does not run: {exc}"
-        return True if "eng" in langs else "no 'eng' language data (apt-get install tesseract-ocr-eng)"
+        if "eng" in langs:
+            return True
+        return "no 'eng' language data (apt-get install tesseract-ocr-eng)"
 
     def command(self) -> list[str]:
         """The argument vector run for each image (input and output: pipes)."""
@@ -147,7 +149,8 @@ class TesseractDecoder:
         t0 = time.perf_counter()
         img = coerce_image(image)
         size = img.size
-        target = None if self.upscale_to is None else min(self.upscale_to, MAX_UPSCALE_FACTOR * max(size))
+        target = (None if self.upscale_to is None
+                  else min(self.upscale_to, MAX_UPSCALE_FACTOR * max(size)))
         img, scale = upscale(img, target)
         png = encode_image(img)
         env = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -157,7 +160,8 @@ class TesseractDecoder:
                 cmd, input=png, capture_output=True, env=env, timeout=self.timeout, check=False
             )
         except subprocess.TimeoutExpired as exc:
-            raise DecodeError(f"tesseract timed out after {self.timeout} s on a {size} image") from exc
+            raise DecodeError(
+                f"tesseract timed out after {self.timeout} s on a {size} image") from exc
         except OSError as exc:
             raise DecodeError(f"cannot run {cmd[0]!r}: {exc}") from exc
         if proc.returncode != 0:

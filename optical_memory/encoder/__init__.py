@@ -26,10 +26,10 @@ from optical_memory.encoder.preprocess import MODES, Mode, TokenLayout, token_la
 
 __all__ = [
     "ATTN_IMPLS",
+    "MODES",
     "ClipConfig",
     "DeepEncoder",
     "DeepEncoderConfig",
-    "MODES",
     "Mode",
     "SamConfig",
     "TokenLayout",

@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
+from safetensors.torch import load as _st_load, save as _st_save
 
 from optical_memory.encoder.config import DeepEncoderConfig
 from optical_memory.encoder.preprocess import MODES, TokenLayout

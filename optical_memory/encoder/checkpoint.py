@@ -1,4 +1,5 @@
-"""Checkpoint reading: strict loading of the encoder tensors from a DeepSeek-OCR safetensors checkpoint.
+"""Checkpoint reading: strict loading of the encoder tensors from a DeepSeek-OCR safetensors
+checkpoint.
 
 Only keys under the encoder prefixes are read (the ~3 B language-model tensors
 are never touched); every key and shape is checked against the model before
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
@@ -40,7 +40,7 @@ def _safe_open():
     return safe_open
 
 
-def encoder_key(checkpoint_key: str) -> Optional[str]:
+def encoder_key(checkpoint_key: str) -> str | None:
     """``model.sam_model.x`` → ``sam_model.x``; None for non-encoder keys."""
     if not checkpoint_key.startswith(CHECKPOINT_PREFIX):
         return None
@@ -50,7 +50,7 @@ def encoder_key(checkpoint_key: str) -> Optional[str]:
     return None
 
 
-def checkpoint_files(path: Union[str, Path]) -> dict[Path, list[str]]:
+def checkpoint_files(path: str | Path) -> dict[Path, list[str]]:
     """Files of a checkpoint → the encoder keys (checkpoint spelling) each holds.
 
     Reads the shard index when there is one, else the files' headers.
@@ -81,7 +81,8 @@ def checkpoint_files(path: Union[str, Path]) -> dict[Path, list[str]]:
     out = {}
     for f in files:
         with safe_open(str(f), framework="pt") as handle:
-            out[f] = [k for k in handle.keys() if encoder_key(k) is not None]
+            # safe_open handles have keys() but are not iterable
+            out[f] = [k for k in handle.keys() if encoder_key(k) is not None]  # noqa: SIM118
     return out
 
 
@@ -99,12 +100,14 @@ def check_keys(
     """
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected) - IGNORED_KEYS)
-    misshaped = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
+    misshaped = sorted(k for k in set(expected) & set(found)
+                       if tuple(expected[k]) != tuple(found[k]))
     if not (missing or unexpected or misshaped):
         return
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing: " + _fmt([CHECKPOINT_PREFIX + k for k in missing]))
+        problems.append(
+            f"{len(missing)} missing: " + _fmt([CHECKPOINT_PREFIX + k for k in missing]))
     if unexpected:
         problems.append(
             f"{len(unexpected)} unexpected: " + _fmt([CHECKPOINT_PREFIX + k for k in unexpected])
@@ -114,7 +117,8 @@ def check_keys(
             f"{len(misshaped)} mis-shaped: "
             + _fmt(
                 [
-                    f"{CHECKPOINT_PREFIX}{k} (checkpoint {list(found[k])}, model {list(expected[k])})"
+                    f"{CHECKPOINT_PREFIX}{k} "
+                    f"(checkpoint {list(found[k])}, model {list(expected[k])})"
                     for k in misshaped
                 ]
             )
@@ -124,10 +128,10 @@ def check_keys(
 
 def assign_checkpoint(
     model: torch.nn.Module,
-    path: Union[str, Path],
+    path: str | Path,
     *,
-    dtype: Optional[torch.dtype] = None,
-    device: Union[str, torch.device] = "cpu",
+    dtype: torch.dtype | None = None,
+    device: str | torch.device = "cpu",
 ) -> torch.nn.Module:
     """Assign a checkpoint's encoder tensors to ``model`` (built on the meta
     device, so nothing was allocated) and return it in eval mode.
@@ -150,8 +154,10 @@ def assign_checkpoint(
         with safe_open(str(f), framework="pt") as handle:
             for ckpt_key in keys:
                 key = encoder_key(ckpt_key)
+                assert key is not None  # checkpoint_files lists encoder keys only
                 if key in found:
-                    raise CheckpointError(f"tensor {ckpt_key} appears twice ({where[key][0]} and {f})")
+                    raise CheckpointError(
+                        f"tensor {ckpt_key} appears twice ({where[key][0]} and {f})")
                 found[key] = tuple(handle.get_slice(ckpt_key).get_shape())
                 where[key] = (f, ckpt_key)
     check_keys(expected, found, str(path))

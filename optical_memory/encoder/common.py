@@ -22,7 +22,7 @@ import contextvars
 import functools
 import logging
 import math
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,7 @@ def check_attn_impl(impl: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _flash_attn_func() -> Optional[Callable]:
+def _flash_attn_func() -> Callable | None:
     try:
         from flash_attn import flash_attn_func
     except Exception as exc:  # not installed, or a binary built for another torch
@@ -56,7 +56,7 @@ def flash_attn_available() -> bool:
 
 
 def eager_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor] = None
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Reference attention.
 
@@ -74,7 +74,7 @@ def attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     impl: str = "auto",
 ) -> torch.Tensor:
     """Scaled dot-product attention, scale ``hd**-0.5``.
@@ -98,7 +98,7 @@ def attention(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
-_SCRATCH: contextvars.ContextVar[Optional[dict]] = contextvars.ContextVar(
+_SCRATCH: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "optical_memory_encoder_scratch", default=None
 )
 
@@ -123,7 +123,7 @@ def scratch_buffers() -> Iterator[None]:
         _SCRATCH.reset(token)
 
 
-def scratch(shape: tuple[int, ...], like: torch.Tensor) -> Optional[torch.Tensor]:
+def scratch(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """A contiguous tensor of ``shape`` (``like``'s dtype and device) viewing the
     reused buffer, or None outside :func:`scratch_buffers`. Its contents are
     garbage, and it is overwritten by the next call for the same dtype/device.

@@ -116,7 +116,7 @@ class DeepEncoderConfig:
         return self.sam.patch_size * COMPRESSOR_STRIDE
 
     @classmethod
-    def tiny(cls) -> "DeepEncoderConfig":
+    def tiny(cls) -> DeepEncoderConfig:
         """A few-thousand-parameter encoder with the release's token geometry."""
         return cls(
             sam=SamConfig(

@@ -8,9 +8,10 @@ batching by view size, and the newline / separator layout the LM expects.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import cast
 
 import numpy as np
 import torch
@@ -94,13 +95,13 @@ class DeepEncoder(nn.Module):
     @classmethod
     def from_config(
         cls,
-        config: Optional[DeepEncoderConfig] = None,
+        config: DeepEncoderConfig | None = None,
         *,
         seed: int = 0,
         attn_impl: str = "auto",
-        device: Union[str, torch.device] = "cpu",
-        dtype: Optional[torch.dtype] = None,
-    ) -> "DeepEncoder":
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+    ) -> DeepEncoder:
         """A randomly initialised encoder (seeded, deterministic), in eval mode."""
         model = build_deep_encoder(config or DeepEncoderConfig(), attn_impl=attn_impl)
         with torch.random.fork_rng(devices=[]):
@@ -117,13 +118,13 @@ class DeepEncoder(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        path: Union[str, Path],
+        path: str | Path,
         *,
-        config: Optional[DeepEncoderConfig] = None,
-        dtype: Optional[torch.dtype] = None,
-        device: Union[str, torch.device] = "cpu",
+        config: DeepEncoderConfig | None = None,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device = "cpu",
         attn_impl: str = "auto",
-    ) -> "DeepEncoder":
+    ) -> DeepEncoder:
         """Load the encoder tensors of a DeepSeek-OCR checkpoint (strict).
 
         path: a checkpoint directory (``model.safetensors``, or shards with
@@ -138,8 +139,9 @@ class DeepEncoder(nn.Module):
         assign_checkpoint(model, path, dtype=dtype, device=device)
         return model
 
-    def set_attn_impl(self, impl: str) -> "DeepEncoder":
-        """Switch every attention module to one of ``ATTN_IMPLS`` (auto, sdpa, fold, fold-cudnn, eager)."""
+    def set_attn_impl(self, impl: str) -> DeepEncoder:
+        """Switch every attention module to one of ``ATTN_IMPLS``
+        (auto, sdpa, fold, fold-cudnn, eager)."""
         check_attn_impl(impl)
         for module in self.modules():
             if isinstance(module, (SamAttention, ClipAttention)):
@@ -159,9 +161,11 @@ class DeepEncoder(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, S, S] (normalised) → projected tokens [B, (S/64)², D]."""
         step = self.config.pixels_per_token
-        if pixels.ndim != 4 or pixels.shape[1] != 3 or pixels.shape[-1] % step or pixels.shape[-2] % step:
+        if (pixels.ndim != 4 or pixels.shape[1] != 3
+                or pixels.shape[-1] % step or pixels.shape[-2] % step):
             raise InputError(
-                f"pixels must be [B, 3, S, S] with S a multiple of {step} (got {tuple(pixels.shape)})"
+                f"pixels must be [B, 3, S, S] with S a multiple of {step} "
+                f"(got {tuple(pixels.shape)})"
             )
         sam = self.sam_model(pixels)  # [B, C, h, w]
         clip = self.vision_model(sam)  # [B, 1 + h·w, C]
@@ -186,7 +190,7 @@ class DeepEncoder(nn.Module):
         return torch.cat(out)
 
     def layout_tokens(
-        self, global_tokens: torch.Tensor, tile_tokens: Optional[torch.Tensor], layout: TokenLayout
+        self, global_tokens: torch.Tensor, tile_tokens: torch.Tensor | None, layout: TokenLayout
     ) -> torch.Tensor:
         """Arrange one page's tokens for the LM.
 
@@ -199,6 +203,7 @@ class DeepEncoder(nn.Module):
         newline = self.image_newline.to(global_tokens.dtype)
         parts = []
         if layout.num_tiles:
+            assert tile_tokens is not None  # a layout with tiles comes with their tokens
             cols, rows = layout.tiles
             mosaic = tile_tokens.view(rows, cols, q, q, D).permute(0, 2, 1, 3, 4)
             parts.append(_with_newlines(mosaic.reshape(rows * q, cols * q, D), newline))
@@ -209,8 +214,8 @@ class DeepEncoder(nn.Module):
     @torch.inference_mode()
     def encode(
         self,
-        pages: Union[PageLike, Sequence[PageLike]],
-        mode: Union[str, Mode] = "base",
+        pages: PageLike | Sequence[PageLike],
+        mode: str | Mode = "base",
         *,
         batch_size: int = 8,
     ) -> VisionTokens:
@@ -222,7 +227,7 @@ class DeepEncoder(nn.Module):
         """
         m = get_mode(mode)
         if not isinstance(pages, (list, tuple)):
-            pages = [pages]
+            pages = [cast(PageLike, pages)]
         if batch_size < 1:
             raise InputError(f"batch_size must be ≥ 1 (got {batch_size})")
         prepared = [prepare(page, m) for page in pages]
@@ -240,6 +245,7 @@ class DeepEncoder(nn.Module):
         for i, p in enumerate(prepared):
             tiles_i = None
             if tile_counts[i]:
+                assert tile_tokens is not None  # some page has tiles
                 tiles_i, t = tile_tokens[t], t + 1
             embeddings.append(self.layout_tokens(global_tokens[i], tiles_i, p.layout))
         logger.debug("encoded %d pages in mode %s", len(prepared), m.name)

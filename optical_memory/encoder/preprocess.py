@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -29,7 +29,7 @@ IMAGE_MEAN = 0.5
 IMAGE_STD = 0.5
 PIXELS_PER_TOKEN = 64  # patch 16 × compressor 4
 
-PageLike = Union[Page, np.ndarray, Image.Image]
+PageLike = Page | np.ndarray | Image.Image
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ MODES: dict[str, Mode] = {
 }
 
 
-def get_mode(mode: Union[str, Mode]) -> Mode:
+def get_mode(mode: str | Mode) -> Mode:
     if isinstance(mode, Mode):
         return mode
     try:
@@ -84,7 +84,7 @@ def candidate_grids(min_tiles: int = 2, max_tiles: int = 9) -> list[tuple[int, i
     return sorted(grids, key=lambda g: (g[0] * g[1], g))
 
 
-def choose_grid(width: int, height: int, mode: Union[str, Mode]) -> Optional[tuple[int, int]]:
+def choose_grid(width: int, height: int, mode: str | Mode) -> tuple[int, int] | None:
     """The Gundam (cols, rows) tile grid for a page, or None when it is not tiled.
 
     Closest aspect ratio wins; on a tie the larger grid wins when the page's area
@@ -141,7 +141,7 @@ class TokenLayout:
         return self.global_grid * (self.global_grid + 1) + local + 1
 
     @property
-    def num_valid_tokens(self) -> Optional[int]:
+    def num_valid_tokens(self) -> int | None:
         """Tokens on page pixels (not padding) for letterboxed untiled modes:
         ⌈g² · min(w, h) / max(w, h)⌉, the paper's "valid" count; else None."""
         mode = MODES.get(self.mode)
@@ -151,7 +151,7 @@ class TokenLayout:
         return math.ceil(self.global_grid**2 * min(w, h) / max(w, h))
 
 
-def token_layout(width: int, height: int, mode: Union[str, Mode]) -> TokenLayout:
+def token_layout(width: int, height: int, mode: str | Mode) -> TokenLayout:
     """The layout a page of ``width`` × ``height`` pixels gets in ``mode``."""
     m = get_mode(mode)
     grid = choose_grid(width, height, m)
@@ -227,7 +227,7 @@ class PreparedPage:
     layout: TokenLayout
 
 
-def prepare(page: PageLike, mode: Union[str, Mode]) -> PreparedPage:
+def prepare(page: PageLike, mode: str | Mode) -> PreparedPage:
     """Page → normalised global view (+ Gundam tiles) and token layout."""
     m = get_mode(mode)
     image = to_rgb(page)

@@ -9,7 +9,6 @@ itself after ViTDet and MViTv2; the compressor follows the DeepSeek-OCR release.
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -104,7 +103,7 @@ def decomposed_rel_pos(
 
 
 def expand_rel_pos(
-    rel_h: torch.Tensor, rel_w: torch.Tensor, out: Optional[torch.Tensor] = None
+    rel_h: torch.Tensor, rel_w: torch.Tensor, out: torch.Tensor | None = None
 ) -> torch.Tensor:
     """rel_h [..., Nq, kh], rel_w [..., Nq, kw] → bias [..., Nq, kh·kw] (key (m, n) → m·kw + n).
 

@@ -29,28 +29,28 @@ lives), :mod:`~optical_memory.fit.choose` (choosing a layout, scoring),
 from __future__ import annotations
 
 from .calibration import (
-    _CACHE,
+    _CACHE,  # noqa: F401  (re-export)
     CALIBRATION_FILE,
-    FONTS,
+    FONTS,  # noqa: F401  (re-export)
     Calibration,
     CalibrationEntry,
-    _packaged_path,
-    check_writable,
+    _packaged_path,  # noqa: F401  (re-export)
+    check_writable,  # noqa: F401  (re-export)
     font_path,
     load_calibration,
     merge,
     user_calibration_path,
 )
 from .choose import (
-    _CJK_RE,
-    SCRIPTS,
-    TESSERACT_LATIN_ARGS,
-    _check_script,
-    _check_threshold,
-    _Choice,
-    _choose,
-    _config_for,
-    _round_size,
+    _CJK_RE,  # noqa: F401  (re-export)
+    SCRIPTS,  # noqa: F401  (re-export)
+    TESSERACT_LATIN_ARGS,  # noqa: F401  (re-export)
+    _check_script,  # noqa: F401  (re-export)
+    _check_threshold,  # noqa: F401  (re-export)
+    _Choice,  # noqa: F401  (re-export)
+    _choose,  # noqa: F401  (re-export)
+    _config_for,  # noqa: F401  (re-export)
+    _round_size,  # noqa: F401  (re-export)
     decoder_options,
     detect_script,
     page_precision,
@@ -58,12 +58,12 @@ from .choose import (
     recommended_entry,
 )
 from .sweep import (
-    DEFAULT_SIZES,
+    DEFAULT_SIZES,  # noqa: F401  (re-export)
     FitResult,
-    Progress,
-    SamplePage,
-    _items_text,
-    _render,
+    Progress,  # noqa: F401  (re-export)
+    SamplePage,  # noqa: F401  (re-export)
+    _items_text,  # noqa: F401  (re-export)
+    _render,  # noqa: F401  (re-export)
     calibrate,
     first_page,
     fit,

@@ -186,5 +186,6 @@ def merge(*calibrations: Calibration) -> Calibration:
     for cal in calibrations:
         meta.update(cal.meta)
         for e in cal.entries:
-            by_key[e.family + (e.font_size,)] = e
+            key = (*e.family, e.font_size)
+            by_key[key] = e
     return Calibration(entries=list(by_key.values()), meta=meta)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import DEFAULT_DECODER, DEFAULT_READBACK
 from ..errors import InputError
-from ..render import RenderConfig, RenderItem, Renderer, Turn
+from ..render import RenderConfig, Renderer, RenderItem, Turn
 from ..tokens import get_counter
 from ..types import Page
 from .calibration import (
@@ -299,7 +299,8 @@ def calibrate(
     for f in fonts:
         font_path(f)
     if any(side > master_side or side < 1 for side in page_sides):
-        raise InputError(f"page_sides must be in [1, master_side={master_side}] (got {list(page_sides)})")
+        raise InputError(
+            f"page_sides must be in [1, master_side={master_side}] (got {list(page_sides)})")
     t0 = time.perf_counter()
     # Render every sample page once.
     jobs: list[tuple[tuple, SamplePage]] = []
@@ -337,7 +338,7 @@ def calibrate(
                                     progress=_tick)
                 done += len(mine)
                 for (key, sp), r in zip(mine, reads):
-                    scores.setdefault((decoder, side) + key, []).append(
+                    scores.setdefault((decoder, side, *key), []).append(
                         (page_precision(sp.page, r.text), sp.tokens, sp.chars))
     entries = []
     for (decoder, side, script, font, mode, ls, size), vals in sorted(scores.items()):

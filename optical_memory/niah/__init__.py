@@ -16,7 +16,13 @@ that holds the needle. A finished run is published as one gzipped JSONL
 from optical_memory.niah.answer import AnswerEndpoint, ask
 from optical_memory.niah.haystack import Haystack, build_haystack, corpus_text, cut_to_tokens
 from optical_memory.niah.needles import KINDS, VALUE_TYPES, NeedleSet, make_needles
-from optical_memory.niah.packed import cells_for, pack_cells, read_packed, unpack_cells, write_packed
+from optical_memory.niah.packed import (
+    cells_for,
+    pack_cells,
+    read_packed,
+    unpack_cells,
+    write_packed,
+)
 from optical_memory.niah.plots import forgetting_curve, forgetting_table, grid_table, heatmap
 from optical_memory.niah.runner import (
     NiahConfig,
@@ -29,13 +35,13 @@ from optical_memory.niah.runner import (
 from optical_memory.niah.scoring import mean_score, string_match_all, string_match_part
 
 __all__ = [
+    "KINDS",
+    "VALUE_TYPES",
     "AnswerEndpoint",
     "Haystack",
-    "KINDS",
     "NeedleSet",
     "NiahConfig",
     "RunSummary",
-    "VALUE_TYPES",
     "ask",
     "build_haystack",
     "cells_for",

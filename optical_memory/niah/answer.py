@@ -91,4 +91,4 @@ def ask(endpoint: AnswerEndpoint, pages: Sequence[bytes], question: str,
                   time.perf_counter() - t0, dict(reply.get("usage") or {}))
 
 
-__all__ = ["Answer", "AnswerEndpoint", "PREAMBLE", "ask", "build_request"]
+__all__ = ["PREAMBLE", "Answer", "AnswerEndpoint", "ask", "build_request"]

@@ -78,8 +78,10 @@ def corpus_text(source: str) -> str:
         return "\n\n".join(topics.topics[k].strip() for k in sorted(topics.topics))
     folder = Path(source)
     if not folder.is_dir():
-        raise InputError(f"haystack must be 'pydoc', 'chat' or a folder of text files (got {source!r})")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+        raise InputError(
+            f"haystack must be 'pydoc', 'chat' or a folder of text files (got {source!r})")
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
     parts = []
     for p in files:
         try:
@@ -97,7 +99,8 @@ def corpus_text(source: str) -> str:
 def cut_to_tokens(text: str, tokens: int, counter: TextCounter) -> str:
     """``text`` repeated as needed and cut to exactly ``tokens`` tokens."""
     if tokens < 1:
-        raise InputError(f"length leaves no room for the haystack ({tokens} tokens after the needles)")
+        raise InputError(
+            f"length leaves no room for the haystack ({tokens} tokens after the needles)")
     ids = counter.encode(text)
     if not ids:
         raise EmptyInputError("the haystack source is empty")
@@ -246,7 +249,8 @@ def build_chat_haystack(length: int, depth: float, needles: NeedleSet, counter: 
         at = str(msgs[i]["content"]).index(n.text)
         placed.append(Placed(i, at, at + len(n.text)))
     final = [_message_tokens(m, counter) for m in msgs]
-    before = sum(final[:target.index]) + counter.count(str(msgs[target.index]["content"])[:target.start])
+    before = (sum(final[:target.index])
+              + counter.count(str(msgs[target.index]["content"])[:target.start]))
     return Haystack("chat", "chat", length, float(depth), None, tuple(msgs), target,
                     tuple(placed), before / max(1, sum(final)))
 
@@ -277,9 +281,9 @@ def _chat_vocabulary(generate) -> str:
 
 
 __all__ = [
+    "TEXT_SUFFIXES",
     "Haystack",
     "Placed",
-    "TEXT_SUFFIXES",
     "banned_text",
     "build_chat_haystack",
     "build_haystack",

@@ -67,9 +67,11 @@ def grid_table(results: Iterable[Mapping[str, Any]], *, tier: str | None = None,
     lengths = tuple(sorted({int(r["context_length"]) for r in cells}))
     acc: dict[tuple[float, int], list[float]] = {}
     for r in cells:
-        acc.setdefault((float(r["depth_percent"]), int(r["context_length"])), []).append(float(r[metric]))
+        key = (float(r["depth_percent"]), int(r["context_length"]))
+        acc.setdefault(key, []).append(float(r[metric]))
     values = tuple(
-        tuple(sum(acc[(d, n)]) / len(acc[(d, n)]) if (d, n) in acc else float("nan") for n in lengths)
+        tuple(sum(acc[(d, n)]) / len(acc[(d, n)]) if (d, n) in acc else float("nan")
+              for n in lengths)
         for d in depths
     )
     return GridTable(depths, lengths, values, len(cells))
@@ -99,7 +101,8 @@ def forgetting_table(results: Iterable[Mapping[str, Any]]) -> list[TierRow]:
             cells=len(cells),
             ratio=sum(r["ratio"] for r in cells) / len(cells),
             page_ratio=sum(page_ratios) / len(page_ratios) if page_ratios else float("nan"),
-            vision_tokens_per_page=sum(r["vision_tokens"] / max(1, r["pages"]) for r in cells) / len(cells),
+            vision_tokens_per_page=(
+                sum(r["vision_tokens"] / max(1, r["pages"]) for r in cells) / len(cells)),
             recall=100.0 * sum(float(r["score"]) for r in cells) / len(cells),
             retrieved=100.0 * sum(float(r["retrieved"]) for r in cells) / len(cells),
             precision=sum(precs) / len(precs) if precs else None,
@@ -117,7 +120,9 @@ def _pyplot():
 
 
 def _length_label(n: int) -> str:
-    return f"{n / 1000:.0f}k" if n >= 1000 and n % 1000 == 0 else (f"{n / 1000:.1f}k" if n >= 1000 else str(n))
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
 
 
 def heatmap(results: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], *,
@@ -196,7 +201,8 @@ def markdown_grid(table: GridTable, *, percent: bool = True) -> str:
     sep = "|---:|" + "---:|" * len(table.lengths)
     lines = [head, sep]
     for d, row in zip(table.depths, table.values):
-        cells = ["" if math.isnan(v) else (f"{100 * v:.0f}" if percent else f"{v:.2f}") for v in row]
+        cells = ["" if math.isnan(v) else (f"{100 * v:.0f}" if percent else f"{v:.2f}")
+                 for v in row]
         lines.append(f"| {d:.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -208,7 +214,8 @@ def markdown_tiers(rows: Sequence[TierRow]) -> str:
     for r in rows:
         prec = "" if r.precision is None else f"{r.precision:.3f}"
         lines.append(f"| {r.tier} | {r.side} | {r.vision_tokens_per_page:.0f} | {r.ratio:.1f}x | "
-                     f"{r.page_ratio:.1f}x | {r.cells} | {r.recall:.1f} | {r.retrieved:.1f} | {prec} |")
+                     f"{r.page_ratio:.1f}x | {r.cells} | {r.recall:.1f} | {r.retrieved:.1f} | "
+                     f"{prec} |")
     return "\n".join(lines)
 
 
@@ -247,14 +254,14 @@ def plot_folder(results: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
 
 __all__ = [
     "GKAMRADT_COLOURS",
-    "group_key",
-    "markdown_grid",
-    "markdown_tiers",
-    "plot_folder",
     "GridTable",
     "TierRow",
     "forgetting_curve",
     "forgetting_table",
     "grid_table",
+    "group_key",
     "heatmap",
+    "markdown_grid",
+    "markdown_tiers",
+    "plot_folder",
 ]

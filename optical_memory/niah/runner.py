@@ -129,7 +129,8 @@ class NiahConfig:
         }
         if self.font_px is not None:
             want["font_px"] = float(self.font_px)
-        return [f"{k} {cell.get(k)!r} (this run: {v!r})" for k, v in want.items() if cell.get(k) != v]
+        return [f"{k} {cell.get(k)!r} (this run: {v!r})"
+                for k, v in want.items() if cell.get(k) != v]
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def _excerpt(readback: str, needle: str, pad: int = 40) -> str:
     if not text:
         return ""
     al = fuzz.partial_ratio_alignment(needle, text)
+    assert al is not None  # None only below a score_cutoff, and none is given
     return text[max(0, al.dest_start - pad):al.dest_end + pad]
 
 
@@ -234,7 +236,8 @@ def run_cell(config: NiahConfig, length: int, depth: float,
                        decoder_options=config.decoder_options) as mem:
         item_id, item_text = _store(mem, hay)
         pages = mem.list_pages(user_id=_SCOPE_USER)
-        offset = 0 if hay.kind == "text" else item_text.find(str(hay.messages[hay.target.index]["content"]))  # type: ignore[index]
+        offset = 0 if hay.kind == "text" else item_text.find(
+            str(hay.messages[hay.target.index]["content"]))  # type: ignore[index]
         t_start, t_end = hay.target.start + max(0, offset), hay.target.end + max(0, offset)
         if not config.omit_needle and item_text[t_start:t_end] != needles.block:
             raise RuntimeError(f"needle not found where placed in item {item_id} "
@@ -260,7 +263,8 @@ def run_cell(config: NiahConfig, length: int, depth: float,
                 "score": 0.0,
                 "test_duration_seconds": 0.0,
                 # ours
-                "haystack": config.haystack if config.haystack in ("pydoc", "chat") else source_name(config.haystack),
+                "haystack": (config.haystack if config.haystack in ("pydoc", "chat")
+                             else source_name(config.haystack)),
                 "needle_kind": config.kind,
                 "value_type": config.value_type,
                 "keys": list(needles.keys),
@@ -313,7 +317,8 @@ def run_cell(config: NiahConfig, length: int, depth: float,
                     cell["model_response"] = ans.text
                     cell["score"] = cell["answer_score"]
             # the render is shared by the tiers: each carries its share
-            cell["test_duration_seconds"] = round(time.perf_counter() - t0 + build_s / len(tiers), 3)
+            cell["test_duration_seconds"] = round(
+                time.perf_counter() - t0 + build_s / len(tiers), 3)
             out.append(cell)
     return out
 
@@ -357,7 +362,8 @@ def _write(path: Path, cell: Mapping[str, Any]) -> None:
 
 
 def is_cell(data: Any) -> bool:
-    return isinstance(data, dict) and {"context_length", "depth_percent", "tier", "score"} <= set(data)
+    return (isinstance(data, dict)
+            and {"context_length", "depth_percent", "tier", "score"} <= set(data))
 
 
 def load_results(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -451,7 +457,8 @@ def _done(path: Path, config: NiahConfig) -> bool:
     try:
         cell = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot resume from {path}: {exc}; delete it or use --no-resume") from exc
+        raise ConfigError(
+            f"cannot resume from {path}: {exc}; delete it or use --no-resume") from exc
     diffs = config.differences(cell) if isinstance(cell, dict) else ["not a cell object"]
     if diffs:
         raise ConfigError(
@@ -478,9 +485,9 @@ def config_dict(config: NiahConfig) -> dict[str, Any]:
 
 
 __all__ = [
+    "VERSION",
     "NiahConfig",
     "RunSummary",
-    "VERSION",
     "cell_seed",
     "config_dict",
     "is_cell",

@@ -63,7 +63,8 @@ class RenderConfig:
         if not (isinstance(self.width, int) and isinstance(self.height, int)) \
                 or self.width < 1 or self.height < 1:
             raise ConfigError(
-                f"width and height must be positive integers (got {self.width!r} and {self.height!r})"
+                "width and height must be positive integers "
+                f"(got {self.width!r} and {self.height!r})"
             )
         if not (isinstance(self.font_size, (int, float)) and math.isfinite(self.font_size)
                 and self.font_size > 0):

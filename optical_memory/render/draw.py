@@ -15,6 +15,7 @@ from .config import RenderConfig
 from .fonts import MISSING, FontSet
 from .layout import PageLayout
 
+
 def draw_page(pl: PageLayout, cfg: RenderConfig, fs: FontSet) -> Page:
     """Rasterise ``pl`` into a :class:`Page` (pixels uint8 [H, W], 255 = white)."""
     info = skia.ImageInfo.Make(
@@ -41,7 +42,7 @@ def draw_page(pl: PageLayout, cfg: RenderConfig, fs: FontSet) -> Page:
         x = float(cfg.margin)
         for style, text in line:
             cache = glyph_caches[style]
-            face = None
+            face: int | None = None
             gids: list[int] = []
             xs: list[float] = []
             for ch in text:
@@ -49,6 +50,7 @@ def draw_page(pl: PageLayout, cfg: RenderConfig, fs: FontSet) -> Page:
                 if ch != " ":
                     if g.face != face:
                         if gids:
+                            assert face is not None  # set by the run's first glyph
                             builder.allocRunPosH(fonts[face], gids, xs, baseline)
                             has_runs = True
                             gids, xs = [], []
@@ -61,6 +63,7 @@ def draw_page(pl: PageLayout, cfg: RenderConfig, fs: FontSet) -> Page:
                         xs.append(x)
                 x += g.advance
             if gids:
+                assert face is not None  # set by the run's first glyph
                 builder.allocRunPosH(fonts[face], gids, xs, baseline)
                 has_runs = True
     if has_runs:

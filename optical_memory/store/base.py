@@ -34,8 +34,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from optical_memory.scope import Scope, check_id
-from optical_memory.scope import check_text as _check_text  # noqa: F401  (re-export)
+from optical_memory.scope import (
+    Scope,
+    check_id,
+    check_text as _check_text,  # noqa: F401  (re-export)
+)
 from optical_memory.store.checks import (
     MAX_PAGE_PIXELS,
     PNG_SIGNATURE,

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from optical_memory.errors import EmptyInputError, InputError
-from optical_memory.scope import Scope, check_id
-from optical_memory.scope import check_text as _check_text
+from optical_memory.scope import Scope, check_id, check_text as _check_text
 from optical_memory.store.records import (
     KINDS,
     SOURCES,

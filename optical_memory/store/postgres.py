@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from optical_memory.errors import DependencyMissingError, InputError
+from optical_memory.store import sql as stmt
 from optical_memory.store.base import (
     MAX_PHRASE_WORDS,
     SOURCES,
@@ -63,14 +64,13 @@ from optical_memory.store.base import (
     check_sources,
     query_phrases,
 )
-from optical_memory.store import sql as stmt
-from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
 from optical_memory.store.migrations import Migration  # noqa: F401  (re-export)
 from optical_memory.store.postgres_migrations import (  # noqa: F401  (re-export)
     _MIGRATE_LOCK,
     POSTGRES_MIGRATIONS,
     migrate,
 )
+from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
 
 try:
     import psycopg
@@ -266,7 +266,8 @@ class PostgresStore(SqlReads, SqlWrites):
 
     def migrations_applied(self) -> dict[str, str]:
         """``{name: applied_at}`` from the ``om_migrations`` table."""
-        rows = self._guarded_read("SELECT name, applied_at FROM om_migrations ORDER BY applied_at, name")
+        rows = self._guarded_read(
+            "SELECT name, applied_at FROM om_migrations ORDER BY applied_at, name")
         return {r["name"]: r["applied_at"] for r in rows}
 
     @_guarded
@@ -298,7 +299,8 @@ class PostgresStore(SqlReads, SqlWrites):
     @staticmethod
     def _index(cur: Any, source: str, chunks: dict[str, list[str]]) -> None:
         """Insert the search chunks of the just-inserted items or pages."""
-        rows = [(n, chunk, owner) for owner, parts in chunks.items() for n, chunk in enumerate(parts)]
+        rows = [(n, chunk, owner)
+                for owner, parts in chunks.items() for n, chunk in enumerate(parts)]
         if not rows:
             return
         if source == "item":
@@ -390,7 +392,8 @@ class PostgresStore(SqlReads, SqlWrites):
             for n in range(len(terms))
         )
         row = self._read(
-            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM om_search LIMIT {DF_CAP}) t) AS n, {counts}",
+            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM om_search LIMIT {DF_CAP}) t) AS n, "
+            f"{counts}",
             list(terms),
         )[0]
         total = max(int(row["n"]), 1)

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from optical_memory.scope import Scope
 
-ITEM_FIELDS = (
-    "id user_id agent_id session_id seq kind role name time text text_tokens "
-    "tool_call_ids meta content_hash created_at"
-).split()
-PAGE_FIELDS = (
-    "id user_id agent_id session_id seq width height font_size png text readback "
-    "spans missing_glyphs meta tier created_at"
-).split()
+ITEM_FIELDS = [
+    "id", "user_id", "agent_id", "session_id", "seq", "kind", "role", "name", "time", "text",
+    "text_tokens", "tool_call_ids", "meta", "content_hash", "created_at",
+]
+PAGE_FIELDS = [
+    "id", "user_id", "agent_id", "session_id", "seq", "width", "height", "font_size", "png",
+    "text", "readback", "spans", "missing_glyphs", "meta", "tier", "created_at",
+]
 
+#: A query and its parameters.
+Statement = tuple[str, list[Any]]
 #: A query and its parameters; None where the answer is known to be empty.
-Query = Optional[tuple[str, list[Any]]]
+Query = Statement | None
 
 
 @dataclass(frozen=True)

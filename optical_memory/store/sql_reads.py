@@ -6,7 +6,7 @@ mixin that runs them. Every value is a bound parameter.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from optical_memory.scope import Scope, check_id
@@ -20,15 +20,20 @@ from optical_memory.store.records import (
     StoreStats,
     spans_from_json,
 )
-from optical_memory.store.sql_dialect import Dialect, Query
-
+from optical_memory.store.sql_dialect import Dialect, Query, Statement
 
 # --------------------------------------------------------------------------
 # Rows → records (sqlite3.Row and psycopg dict rows both map by name)
 # --------------------------------------------------------------------------
 
 
-def item_record(row: Mapping[str, Any]) -> ItemRecord:
+class Row(Protocol):
+    """A result row read by column name: a ``sqlite3.Row`` or a psycopg dict row."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def item_record(row: Row) -> ItemRecord:
     return ItemRecord(
         id=row["id"],
         scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
@@ -46,7 +51,7 @@ def item_record(row: Mapping[str, Any]) -> ItemRecord:
     )
 
 
-def page_record(row: Mapping[str, Any]) -> PageRecord:
+def page_record(row: Row) -> PageRecord:
     png = row["png"]
     return PageRecord(
         id=row["id"],
@@ -66,7 +71,7 @@ def page_record(row: Mapping[str, Any]) -> PageRecord:
     )
 
 
-def rendition_record(row: Mapping[str, Any]) -> RenditionRecord:
+def rendition_record(row: Row) -> RenditionRecord:
     tokens = row["vision_tokens"]
     return RenditionRecord(
         page_id=row["page_id"],
@@ -84,7 +89,7 @@ def rendition_record(row: Mapping[str, Any]) -> RenditionRecord:
 # --------------------------------------------------------------------------
 
 
-def get_item_query(d: Dialect, item_id: str, scope: Scope) -> Query:
+def get_item_query(d: Dialect, item_id: str, scope: Scope) -> Statement:
     scope = check_scope(scope)
     check_id("item_id", item_id)
     where, params = d.scope_where(scope, "i")
@@ -92,7 +97,7 @@ def get_item_query(d: Dialect, item_id: str, scope: Scope) -> Query:
             [item_id, *params])
 
 
-def get_page_query(d: Dialect, page_id: str, scope: Scope) -> Query:
+def get_page_query(d: Dialect, page_id: str, scope: Scope) -> Statement:
     scope = check_scope(scope)
     check_id("page_id", page_id)
     where, params = d.scope_where(scope, "p")
@@ -175,7 +180,7 @@ def _list_query(
     return sql, params
 
 
-def pages_for_item_query(d: Dialect, item_id: str, scope: Scope) -> Query:
+def pages_for_item_query(d: Dialect, item_id: str, scope: Scope) -> Statement:
     """The pages holding an item visible under ``scope``, by ``seq`` (none if it is not)."""
     scope = check_scope(scope)
     check_id("item_id", item_id)
@@ -190,7 +195,7 @@ def pages_for_item_query(d: Dialect, item_id: str, scope: Scope) -> Query:
     )
 
 
-def get_rendition_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> Query:
+def get_rendition_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> Statement:
     scope = check_scope(scope)
     check_id("page_id", page_id)
     check_id("tier", tier)
@@ -203,7 +208,7 @@ def get_rendition_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> Qu
     )
 
 
-def search_hit(row: Mapping[str, Any], phrases: Sequence[Sequence[str]], score: float) -> SearchHit:
+def search_hit(row: Row, phrases: Sequence[Sequence[str]], score: float) -> SearchHit:
     """A hit from a search row (``source``, ``item_id``, ``page_id``, ``body``),
     with the query's phrases located in the body."""
     body = row["body"] or ""
@@ -235,7 +240,7 @@ def stats_queries(d: Dialect, scope: Scope) -> list[tuple[str, list[Any]]]:
     ]
 
 
-def stats_record(results: Sequence[Sequence[Mapping[str, Any]]]) -> StoreStats:
+def stats_record(results: Sequence[Sequence[Row]]) -> StoreStats:
     """``StoreStats`` from the rows of :func:`stats_queries`, in order."""
     items, tier_rows, png, renditions = results
     tiers = {r["tier"]: int(r["n"]) for r in tier_rows}

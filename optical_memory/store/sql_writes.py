@@ -27,7 +27,6 @@ from optical_memory.store.records import (
 )
 from optical_memory.store.sql_dialect import ITEM_FIELDS, PAGE_FIELDS, Dialect
 
-
 # --------------------------------------------------------------------------
 # Writes: statements and rows (each backend runs them in its own transaction)
 # --------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from optical_memory.errors import InputError
-from optical_memory.store import migrations
+from optical_memory.store import migrations, sql as stmt
 from optical_memory.store.base import (
+    SOURCES,
     Deleted,
     NewItem,
     NewPage,
@@ -36,7 +37,6 @@ from optical_memory.store.base import (
     SearchHit,
     StoreError,
     StoreStats,
-    SOURCES,
     check_item_ids,
     check_limit,
     check_scope,
@@ -44,7 +44,6 @@ from optical_memory.store.base import (
     fts5_match_expression,
     query_phrases,
 )
-from optical_memory.store import sql as stmt
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 
 logger = logging.getLogger(__name__)

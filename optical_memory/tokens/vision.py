@@ -100,7 +100,9 @@ class DeepSeekSingleView:
         return _fit(width, height, self.side) if self.pad else (self.side, self.side)
 
 
-def gundam_grid(width: int, height: int, *, tile: int = 640, min_tiles: int = 2, max_tiles: int = 9) -> Size:
+def gundam_grid(
+    width: int, height: int, *, tile: int = 640, min_tiles: int = 2, max_tiles: int = 9
+) -> Size:
     """Tile grid ``(cols, rows)`` DeepSeek-OCR's Gundam mode cuts a page into.
 
     ``(1, 1)`` (no local tiles, global view only) when neither side exceeds
@@ -192,7 +194,9 @@ class OpenAITiles:
 
     def seen_size(self, width: int, height: int) -> Size:
         if self.detail == "low":
-            return _fit(width, height, self.low_side) if max(width, height) > self.low_side else (width, height)
+            if max(width, height) > self.low_side:
+                return _fit(width, height, self.low_side)
+            return (width, height)
         scale = min(1.0, self.max_side / max(width, height))
         w, h = width * scale, height * scale
         scale = min(1.0, self.short_side / min(w, h))
@@ -256,7 +260,8 @@ class ClaudeArea:
     pixels_per_token: int = 750
 
     def seen_size(self, width: int, height: int) -> Size:
-        scale = min(1.0, self.max_edge / max(width, height), math.sqrt(self.max_pixels / (width * height)))
+        scale = min(1.0, self.max_edge / max(width, height),
+                    math.sqrt(self.max_pixels / (width * height)))
         if scale >= 1.0:
             return width, height
         return max(1, _floor(width * scale)), max(1, _floor(height * scale))
@@ -399,7 +404,8 @@ def _deepseek_targets() -> list[VisionTarget]:
     out = []
     # Single-view modes: a square page of the mode's side is processed as is
     # (no stretch distortion, no letterbox band), so every billed pixel is page.
-    for mode, side, pad in (("tiny", 512, False), ("small", 640, False), ("base", 1024, True), ("large", 1280, True)):
+    for mode, side, pad in (("tiny", 512, False), ("small", 640, False), ("base", 1024, True),
+                            ("large", 1280, True)):
         how = "letterboxed" if pad else "stretched"
         for layout in (True, False):
             rule = DeepSeekSingleView(side=side, pad=pad, layout=layout)
@@ -410,7 +416,8 @@ def _deepseek_targets() -> list[VisionTarget]:
                 VisionTarget(
                     name=f"deepseek-ocr:{mode}{suffix}",
                     family="deepseek-ocr",
-                    description=f"DeepSeek-OCR {mode}: any image {how} to {side}², {rule.tokens(side, side)} tokens ({what})",
+                    description=f"DeepSeek-OCR {mode}: any image {how} to {side}², "
+                                f"{rule.tokens(side, side)} tokens ({what})",
                     source=_DEEPSEEK_SRC,
                     page_size=(side, side),
                     rule=rule,
@@ -427,7 +434,8 @@ def _deepseek_targets() -> list[VisionTarget]:
                 family="deepseek-ocr",
                 description=(
                     "DeepSeek-OCR gundam: n 640² tiles (100 each) + a 1024² global view (256)"
-                    + (", plus newlines and separator: 273 + 100n + 10·rows" if layout else ": 100n + 256")
+                    + (", plus newlines and separator: 273 + 100n + 10·rows" if layout
+                       else ": 100n + 256")
                 ),
                 source=_DEEPSEEK_SRC + "; tiling: dynamic_preprocess / find_closest_aspect_ratio",
                 page_size=(1920, 1920),
@@ -446,7 +454,8 @@ def _openai_targets() -> list[VisionTarget]:
         VisionTarget(
             name=name,
             family="openai-tiles",
-            description=f"OpenAI {model}, detail=high: 85 + 170 per 512² tile after fit-2048 / short-side-768",
+            description=f"OpenAI {model}, detail=high: 85 + 170 per 512² tile after fit-2048 / "
+                        "short-side-768",
             source=_OPENAI_SRC,
             page_size=(512, 2048),
             rule=high,
@@ -489,7 +498,8 @@ def _other_targets() -> list[VisionTarget]:
             name="anthropic:claude",
             family="anthropic",
             # 1092² is the docs' largest 1:1 size that is not downscaled.
-            description="Anthropic Claude: ⌈W·H/750⌉ after downscaling to long edge ≤ 1568 and ≤ ~1.2 MP",
+            description="Anthropic Claude: ⌈W·H/750⌉ after downscaling to long edge ≤ 1568 "
+                        "and ≤ ~1.2 MP",
             source=_ANTHROPIC_SRC,
             page_size=(1092, 1092),
             rule=ClaudeArea(),
@@ -499,7 +509,8 @@ def _other_targets() -> list[VisionTarget]:
             family="gemini",
             # 1536² is 2×2 tiles of exactly 768 (tile side clamped at 768), so
             # tiles need no rescale; it costs 4 × 258 under both Google rules.
-            description="Google Gemini: 258 if both sides ≤ 384, else 258 per tile of side min(W,H)/1.5 in [256, 768]",
+            description="Google Gemini: 258 if both sides ≤ 384, else 258 per tile of side "
+                        "min(W,H)/1.5 in [256, 768]",
             source=_GEMINI_SRC,
             page_size=(1536, 1536),
             rule=GeminiTiles(),
@@ -509,7 +520,8 @@ def _other_targets() -> list[VisionTarget]:
             family="qwen-vl",
             # Sides that are multiples of 28 pass smart_resize unchanged;
             # 1036 = 37·28 is what a 1024² page is rounded to anyway.
-            description="Qwen2.5-VL: smart_resize to multiples of 28, (W/28)·(H/28) + 2 vision start/end markers",
+            description="Qwen2.5-VL: smart_resize to multiples of 28, (W/28)·(H/28) + 2 vision "
+                        "start/end markers",
             source=_QWEN_SRC,
             page_size=(1036, 1036),
             rule=QwenSmartResize(),

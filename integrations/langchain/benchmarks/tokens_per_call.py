@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from langchain_core.messages import AIMessage, SystemMessage, convert_to_messages
-from optical_memory import OpticalMemory, generate_conversation
 
 from langchain_optical_memory import compress_messages
+from optical_memory import OpticalMemory, generate_conversation
 
 TURNS, SEED, BUDGET, KEEP_LAST = 200, 3, 8000, 8
 TOKENIZER, TARGET = "o200k_base", "deepseek-ocr:base"

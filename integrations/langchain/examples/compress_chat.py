@@ -10,9 +10,9 @@ from __future__ import annotations
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, convert_to_messages
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from optical_memory import generate_conversation
 
 from langchain_optical_memory import compress_messages
+from optical_memory import generate_conversation
 
 
 def main() -> None:

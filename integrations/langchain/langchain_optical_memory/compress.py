@@ -40,12 +40,6 @@ from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from optical_memory import InputError, OpticalMemory, turn_message
-from optical_memory.config import DEFAULT_KEEP_LAST
-from optical_memory.context import Accounting
-from optical_memory.scope import Scope
-from optical_memory.tokens.billing import image_tokens
-from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, VisionTarget, get_target
 
 from langchain_optical_memory._messages import (
     image_sizes,
@@ -54,6 +48,12 @@ from langchain_optical_memory._messages import (
     system_text,
     to_memory_message,
 )
+from optical_memory import InputError, OpticalMemory, turn_message
+from optical_memory.config import DEFAULT_KEEP_LAST
+from optical_memory.context import Accounting
+from optical_memory.scope import Scope
+from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, VisionTarget, get_target
+from optical_memory.tokens.billing import image_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,9 @@ def _compress_messages(
     return result
 
 
-def _runnable_step(messages: MessagesInput, config: RunnableConfig, **options: Any) -> list[BaseMessage]:
+def _runnable_step(
+    messages: MessagesInput, config: RunnableConfig, **options: Any
+) -> list[BaseMessage]:
     result = _compress_messages(messages, **options)
     dispatch_custom_event(ACCOUNTING_EVENT, {**result.accounting.to_dict(),
                                              "keep_last": result.keep_last}, config=config)

@@ -28,19 +28,19 @@ import asyncio
 import hashlib
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
 from langgraph.runtime import Runtime
+
+from langchain_optical_memory._messages import content_text, role_of, split_system
+from langchain_optical_memory.compress import compress, sync_history
 from optical_memory import InputError, OpticalMemory
 from optical_memory.config import DEFAULT_KEEP_LAST
 from optical_memory.context import Accounting
 from optical_memory.scope import Scope
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
-
-from langchain_optical_memory._messages import content_text, role_of, split_system
-from langchain_optical_memory.compress import compress, sync_history
 
 
 def _thread_id() -> str | None:
@@ -152,7 +152,8 @@ class OpticalMemoryMiddleware(AgentMiddleware):
                               keep_last=self.keep_last, sync=False)
         self.last_accounting = result.accounting
         n_sys = 1 if request.system_message else 0
-        return [*lead, *result.messages[n_sys + len(lead):]]
+        # the request's own messages, plus compress()'s page message (a HumanMessage)
+        return cast("list[AnyMessage]", [*lead, *result.messages[n_sys + len(lead):]])
 
     # -- hooks ---------------------------------------------------------------
 

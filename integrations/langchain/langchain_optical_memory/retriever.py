@@ -21,9 +21,10 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field
+
 from optical_memory import Hit, InputError, OpticalMemory
 from optical_memory.scope import Scope
-from pydantic import ConfigDict, Field
 
 #: How many keyword hits are fetched per Document asked for, so that hits
 #: falling on the same page still leave ``k`` distinct pages.

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from optical_memory.config import DEFAULT_DECODER
-
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 from optical_memory_mcp.config import ServerConfig
+
+if TYPE_CHECKING:
+    from optical_memory_mcp.server import LogLevel
 
 #: Environment variables each option falls back to.
 ENV_PREFIX = "OPTICAL_MEMORY_MCP_"
@@ -53,7 +56,7 @@ def _env(name: str) -> str:
 @click.version_option(package_name="optical-memory-mcp")
 def main(store: str | None, user_id: str, agent_id: str | None, session_id: str | None,
          target: str, decoder: str, tokenizer: str, keep_last: int, http: bool, host: str,
-         port: int, log_level: str) -> None:
+         port: int, log_level: LogLevel) -> None:
     """Serve an optical memory (old context kept as page images) over MCP.
 
     stdio by default (for Claude Desktop and other local clients); --http serves

@@ -15,7 +15,7 @@ from optical_memory.config import (
     DEFAULT_TOKENIZER,
     check_count,
 )
-from optical_memory.scope import Scope
+from optical_memory.scope import Scope, ScopeKwargs
 
 #: Name the server reports to clients (``serverInfo.name``).
 SERVER_NAME = "optical-memory"
@@ -46,14 +46,14 @@ class ServerConfig:
     keep_last: int = DEFAULT_KEEP_LAST
 
     def __post_init__(self) -> None:
-        self.scope  # validates the ids (InputError naming the bad value)
+        _ = self.scope  # validates the ids (InputError naming the bad value)
         check_count("keep_last", self.keep_last)
 
     @property
     def scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.session_id)
 
-    def scope_kwargs(self) -> dict[str, str | None]:
+    def scope_kwargs(self) -> ScopeKwargs:
         """``user_id`` / ``agent_id`` / ``session_id`` keywords for the
         :class:`~optical_memory.OpticalMemory` calls."""
         return self.scope.as_kwargs()

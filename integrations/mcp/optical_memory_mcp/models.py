@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optical_memory.context import Accounting, ContextPage
 from optical_memory.memory import AddResult, DecodedPage
+from optical_memory.scope import ScopeKwargs
 from optical_memory.store import Deleted, StoreStats
 
 #: URI template of the page resource; ``{page_id}`` is a stored page id.
@@ -69,7 +70,8 @@ class ChatMessage(BaseModel):
     role: Literal["user", "assistant", "system", "tool", "developer", "function"]
     content: str = Field(default="", description="The turn's text.")
     name: str | None = Field(default=None, description="Speaker or tool name.")
-    time: str | None = Field(default=None, description="When it was said (free text, e.g. ISO 8601).")
+    time: str | None = Field(
+        default=None, description="When it was said (free text, e.g. ISO 8601).")
     tool_calls: list[ToolCall | OpenAIToolCall] | None = Field(
         default=None, description="Tool calls made by an assistant turn.")
     tool_call_id: str | None = Field(
@@ -107,7 +109,8 @@ class HitOut(_Out):
     """One search match."""
 
     item_id: str | None = Field(description="Matching item (None for a match in a page read-back).")
-    page_id: str | None = Field(description="Page holding the match; None while it is a recent text turn.")
+    page_id: str | None = Field(
+        description="Page holding the match; None while it is a recent text turn.")
     page_uri: str | None = Field(description="Resource URI of that page (PNG).")
     tier: str | None = Field(description="The page's age tier.")
     score: float = Field(description="Relevance, higher is better; comparable within one search.")
@@ -116,7 +119,8 @@ class HitOut(_Out):
     text_truncated: bool = Field(description="True when `text` was cut.")
     kind: str | None = Field(description="'turn', 'document' or 'text'.")
     role: str | None = Field(description="Chat role, for a turn.")
-    span: list[int] | None = Field(description="[start, end) of the first matching word in the item text.")
+    span: list[int] | None = Field(
+        description="[start, end) of the first matching word in the item text.")
 
 
 class SearchOut(_Out):
@@ -138,7 +142,8 @@ class AccountingOut(_Out):
     decoder: str
     budget_tokens: int
     history_text_tokens: int = Field(description="System message + every stored item, as text.")
-    context_tokens: int = Field(description="What the returned context costs (never above the budget).")
+    context_tokens: int = Field(
+        description="What the returned context costs (never above the budget).")
     text_tokens_kept: int = Field(description="System message + recent turns kept as text.")
     kept_turns: int
     page_vision_tokens: int = Field(description="Vision tokens of the pages in the context.")
@@ -231,7 +236,7 @@ class StatsOut(_Out):
     tiers: dict[str, int] = Field(description="Pages per age tier.")
 
     @classmethod
-    def of(cls, st: StoreStats, *, scope: dict[str, str | None], target: str) -> StatsOut:
+    def of(cls, st: StoreStats, *, scope: ScopeKwargs, target: str) -> StatsOut:
         return cls(**scope, target=target, items=st.items, pages=st.pages,
                    renditions=st.renditions, text_tokens=st.text_tokens,
                    page_png_bytes=st.page_png_bytes, rendition_bytes=st.rendition_bytes,
@@ -263,12 +268,12 @@ __all__ = [
     "ContextPageOut",
     "DecodedOut",
     "DeletedOut",
+    "FunctionCall",
     "HitOut",
+    "OpenAIToolCall",
     "SearchOut",
     "StatsOut",
     "TierRowOut",
-    "FunctionCall",
-    "OpenAIToolCall",
     "ToolCall",
     "page_uri",
 ]

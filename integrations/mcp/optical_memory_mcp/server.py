@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from optical_memory.context import PAGES_HEADER
@@ -214,7 +214,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         text_messages = [m for m in ctx.messages if isinstance(m.get("content"), str)]
         out = ContextOut(messages=text_messages, pages=[ContextPageOut.of(p) for p in ctx.pages],
                          accounting=acc)
-        content: list[TextContent | ImageContent] = []
+        content: list[ContentBlock] = []
         if ctx.pages:
             content.append(TextContent(type="text", text=PAGES_HEADER))
             content += [ImageContent(type="image", data=p.png_b64, mime_type="image/png")
@@ -235,7 +235,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
 
     @server.tool(annotations=ToolAnnotations(title="Read a page", **_hints(_READ)))
     def memory_decode(
-        page_id: Annotated[str, Field(min_length=1, description="A page id (from search or context).")],
+        page_id: Annotated[str, Field(
+            min_length=1, description="A page id (from search or context).")],
         tier: Annotated[str | None, Field(
             description="Age tier to read it at (default: its current tier).")] = None,
     ) -> DecodedOut:

@@ -41,7 +41,7 @@ needs_tesseract = pytest.mark.skipif(not _have_tesseract(), reason="tesseract no
 def _conversation() -> list[dict]:
     """~3k tokens of chat with the needle in an early (paged) turn."""
     msgs = generate_conversation(tokens=3000, seed=5).messages
-    return msgs[:3] + [{"role": "user", "content": NEEDLE}] + msgs[3:]
+    return [*msgs[:3], {"role": "user", "content": NEEDLE}, *msgs[3:]]
 
 
 async def _ok(client, tool: str, args: dict | None = None):

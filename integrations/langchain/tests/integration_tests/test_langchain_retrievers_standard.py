@@ -5,9 +5,9 @@ from functools import cache
 from typing import Any
 
 from langchain_tests.integration_tests import RetrieversIntegrationTests
-from optical_memory import OpticalMemory
 
 from langchain_optical_memory import OpticalMemoryRetriever
+from optical_memory import OpticalMemory
 
 TOPICS = ("billing", "search", "ledger", "checkout", "reporting", "scoring")
 

@@ -17,15 +17,15 @@ from langchain_core.messages import (
 )
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
+from PIL import Image
+
+from langchain_optical_memory import compress_messages
+from langchain_optical_memory.compress import ACCOUNTING_EVENT, METADATA_KEY, compress
 from optical_memory import InputError, OpticalMemory
 from optical_memory.aging import image_tokens
 from optical_memory.context import PAGES_HEADER
 from optical_memory.store import Scope
 from optical_memory.tokens import get_target
-from PIL import Image
-
-from langchain_optical_memory import compress_messages
-from langchain_optical_memory.compress import ACCOUNTING_EVENT, METADATA_KEY, compress
 
 SYSTEM = SystemMessage("You are a careful operations assistant.")
 
@@ -44,7 +44,7 @@ def _png_size(b64: str) -> tuple[int, int]:
 
 @pytest.mark.filterwarnings("ignore:A test tried to use socket")
 def test_sockets_are_disabled_in_unit_tests():
-    with pytest.raises(Exception, match="[Ss]ocket"):
+    with pytest.raises(Exception, match=r"[Ss]ocket"):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
 

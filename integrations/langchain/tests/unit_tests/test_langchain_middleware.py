@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
+
 from optical_memory import InputError, OpticalMemory
 
 pytest.importorskip("langchain.agents", reason="the middleware needs the 'agents' extra")
-from langchain.agents import create_agent  # noqa: E402
-from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langchain.agents import create_agent
+from langgraph.checkpoint.memory import InMemorySaver
 
-from langchain_optical_memory import OpticalMemoryMiddleware  # noqa: E402
+from langchain_optical_memory import OpticalMemoryMiddleware
 
 SYSTEM = "You are a careful operations assistant."
 

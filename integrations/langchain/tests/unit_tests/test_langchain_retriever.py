@@ -6,10 +6,10 @@ import io
 
 import pytest
 from langchain_core.documents import Document
-from optical_memory import InputError, OpticalMemory
 from PIL import Image
 
 from langchain_optical_memory import OpticalMemoryRetriever
+from optical_memory import InputError, OpticalMemory
 
 
 @pytest.fixture
