@@ -42,13 +42,31 @@ PAGING_ATTEMPTS = 5
 MAX_ADD_CHARS = 1_000_000
 #: Most pages one item may fill (checked at ``add`` by laying it out).
 MAX_PAGES_PER_ITEM = 256
+#: Longest speaker name / document title / time string (characters). Labels
+#: are drawn on pages; an unbounded one could fill a page by itself.
+MAX_NAME_CHARS = 256
+MAX_TITLE_CHARS = 1_000
+MAX_TIME_CHARS = 64
+#: Deepest nesting accepted in tool-call arguments and chat-log lines.
+MAX_NESTING = 64
+#: Largest ``k`` of a retrieval and largest ``keep_last``.
+MAX_K = 10_000
+MAX_KEEP_LAST = 1_000_000
 
 
-def check_count(name: str, value: object) -> int:
-    """``value`` when it is an ``int >= 0`` (not a bool), else :class:`InputError`."""
+def check_count(name: str, value: object, maximum: int = 2**31 - 1) -> int:
+    """``value`` when it is an ``int`` in ``[0, maximum]`` (not a bool), else
+    :class:`InputError` naming the allowed range."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{name} must be an int >= 0 (got {value!r})")
+        raise InputError(f"{name} must be an int >= 0 (got {_short(value)})")
+    if value > maximum:
+        raise InputError(f"{name} must be at most {maximum} (got {_short(value)})")
     return value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
@@ -82,8 +100,8 @@ class MemoryConfig:
     cache_bytes: int = CACHE_BYTES
 
     def __post_init__(self) -> None:
-        check_count("keep_last", self.keep_last)
-        check_count("cache_bytes", self.cache_bytes)
+        check_count("keep_last", self.keep_last, MAX_KEEP_LAST)
+        check_count("cache_bytes", self.cache_bytes, 2**62)
         if isinstance(self.readback, bool) or not isinstance(self.readback, int | float) \
                 or not 0 < self.readback <= 1:
             raise ConfigError(f"readback must be in (0, 1] (got {self.readback!r})")
@@ -151,7 +169,13 @@ __all__ = [
     "ENCODE_BATCH",
     "FALLBACK_FONT_PX",
     "MAX_ADD_CHARS",
+    "MAX_K",
+    "MAX_KEEP_LAST",
+    "MAX_NAME_CHARS",
+    "MAX_NESTING",
     "MAX_PAGES_PER_ITEM",
+    "MAX_TIME_CHARS",
+    "MAX_TITLE_CHARS",
     "PAGING_ATTEMPTS",
     "MemoryConfig",
     "check_count",

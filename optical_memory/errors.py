@@ -4,6 +4,18 @@ Messages say the actual values, e.g. ``unknown target 'foo' (known: ...)``.
 """
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def after_commit(what: str, exc: BaseException) -> str:
+    """Log follow-up work that failed after a write committed and return the
+    warning a result carries (the write stands: callers must not redo it)."""
+    message = f"{what} did not finish ({type(exc).__name__}: {exc}); the next call retries it"
+    logger.warning("%s", message, exc_info=exc)
+    return message
+
 
 class OpticalMemoryError(Exception):
     """Base class of every error this package raises on purpose."""

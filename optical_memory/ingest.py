@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optical_memory.config import MAX_ADD_CHARS, MAX_PAGES_PER_ITEM
+from optical_memory.config import (
+    MAX_ADD_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NESTING,
+    MAX_PAGES_PER_ITEM,
+    MAX_TIME_CHARS,
+    MAX_TITLE_CHARS,
+)
 from optical_memory.errors import EmptyInputError, InputError
 from optical_memory.render.config import RenderItem, Turn
 from optical_memory.store import NewItem, text_hash
@@ -34,11 +41,15 @@ _LC_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "to
 class AddResult:
     """What one ``add`` stored: item ids in input order, the ids of pages made
     by this call (documents, and turns compacted because of it), the items'
-    text tokens."""
+    text tokens. ``warnings``: follow-up work (paging, aging, tier images)
+    that failed after the items were stored; the items are stored all the
+    same (do not add them again) and the next ``add`` / ``compact`` finishes
+    that work."""
 
     item_ids: tuple[str, ...]
     page_ids: tuple[str, ...]
     text_tokens: int
+    warnings: tuple[str, ...] = ()
 
     @property
     def pages(self) -> int:
@@ -57,57 +68,69 @@ class Draft:
 
 def text_draft(text: object, kind: str, title: object, counter: TextCounter, *,
                keep_text: bool) -> Draft:
-    """A text or document draft."""
+    """A text or document draft (its size checked before it is tokenized)."""
     if not isinstance(text, str):
         raise InputError(f"text must be a string (got {type(text).__name__})")
     if not text.strip():
         raise EmptyInputError(f"nothing to store: the {kind} is empty or whitespace only "
                               f"({len(text)} characters)")
-    if title is not None and not isinstance(title, str):
-        raise InputError(f"title must be a string (got {type(title).__name__})")
+    _check_chars(len(text), 1)
+    _check_label("title", title, MAX_TITLE_CHARS)
     tokens = counter.count(text)
     item = NewItem(kind=kind, text=text if keep_text else None, text_tokens=tokens,
-                   name=title, content_hash=text_hash(text))
+                   name=title, content_hash=text_hash(text))  # type: ignore[arg-type]
     label = f"[{title}]" if title else None
     return Draft(item, RenderItem(item.id, "document" if kind == "document" else "text",
                                   text, label), text)
 
 
-def turn_draft(message: Any, index: int, counter: TextCounter, *, keep_text: bool,
-               where: str | None = None) -> Draft:
-    """A chat-turn draft from a message dict, a Turn or a LangChain message."""
-    where = where or f"messages[{index}]"
+@dataclass(frozen=True)
+class _Turn:
+    """A chat message checked and flattened, not yet tokenized."""
+
+    role: str
+    text: str
+    content_len: int
+    name: str | None
+    time: str | None
+    ids: tuple[str, ...]
+    tool_calls: tuple[Any, ...]
+
+
+def _turn_parts(message: Any, where: str) -> _Turn:
     # unchecked input until the checks below
     role: Any
     content: Any
     name: Any
     time: Any
+    tool_calls: Any
     if isinstance(message, Turn):
         role, content, name, time = message.role, message.content, message.name, message.time
-        tool_calls: list[Any] = []
-        answers = None
+        tool_calls, answers = (), None
     elif isinstance(message, Mapping):
         role = message.get("role")
         content = message.get("content")
         name, time = message.get("name"), message.get("time")
-        tool_calls = list(message.get("tool_calls") or [])
+        tool_calls = message.get("tool_calls") or ()
         answers = message.get("tool_call_id")
     elif hasattr(message, "type") and hasattr(message, "content"):  # LangChain BaseMessage
         lc_type: Any = getattr(message, "type", None)
         role = _LC_ROLES.get(lc_type, lc_type)
         content = message.content
         name, time = getattr(message, "name", None), None
-        tool_calls = list(getattr(message, "tool_calls", None) or [])
+        tool_calls = getattr(message, "tool_calls", None) or ()
         answers = getattr(message, "tool_call_id", None)
     else:
         raise InputError(f"{where} must be a dict, a Turn or a chat message "
                          f"(got {type(message).__name__})")
     if not isinstance(role, str) or role not in ROLES:
-        raise InputError(f"{where}.role must be one of {ROLES} (got {role!r})")
+        raise InputError(f"{where}.role must be one of {ROLES} (got {_short(role)})")
     content = content_text(content, where)
-    for field_name, value in (("name", name), ("time", time)):
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"{where}.{field_name} must be a string (got {type(value).__name__})")
+    _check_label(f"{where}.name", name, MAX_NAME_CHARS)
+    _check_label(f"{where}.time", time, MAX_TIME_CHARS)
+    if isinstance(tool_calls, str | bytes | Mapping) or not isinstance(tool_calls, Sequence):
+        raise InputError(f"{where}.tool_calls must be a list of tool calls "
+                         f"(got {type(tool_calls).__name__})")
     calls = [tool_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(tool_calls)]
     lines = [content] if content else []
     lines += [f"→ {fn}({args}) [{cid}]" for cid, fn, args in calls]
@@ -116,24 +139,39 @@ def turn_draft(message: Any, index: int, counter: TextCounter, *, keep_text: boo
         raise EmptyInputError(f"{where} is empty (role {role!r}, no content, no tool calls)")
     if role == "tool":
         if not isinstance(answers, str) or not answers.strip():
-            raise InputError(f"{where}: a tool message needs tool_call_id (got {answers!r})")
+            raise InputError(f"{where}: a tool message needs tool_call_id (got {_short(answers)})")
+        _check_label(f"{where}.tool_call_id", answers, MAX_NAME_CHARS)
         ids: tuple[str, ...] = (answers,)
     else:
         ids = tuple(cid for cid, _, _ in calls)
-    meta: dict[str, Any] = {"content_len": len(content)}
-    if keep_text and tool_calls:
-        meta["tool_calls"] = [jsonable(c) for c in tool_calls]
-    item = NewItem(kind="turn", text=text if keep_text else None,
-                   text_tokens=counter.count(text), role=role, name=name, time=time,
-                   tool_call_ids=ids, meta=meta, content_hash=text_hash(text))
-    label = Turn(item.id, role, text, name, time).label
-    return Draft(item, RenderItem(item.id, "turn", text, label), text)
+    return _Turn(role, text, len(content), name, time, ids, tuple(tool_calls))
+
+
+def _turn_draft(parts: _Turn, counter: TextCounter, keep_text: bool) -> Draft:
+    meta: dict[str, Any] = {"content_len": parts.content_len}
+    if keep_text and parts.tool_calls:
+        meta["tool_calls"] = [jsonable(c) for c in parts.tool_calls]
+    item = NewItem(kind="turn", text=parts.text if keep_text else None,
+                   text_tokens=counter.count(parts.text), role=parts.role, name=parts.name,
+                   time=parts.time, tool_call_ids=parts.ids, meta=meta,
+                   content_hash=text_hash(parts.text))
+    label = Turn(item.id, parts.role, parts.text, parts.name, parts.time).label
+    return Draft(item, RenderItem(item.id, "turn", parts.text, label), parts.text)
+
+
+def turn_draft(message: Any, index: int, counter: TextCounter, *, keep_text: bool,
+               where: str | None = None) -> Draft:
+    """A chat-turn draft from a message dict, a Turn or a LangChain message."""
+    parts = _turn_parts(message, where or f"messages[{index}]")
+    _check_chars(len(parts.text), 1, where)
+    return _turn_draft(parts, counter, keep_text)
 
 
 def drafts_for(messages: Any, kind: str | None, counter: TextCounter, *, keep_text: bool
                ) -> list[Draft]:
     """Drafts for what ``OpticalMemory.add`` was given: a string (``kind``
-    "text" or "document"; one draft), or one or a list of chat messages."""
+    "text" or "document"; one draft), or one or a list of chat messages.
+    Every check, the size limit included, runs before any text is tokenized."""
     if isinstance(messages, str):
         if kind not in (None, "text", "document"):
             raise InputError(f"kind for a string must be 'text' or 'document' (got {kind!r})")
@@ -147,7 +185,33 @@ def drafts_for(messages: Any, kind: str | None, counter: TextCounter, *, keep_te
             f"messages must be a string or a list of messages (got {type(messages).__name__})")
     if not messages:
         raise EmptyInputError("no messages to add (got an empty list)")
-    return [turn_draft(m, i, counter, keep_text=keep_text) for i, m in enumerate(messages)]
+    parts, total = [], 0
+    for i, m in enumerate(messages):
+        parts.append(_turn_parts(m, f"messages[{i}]"))
+        total += len(parts[-1].text)
+        _check_chars(total, i + 1)
+    return [_turn_draft(p, counter, keep_text) for p in parts]
+
+
+def _check_chars(total: int, items: int, where: str | None = None) -> None:
+    if total > MAX_ADD_CHARS:
+        raise InputError(f"{where + ': ' if where else ''}add too large: more than "
+                         f"{MAX_ADD_CHARS} characters in {items} item(s) (got {total}; "
+                         f"limit {MAX_ADD_CHARS} per add)")
+
+
+def _check_label(name: str, value: object, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a string (got {type(value).__name__})")
+    if len(value) > limit:
+        raise InputError(f"{name} is too long: {len(value)} characters (limit {limit})")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_messages(messages: Any, counter: TextCounter, renderer: Renderer, *,
@@ -195,7 +259,11 @@ def content_text(content: Any, where: str) -> str:
             if isinstance(block, str):
                 parts.append(block)
             elif isinstance(block, Mapping) and block.get("type") == "text":
-                parts.append(str(block.get("text", "")))
+                text = block.get("text", "")
+                if not isinstance(text, str):
+                    raise InputError(f"{where}.content[{j}].text must be a string "
+                                     f"(got {type(text).__name__})")
+                parts.append(text)
             else:
                 kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
                 raise InputError(f"{where}.content[{j}] is a {kind!r} block; only text blocks "
@@ -209,6 +277,7 @@ def tool_call(call: Any, where: str) -> tuple[str, str, str]:
     """``(id, name, arguments)`` of an OpenAI or LangChain tool call."""
     if not isinstance(call, Mapping):
         raise InputError(f"{where} must be a dict (got {type(call).__name__})")
+    check_nesting(call, where)
     fn = call.get("function")
     if isinstance(fn, Mapping):
         name, args = fn.get("name"), fn.get("arguments", "")
@@ -219,18 +288,41 @@ def tool_call(call: Any, where: str) -> tuple[str, str, str]:
         raise InputError(f"{where} needs an id (got {cid!r})")
     if not isinstance(name, str) or not name:
         raise InputError(f"{where} needs a function name (got {name!r})")
+    _check_label(f"{where}.id", cid, MAX_NAME_CHARS)
+    _check_label(f"{where} function name", name, MAX_NAME_CHARS)
     if not isinstance(args, str):
-        args = json.dumps(args, ensure_ascii=False, sort_keys=True)
+        check_nesting(args, f"{where} arguments")
+        try:
+            args = json.dumps(args, ensure_ascii=False, sort_keys=True, default=str)
+        except (TypeError, ValueError):  # e.g. keys of mixed types cannot be sorted
+            try:
+                args = json.dumps(args, ensure_ascii=False, default=str)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{where} arguments cannot be written as JSON: {exc}") from None
     return cid, name, args
 
 
+def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
+    """:class:`InputError` when lists / dicts in ``value`` nest deeper than ``limit``
+    (checked without recursion, so any depth is refused cleanly)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children = list(node.values())
+        elif isinstance(node, list | tuple):
+            children = list(node)
+        else:
+            continue
+        if depth > limit:
+            raise InputError(f"{where} nest deeper than {limit} levels")
+        stack.extend((c, depth + 1) for c in children)
+
+
 def jsonable(value: Any) -> Any:
-    """``value`` if JSON can hold it, else its JSON round-trip with ``str`` for the rest."""
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(value, default=str))
+    """``value`` as plain JSON (its JSON round trip: keys become strings, values
+    JSON cannot hold become their ``str``), so it stores and reads back the same."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -246,6 +338,10 @@ def read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[st
             msg = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}:{n}: not a JSON line ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(f"{source}:{n}: JSON nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer longer than Python converts
+            raise InputError(f"{source}:{n}: not a usable JSON line ({exc})") from None
         if not isinstance(msg, dict):
             raise InputError(f"{source}:{n}: expected a message object, got {type(msg).__name__}")
         messages.append(msg)
@@ -261,6 +357,7 @@ __all__ = [
     "Draft",
     "check_limits",
     "check_messages",
+    "check_nesting",
     "content_text",
     "drafts_for",
     "jsonable",

@@ -28,6 +28,7 @@ from optical_memory.config import (
     DEFAULT_READBACK,
     FALLBACK_FONT_PX,
     MAX_ADD_CHARS,
+    MAX_K,
     MemoryConfig,
     check_count,
     default_render_config,
@@ -36,7 +37,7 @@ from optical_memory.context.assemble import ContextBuilder
 from optical_memory.decode import readback
 from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
-from optical_memory.errors import InputError
+from optical_memory.errors import InputError, after_commit
 from optical_memory.ingest import AddResult, check_limits, check_messages, drafts_for, text_draft
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
@@ -60,18 +61,12 @@ if TYPE_CHECKING:  # pragma: no cover - torch is optional
 
 
 class OpticalMemory:
-    """Long-term agent memory, old material kept as page images.
-
-    store: a :class:`~optical_memory.store.Store` (not closed by :meth:`close`),
-    a path / URL for :func:`~optical_memory.store.open_store`, or ``None`` for
-    ``$OPTICAL_MEMORY_HOME/memory.db``. The other keywords are the fields of
-    :class:`~optical_memory.config.MemoryConfig` (:meth:`from_config`), plus
-    ``ranker`` (semantic re-ranking for :meth:`retrieve`) and ``encoder``: a
-    :class:`~optical_memory.encoder.DeepEncoder` (``encoder`` extra, a
-    ``deepseek-ocr`` target with layout tokens); every tier image the memory
-    makes then also stores the page's vision tokens in the DeepSeek mode the
-    tier is billed in, and ``context(vision_tokens=True)`` returns them.
-    """
+    """Long-term agent memory, old material kept as page images. ``store``: a
+    :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path /
+    URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
+    :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
+    and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
+    returned by ``context(vision_tokens=True)``)."""
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None, *,
                  target: str = DEFAULT_TARGET, tokenizer: str = DEFAULT_TOKENIZER,
@@ -153,8 +148,13 @@ class OpticalMemory:
             return self._add_paged(drafts, scope)
         check_limits(drafts, self.renderer)
         ids, _ = self.store.add_items([d.item for d in drafts], scope=scope)
-        compacted = self.compact(**scope.as_kwargs())
-        return AddResult(tuple(ids), compacted.page_ids, sum(d.item.text_tokens for d in drafts))
+        made: tuple[str, ...] = ()
+        warnings: tuple[str, ...] = ()
+        try:
+            made = self.compact(**scope.as_kwargs()).page_ids
+        except Exception as exc:  # the items are stored: report, never fail the add
+            warnings = (after_commit("paging and aging", exc),)
+        return AddResult(tuple(ids), made, sum(d.item.text_tokens for d in drafts), warnings)
 
     def add_document(self, text: str, *, title: str | None = None, user_id: str = DEFAULT_USER,
                      agent_id: str | None = None, session_id: str | None = None) -> AddResult:
@@ -172,10 +172,10 @@ class OpticalMemory:
 
     def _add_paged(self, drafts: list[Draft], scope: Scope) -> AddResult:
         check_limits(drafts, self.renderer)
-        ids, page_ids = self._pager.page_new_items([d.item for d in drafts],
-                                                   [d.render for d in drafts],
-                                                   [d.full_text for d in drafts], scope)
-        return AddResult(tuple(ids), tuple(page_ids), sum(d.item.text_tokens for d in drafts))
+        ids, pages, warns = self._pager.page_new_items(
+            [d.item for d in drafts], [d.render for d in drafts], [d.full_text for d in drafts],
+            scope)
+        return AddResult(tuple(ids), tuple(pages), sum(d.item.text_tokens for d in drafts), warns)
 
     def compact(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
                 session_id: str | None = None, force: bool = False) -> CompactResult:
@@ -200,9 +200,9 @@ class OpticalMemory:
         self._context.forget_pending()
         if not (repage and deleted.partial_pages):
             return deleted
-        made, kept = self._pager.repage(deleted.partial_pages, scope)
+        made, kept, warns = self._pager.repage(deleted.partial_pages, scope)
         self._context.forget_pending()
-        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made))
+        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made), warnings=warns)
 
     def retrieve(self, query: str, *, k: int = 5, user_id: str = DEFAULT_USER,
                  agent_id: str | None = None, session_id: str | None = None,
@@ -210,7 +210,7 @@ class OpticalMemory:
         """Up to ``k`` matches for ``query``, best first, each with its page
         (when paged), the matching span and a score (BM25; re-ordered by
         meaning with a ranker, see :func:`~optical_memory.retrieve.search`)."""
-        check_count("k", k)
+        check_count("k", k, MAX_K)
         return search(self.store, query, Scope(user_id, agent_id, session_id), k=k,
                       keep_text=self.keep_text, ranker=self.ranker, semantic=semantic)
 

@@ -4,6 +4,7 @@ Run as a script, this file is the child the suite starts and kills::
 
     python tests/reliability_worker.py crash  URL USER SEED
     python tests/reliability_worker.py writer URL USER WRITER OPS SEED
+    python tests/reliability_worker.py racer  URL USER RACER SECONDS SEED
 
 ``crash`` adds chat turns and documents through :class:`OpticalMemory` until
 it is killed; ``writer`` does ``OPS`` adds interleaved with retrieve / stats /
@@ -102,6 +103,41 @@ def writer_child(url: str, user: str, writer: int, ops: int, seed: int) -> None:
             mem.stats(user_id=user)
         if op % 5 == 4:
             mem.context(4000, user_id=user, session_id=session)
+    mem.close()
+    sys.stdout.write("done\n")
+    sys.stdout.flush()
+
+
+def racer_child(url: str, user: str, racer: int, seconds: float, seed: int) -> None:
+    """For ``seconds``: add turns, delete turns (its own and the other racers',
+    all in one scope), compact and build contexts, as fast as it can. Acks each
+    add on stdout (``{"ids", "hashes"}``) and each delete request
+    (``{"deleted": [...]}``) after the call returned; any exception escapes and
+    the child exits 1 with its traceback."""
+    mem = make_memory(url)
+    rng = random.Random(seed * 7919 + racer)
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        op = rng.random()
+        if op < 0.55:
+            texts = [text_for(seed * 100 + racer, i * 10 + j, words=25) for j in range(2)]
+            res = mem.add([{"role": "user", "content": texts[0]},
+                           {"role": "assistant", "content": texts[1]}], user_id=user)
+            _ack(res.item_ids, texts)
+        elif op < 0.75:
+            turns = mem.list_turns(user_id=user)
+            if turns:
+                doomed = [t.id for t in rng.sample(turns, min(len(turns), rng.randint(1, 3)))]
+                mem.delete(item_ids=doomed, user_id=user)
+                sys.stdout.write(json.dumps({"deleted": doomed}) + "\n")
+                sys.stdout.flush()
+        elif op < 0.85:
+            mem.compact(user_id=user, force=rng.random() < 0.3)
+        else:
+            mem.context(rng.choice([300, 2000, 100_000]), keep_last=rng.randint(0, 4),
+                        user_id=user)
     mem.close()
     sys.stdout.write("done\n")
     sys.stdout.flush()
@@ -247,7 +283,7 @@ class _Child:
     def acks(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for line in self.lines:
-            if line.startswith("{"):
+            if line.startswith('{"ids"'):
                 rec = json.loads(line)
                 out.update(zip(rec["ids"], rec["hashes"]))
         return out
@@ -348,6 +384,60 @@ def run_concurrency(url: str, user: str, *, writers: int, ops: int, seed: int = 
     return ConcurrencyReport(writers, ops, len(acked), 0, time.perf_counter() - t0)
 
 
+@dataclass
+class RaceReport:
+    racers: int
+    seconds: float
+    escaped: int
+    acked: int
+    deleted: int
+    lost: int
+    duplicated: int
+    items: int
+
+
+def run_race(url: str, user: str, *, racers: int = 2, seconds: float = 8.0, seed: int = 0
+             ) -> RaceReport:
+    """``racers`` processes add / delete / compact / context in one scope for
+    ``seconds``. Returns what escaped (child exit codes != 0), and checks that
+    every acknowledged item is stored exactly once unless some racer asked to
+    delete it, and that no text is stored twice."""
+    from optical_memory.store import Scope, open_store, text_hash
+
+    children = [_Child("racer", url, user, str(r), str(seconds), str(seed))
+                for r in range(racers)]
+    escaped, errors = 0, []
+    for r, child in enumerate(children):
+        try:
+            rc = child.wait(timeout=seconds + 300)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            rc = -9
+        if rc != 0 or not child.lines or child.lines[-1] != "done\n":
+            escaped += 1
+            errors.append(f"racer {r} rc={rc}: {child.stderr.decode()[-3000:]}")
+    acked: dict[str, str] = {}
+    deleted: set[str] = set()
+    for child in children:
+        acked.update(child.acks())
+        for line in child.lines:
+            if line.startswith('{"deleted"'):
+                deleted.update(json.loads(line)["deleted"])
+    with open_store(url) as store:
+        items = store.list_items(Scope(user))
+        by_id = {i.id: i for i in items}
+        lost = sum(1 for item_id in acked if item_id not in by_id and item_id not in deleted)
+        hashes = [text_hash(i.text) for i in items if i.text is not None]
+        duplicated = len(hashes) - len(set(hashes)) + (len(items) - len(by_id))
+        survivors = {k: v for k, v in acked.items() if k in by_id}
+        check_store(store, Scope(user), survivors, tiers=_tier_names())
+    check_backend(url, user)
+    report = RaceReport(racers, seconds, escaped, len(acked), len(deleted), lost, duplicated,
+                        len(items))
+    assert not errors, "\n".join(errors)
+    return report
+
+
 def _tier_names() -> tuple[str, ...]:
     from optical_memory.aging import AgePolicy
 
@@ -361,6 +451,8 @@ def main(argv: list[str]) -> int:
             crash_child(url, user, int(rest[0]))
         elif mode == "writer":
             writer_child(url, user, int(rest[0]), int(rest[1]), int(rest[2]))
+        elif mode == "racer":
+            racer_child(url, user, int(rest[0]), float(rest[1]), int(rest[2]))
         else:
             sys.stderr.write(f"unknown mode {mode!r}\n")
             return 2

@@ -5,7 +5,8 @@ A page's age is what its exact scope has gained since its newest item
 page's ranks (:class:`~optical_memory.render.paging.PageInfo`). A page moves
 to the tier its age calls for, never up: deleting items does not make pages
 younger. Renditions (and vision tokens) are made before the tier is set, so
-a page never points at a tier image that does not exist.
+a page never points at a tier image that does not exist. A page another
+process deletes during the sweep is skipped, not an error.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from optical_memory.age.renditions import Job, Renditions
 from optical_memory.render.paging import PageInfo
 from optical_memory.scope import Scope
+from optical_memory.store import NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age.policy import AgePolicy
@@ -49,10 +51,25 @@ def age_pages(store: Store, aging: AgePolicy, renditions: Renditions, scope: Sco
         jobs.setdefault(p.scope, []).append((p.id, want, (p.width, p.height), None))
         moved[want] = moved.get(want, 0) + 1
         out.append(replace(p, tier=want))
+    gone: set[str] = set()
     for exact, todo in jobs.items():  # renditions (and tokens) first, in batches
-        renditions.ensure(todo, exact)
+        try:
+            renditions.ensure(todo, exact)
+        except NotFoundError:  # a page was deleted by another process meanwhile
+            for job in todo:
+                try:
+                    renditions.ensure([job], exact)
+                except NotFoundError:
+                    gone.add(job[0])
         for page_id, want, _, _ in todo:
-            store.set_tier(page_id, want, exact)
+            if page_id in gone:
+                continue
+            try:
+                store.set_tier(page_id, want, exact)
+            except NotFoundError:
+                gone.add(page_id)
+    if gone:
+        out = [p for p in out if p.id not in gone]
     return out, moved
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from optical_memory.cli._group import main, read_text_arg, user_errors
+from optical_memory.cli._group import main, read_text_arg
+from optical_memory.cli.files import private_dir, write_private
 from optical_memory.config import DEFAULT_DECODER
 
 KINDS = ("auto", "text", "document", "chat")
@@ -40,23 +41,28 @@ class _NoBar:
 
 
 def _chat_items(text: str, source: str):
-    """Parse a JSONL chat log: one {"role", "content", "name"?, "time"?} per line."""
+    """A JSONL chat log (one {"role", "content", "name"?, "time"?} per line) as
+    render turns; lines are read by the library's one parser
+    (:func:`optical_memory.ingest.read_chat_log`), errors name ``file:line``."""
     from optical_memory.errors import InputError
+    from optical_memory.ingest import read_chat_log
     from optical_memory.render import Turn
 
+    messages, names = read_chat_log(text, source)
     turns = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{source}:{n}: not a JSON object ({e.msg})") from e
-        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str) \
-                or not isinstance(msg.get("role"), str):
-            raise InputError(f"{source}:{n}: expected {{\"role\": str, \"content\": str}}")
-        turns.append(Turn(id=f"turn-{n}", role=msg["role"], content=msg["content"],
-                          name=msg.get("name"), time=msg.get("time")))
+    for i, (msg, name) in enumerate(zip(messages, names), 1):
+        where = name.removesuffix(": message")
+        if not isinstance(msg.get("content"), str) or not isinstance(msg.get("role"), str):
+            raise InputError(f"{where}: expected {{\"role\": str, \"content\": str}}")
+        speaker, time = msg.get("name"), msg.get("time")
+        if speaker is not None and not isinstance(speaker, str):
+            raise InputError(f"{where}: \"name\" must be a string, got {type(speaker).__name__}")
+        if isinstance(time, int | float) and not isinstance(time, bool):
+            time = str(time)
+        elif time is not None and not isinstance(time, str):
+            raise InputError(f"{where}: \"time\" must be a string, got {type(time).__name__}")
+        turns.append(Turn(id=f"turn-{i}", role=msg["role"], content=msg["content"],
+                          name=speaker, time=time))
     return turns
 
 
@@ -91,7 +97,6 @@ def _items_for(text: str, kind: str, source: str):
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
               help="Folder for the PNG pages (created).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-@user_errors
 def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, tokenizer, out,
            as_json):
     """Render FILE (or - for stdin) onto PNG pages sized for TARGET.
@@ -104,7 +109,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     from optical_memory.tokens import get_counter, get_target
 
     text = read_text_arg(file)
-    items = _items_for(text, kind, file)
+    items = _items_for(text, kind, "<stdin>" if file == "-" else file)
     vt = get_target(target)
     counter = get_counter(tokenizer)
     cfg = default_render_config(target)  # the memory's calibrated layout (read-back >= 0.98)
@@ -119,15 +124,14 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     renderer = Renderer(cfg)
     layouts = renderer.layout(items)
     sources = {it.item_id: it.text for it in items}
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = private_dir(out)
     rows: list[dict[str, Any]] = []
     missing: dict[str, int] = {}
     with _progress("rendering", len(layouts)) as bar:
         for i, lay in enumerate(layouts, 1):
             page = renderer.draw(lay)
             path = outdir / f"page-{i:04d}.png"
-            path.write_bytes(page.to_png())
+            write_private(path, page.to_png())
             held = "".join(sources[s.item_id][s.start:s.end] for s in page.spans)
             t = counter.count(held)
             v = vt.tokens(page.width, page.height)
@@ -180,7 +184,6 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
               help="Text file the page(s) should read as; prints the read-back precision.")
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-@user_errors
 def decode(images, decoder, lang, reference, workers, as_json):
     """Read page images (PNG/JPEG) back to text."""
     from optical_memory.decode import decode_many, precision

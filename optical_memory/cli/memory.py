@@ -8,7 +8,6 @@ prints a rich table, or JSON with ``--json``. Progress goes to stderr.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import sys
 import uuid
@@ -19,39 +18,26 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from optical_memory.cli._group import main, read_text_arg
+from optical_memory.cli.files import private_dir, write_private
 from optical_memory.config import (
     DEFAULT_DECODER,
     DEFAULT_TARGET,
     DEFAULT_TOKENIZER,
 )
-from optical_memory.errors import OpticalMemoryError
-
-if TYPE_CHECKING:
-    from optical_memory.scope import ScopeKwargs
 
 _BATCH = 256  # messages per add() call when ingesting with a progress bar
 #: Where the demo plants its fact: old enough to be on a page, young enough
 #: (~7% of the session back) that its page is still in the first age tier.
 NEEDLE_DEPTH = 0.93
 
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.scope import ScopeKwargs
+
 
 def _console():
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True)
-
-
-def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User errors (any OpticalMemoryError) become clean click errors."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OpticalMemoryError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
 
 
 def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,23 +85,15 @@ def _emit_json(data: Any) -> None:
 
 
 def _read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The messages of a JSONL chat log, and a ``file:line`` name for each."""
-    messages, names = [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise click.ClickException(f"{source}:{n}: not a JSON line ({exc.msg})") from None
-        if not isinstance(msg, dict):
-            raise click.ClickException(
-                f"{source}:{n}: expected a message object, got {type(msg).__name__}")
-        messages.append(msg)
-        names.append(f"{source}:{n}: message")
-    if not messages:
-        raise click.ClickException(f"{source}: no messages (empty chat log)")
-    return messages, names
+    """The messages of a JSONL chat log, and a ``file:line`` name for each
+    (the library's parser, :func:`optical_memory.ingest.read_chat_log`)."""
+    from optical_memory.errors import InputError
+    from optical_memory.ingest import read_chat_log
+
+    try:
+        return read_chat_log(text, source)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _batches(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -167,8 +145,8 @@ def _accounting_table(acc, title: str):
     table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
                      f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
                      f"whole context {acc.ratio:.1f}x"
-                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped for the "
-                        "budget" if acc.dropped_pages else ""))
+                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
+                        f"for the budget" if acc.dropped_pages else ""))
     return table
 
 
@@ -178,12 +156,13 @@ def _found(answer: str, text: str) -> bool:
 
 
 def _write_pages(ctx, out: Path) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the context's page images into ``out`` (owner-only: 0700 / 0600)."""
+    folder = private_dir(out)
     written = []
     for i, page in enumerate(ctx.pages):
         name = f"page-{i:04d}-{page.tier}-{(page.page_id or 'pending')[:8]}.png"
-        (out / name).write_bytes(base64.b64decode(page.png_b64))
-        written.append(str(out / name))
+        write_private(folder / name, base64.b64decode(page.png_b64))
+        written.append(str(folder / name))
     return written
 
 
@@ -197,7 +176,6 @@ def _write_pages(ctx, out: Path) -> list[str]:
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_errors
 def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer,
         as_json):
     """Add a document FILE (or - for stdin), or a JSONL chat log with --chat."""
@@ -209,8 +187,9 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
         if log is not None:
             ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1])
         else:
-            res = mem.add_document(
-                text, title=title or (Path(name).name if source != "-" else None), **scope)
+            res = mem.add_document(text,
+                                   title=title or (Path(name).name if source != "-" else None),
+                                   **scope)
             ids, pages, tokens = list(res.item_ids), res.pages, res.text_tokens
     if as_json:
         _emit_json({"item_ids": ids, "pages": pages, "text_tokens": tokens})
@@ -224,7 +203,6 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
               help="How many hits.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
-@_errors
 def search(query, k, store, user_id, agent_id, session_id, as_json):
     """Search the memory (BM25 keyword search) for QUERY."""
     with _open(store) as mem:
@@ -256,7 +234,6 @@ def search(query, k, store, user_id, agent_id, session_id, as_json):
 @click.option("--decoder", default=DEFAULT_DECODER, show_default=True, help="Read-back decoder.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_errors
 def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as_json):
     """Read stored page PAGE_ID back to text (precision vs the stored text)."""
     with _open(store, decoder=decoder) as mem:
@@ -283,7 +260,6 @@ def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
-@_errors
 def context(budget, keep_last, system, out, store, user_id, agent_id, session_id, target,
             decoder, tokenizer, as_json):
     """Build a context within --budget tokens and print its accounting."""
@@ -312,7 +288,6 @@ def context(budget, keep_last, system, out, store, user_id, agent_id, session_id
                    "the deleted text); by default they are laid out again without it.")
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_errors
 def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, session_id, as_json):
     """Delete ITEM_IDS (from `add --json` or `search`), or --all under the scope."""
     if bool(item_ids) == delete_all:
@@ -337,7 +312,6 @@ def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, sessi
 @main.command()
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
-@_errors
 def stats(store, user_id, agent_id, session_id, as_json):
     """Totals under the scope: items, pages per tier, tokens, bytes."""
     with _open(store) as mem:
@@ -354,9 +328,8 @@ def stats(store, user_id, agent_id, session_id, as_json):
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in data.items():
-        shown = (", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict)
-                 else str(value))
-        table.add_row(key, shown)
+        table.add_row(key, ", ".join(f"{k}: {v}" for k, v in value.items())
+                      if isinstance(value, dict) else str(value))
     _console().print(table)
 
 
@@ -365,7 +338,6 @@ def stats(store, user_id, agent_id, session_id, as_json):
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_errors
 def compact(force, store, user_id, agent_id, session_id, target, decoder, tokenizer, as_json):
     """Page old turns and move aged pages down their tiers."""
     with _open(store, target, decoder, tokenizer) as mem:
@@ -383,7 +355,6 @@ def compact(force, store, user_id, agent_id, session_id, target, decoder, tokeni
 @click.option("--no-decode", is_flag=True, help="Skip the read-back (sizes and ratios only).")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the tiers as JSON.")
-@_errors
 def tiers(no_decode, target, decoder, tokenizer, as_json):
     """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
     with _open(":memory:", target, decoder, tokenizer) as mem:
@@ -432,7 +403,6 @@ def _demo_out() -> Path:
               help="Store (default: the embedded one).")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@_errors
 def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
     """The main job: ingest a long agent conversation, build a context, show the savings.
 
@@ -445,8 +415,7 @@ def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
 
     conv = generate_conversation(turns=turns, seed=seed, needle_depth=NEEDLE_DEPTH)
     assert conv.needle is not None
-    scope: ScopeKwargs = {"user_id": "demo", "agent_id": None,
-                          "session_id": f"demo-{uuid.uuid4().hex[:12]}"}
+    scope = _scope("demo", None, f"demo-{uuid.uuid4().hex[:12]}")
     system = "You are a helpful engineering assistant. Earlier turns are given as page images."
     with _open(store, target, decoder, tokenizer) as mem:
         _, _pages, _tokens = _ingest(mem, conv.messages, scope, "ingesting")

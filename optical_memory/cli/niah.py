@@ -16,7 +16,8 @@ from typing import Literal, overload
 
 import click
 
-from optical_memory.cli._group import main, user_errors
+from optical_memory.cli._group import main
+from optical_memory.cli.files import private_dir
 from optical_memory.config import DEFAULT_DECODER
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
@@ -38,8 +39,8 @@ def parse_numbers(text: str, *, integer: bool) -> list[int] | list[float]:
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise click.BadParameter(
-            f"expected numbers like 1000,4000 or 1000..64000x15 (got {text!r})") from exc
+        raise click.BadParameter(f"expected numbers like 1000,4000 or 1000..64000x15 "
+                                 f"(got {text!r})") from exc
     if not values:
         raise click.BadParameter(f"no numbers in {text!r}")
     return [int(round(v)) for v in values] if integer else [round(v, 4) for v in values]
@@ -90,14 +91,13 @@ def niah() -> None:
 @click.option("--omit-needle", is_flag=True,
               help="Negative control: leave the needles out; every cell must score 0.")
 @click.option("--answer-url", default=None, metavar="URL",
-              help="OpenAI-compatible /v1 root: also ask a vision model the question over the "
-                   "pages.")
+              help="OpenAI-compatible /v1 root: also ask a vision model the question "
+                   "over the pages.")
 @click.option("--answer-model", default=None, help="Model name for --answer-url.")
 @click.option("--answer-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the answer endpoint's API key.")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Draw PNGs into --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@user_errors
 def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers, resume,
             decoder, target, tokenizer, seed, font_px, readback, omit_needle, answer_url,
             answer_model, answer_key_env, plot, as_json) -> None:
@@ -114,7 +114,12 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from optical_memory.niah import AnswerEndpoint, NiahConfig, forgetting_table, run_grid
+    from optical_memory.niah import (
+        AnswerEndpoint,
+        NiahConfig,
+        forgetting_table,
+        run_grid,
+    )
     from optical_memory.niah.plots import markdown_tiers, plot_folder
 
     answer = None
@@ -132,6 +137,7 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
         tokenizer=tokenizer, seed=seed, font_px=font_px, readback=readback,
         omit_needle=omit_needle, answer=answer,
     )
+    private_dir(out_dir)  # the cells and PNGs are the user's own (0700 folder)
     console = _console()
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=as_json) as bar:
@@ -169,7 +175,6 @@ def run_cmd(lengths, depths, tiers, kind, value_type, haystack, out_dir, workers
 @click.option("--to", "dest", required=True, type=click.Path(dir_okay=False),
               help="The .jsonl.gz file to write (cells already in it are kept unless --replace).")
 @click.option("--replace", is_flag=True, help="Drop the cells already in --to.")
-@user_errors
 def pack_cmd(folders, dest, replace) -> None:
     """Pack the cell JSON files of run FOLDERS into one sorted, reproducible .jsonl.gz."""
     from optical_memory.niah.packed import SUFFIX, pack_cells, read_packed
@@ -187,7 +192,6 @@ def pack_cmd(folders, dest, replace) -> None:
 @click.option("--metric", default="score", show_default=True,
               help="Cell field to colour by: score, retrieved, answer_score, score_part.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
-@user_errors
 def plot_cmd(folder, out_dir, metric, as_json) -> None:
     """Draw heatmaps (per tier) and forgetting curves from FOLDER's cell JSON
     files, or from a packed .jsonl.gz file of cells."""
@@ -198,6 +202,8 @@ def plot_cmd(folder, out_dir, metric, as_json) -> None:
     if not results:
         raise click.ClickException(f"no needle-in-a-haystack cell JSON files in {folder}")
     default_out = folder if os.path.isdir(folder) else (os.path.dirname(folder) or ".")
+    if out_dir:
+        private_dir(out_dir)
     pngs = [str(p) for p in plot_folder(results, out_dir or default_out, metric=metric)]
     rows = forgetting_table(results)
     if as_json:

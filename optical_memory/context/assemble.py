@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.age.sweep import age_pages
 from optical_memory.cache import LRUCache
-from optical_memory.config import check_count
+from optical_memory.config import MAX_KEEP_LAST, check_count
 from optical_memory.context.budget import (
     PAGES_HEADER,
     Context,
@@ -84,7 +84,8 @@ class ContextBuilder:
               system: str | None, scope: Scope, vision_tokens: bool = False) -> Context:
         """See :meth:`optical_memory.OpticalMemory.context`; ``None`` target /
         keep_last are the memory's."""
-        keep_last = check_count("keep_last", self.keep_last if keep_last is None else keep_last)
+        keep_last = check_count("keep_last", self.keep_last if keep_last is None else keep_last,
+                                MAX_KEEP_LAST)
         if system is not None and not isinstance(system, str):
             raise InputError(f"system must be a string (got {type(system).__name__})")
         tgt = self.target if target is None else get_target(target)

@@ -32,10 +32,12 @@ logger = logging.getLogger(__name__)
 # bytes (PNG/JPEG/...) or a path to an image file.
 ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]
 
-#: Most pixels an input image may have (e.g. 7,000 x 7,000): encoded images
+#: Most pixels an input image may have (5,000 x 5,000; a page is at most 1,280²,
+#: 2,560² once upscaled for OCR). Decoding holds about five bytes per pixel at
+#: worst (RGBA), so this bounds a decode near 150 MB. Encoded images
 #: are checked from their header before decoding, so a decompression bomb is
 #: refused without being inflated.
-MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_PIXELS = 25_000_000
 # What Pillow raises on malformed files (DecompressionBombError subclasses
 # Exception only; broken chunks surface as SyntaxError / ValueError / EOFError).
 _PIL_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, SyntaxError, EOFError)
@@ -71,10 +73,11 @@ class Decoder(Protocol):
 
 
 def coerce_image(image: ImageInput):  # -> PIL.Image.Image
-    """Turn any :data:`ImageInput` into a PIL image in mode "L" or "RGB".
+    """Turn any :data:`ImageInput` into an 8-bit gray PIL image (mode "L").
 
-    Grayscale stays grayscale (pages are); colour becomes RGB; transparency is
-    composited onto white (a transparent background would read as black).
+    Pages are gray; colour is converted with the usual luma weights and
+    transparency is composited onto white (see :func:`_normalise_mode` for
+    every mode, animated images and EXIF orientation), in bounded memory.
     Raises :class:`InputError` naming the input when it cannot be read.
     """
     from PIL import Image, UnidentifiedImageError
@@ -140,26 +143,72 @@ def _array_to_pil(arr: np.ndarray):
     raise InputError(f"image array must be [H, W], [H, W, 3] or [H, W, 4] (got shape {arr.shape})")
 
 
+#: Rows converted at a time when an image is brought to 8-bit gray, so the
+#: conversion holds one strip of temporaries, never a second full-size copy.
+_STRIP_ROWS = 256
+#: EXIF orientation tag → the transpose that shows the image upright.
+_EXIF_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM",
+                   5: "TRANSPOSE", 6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
 def _normalise_mode(img):
+    """``img`` as an 8-bit gray ("L") image, upright, in bounded memory.
+
+    Every mode is converted strip by strip (:data:`_STRIP_ROWS` rows) into one
+    preallocated uint8 array: 1/8/16/32-bit and float gray (16-bit and wider
+    rescaled to 0..255 by the image's maximum, not clipped), palette,
+    gray+alpha and RGBA (composited onto white: a transparent background
+    would read as black), RGB, CMYK. The first frame of an animated image
+    is used; an EXIF orientation is applied. Peak memory beyond the decoded
+    image is about one byte per pixel.
+    """
     from PIL import Image
 
     if img.width == 0 or img.height == 0:
         raise InputError(f"image is empty ({img.width}x{img.height})")
-    if img.mode in ("L", "RGB"):
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if img.mode in ("1", "I", "I;16", "I;16B", "I;16L", "F"):
-        if img.mode.startswith("I") or img.mode == "F":
-            # 16-bit / float grayscale: rescale to 0..255 instead of clipping.
-            arr = np.asarray(img, dtype=np.float64)
-            hi = arr.max() if arr.size else 0.0
-            arr = arr * (255.0 / hi) if hi > 255 else arr
-            return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-        return img.convert("L")
-    return img.convert("RGB")
+    orientation = _exif_orientation(img)
+    if img.mode == "L":
+        gray = img
+    elif img.mode == "1":
+        gray = img.convert("L")
+    else:
+        gray = Image.fromarray(_gray_strips(img))
+    if orientation in _EXIF_TRANSPOSE:
+        gray = gray.transpose(getattr(Image.Transpose, _EXIF_TRANSPOSE[orientation]))
+    return gray
+
+
+def _exif_orientation(img) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        return 1
+
+
+def _gray_strips(img) -> np.ndarray:
+    from PIL import Image
+
+    w, h = img.size
+    out = np.empty((h, w), dtype=np.uint8)
+    wide = img.mode.startswith("I") or img.mode == "F"
+    scale = 1.0
+    if wide:
+        _, hi = img.getextrema()
+        scale = 255.0 / float(hi) if hi and hi > 255 else 1.0
+    alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info)
+    for y in range(0, h, _STRIP_ROWS):
+        strip = img.crop((0, y, w, min(h, y + _STRIP_ROWS)))
+        if wide:
+            arr = np.asarray(strip, dtype=np.float32) * np.float32(scale)
+            out[y:y + arr.shape[0]] = np.clip(arr, 0, 255).astype(np.uint8)
+            continue
+        if alpha:
+            rgba = strip.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            strip = Image.alpha_composite(white, rgba)
+        out[y:y + strip.height] = np.asarray(strip.convert("L"), dtype=np.uint8)
+    return out
 
 
 def upscale(img, long_side: int | None):  # (PIL.Image, int|None) -> (PIL.Image, float)

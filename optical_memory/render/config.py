@@ -18,7 +18,7 @@ ITEM_KINDS = ("text", "turn", "document")
 #: Drawn in place of a newline in ``newline_mode="marker"``. "»" rather than
 #: "↵": tesseract reads it back far more often (pydoc pages, 12 px, 1024²:
 #: strict read-back 0.966 with "»", 0.934 "↵", 0.930 "⏎", 0.938 "¶", 0.953 "§";
-#: see optical_memory/fit.py). It can also occur in source text (French and
+#: see optical_memory/fit/). It can also occur in source text (French and
 #: German quotes), where a reader cannot tell it from a newline.
 NEWLINE_MARKER = "\u00bb"  # »
 

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.config import PAGING_ATTEMPTS
 from optical_memory.context.budget import extend_window
+from optical_memory.errors import InputError, after_commit
 from optical_memory.render.config import RenderItem, Turn
 from optical_memory.scope import Scope
-from optical_memory.store import ConflictError, ItemRecord, NewPage, PageRecord
+from optical_memory.store import ConflictError, ItemRecord, NewPage, NotFoundError, PageRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age.policy import AgePolicy
@@ -146,6 +147,16 @@ def cumsum(values: Sequence[int]) -> list[int]:
     return out
 
 
+def with_spans(pages: Sequence[Page]) -> list[Page]:
+    """The pages that show source text: a page holding only a label (which
+    input limits make impossible on any target's page) is dropped, not stored
+    as a page no item can be found on."""
+    kept = [p for p in pages if p.spans]
+    if len(kept) < len(pages):
+        logger.warning("dropped %d page(s) that hold no source text", len(pages) - len(kept))
+    return kept
+
+
 def recent_window(store: Store, scope: Scope, keep_last: int) -> list[ItemRecord]:
     """The last ``keep_last`` turns under ``scope``, moved back so no tool
     result is separated from its call."""
@@ -203,10 +214,12 @@ class Pager:
         self.renditions.ensure([(p.id, p.tier, (p.width, p.height), p.png) for p in pages], scope)
 
     def page_new_items(self, items: Sequence[Any], renders: Sequence[RenderItem],
-                       texts: Sequence[str], scope: Scope) -> tuple[list[str], list[str]]:
+                       texts: Sequence[str], scope: Scope
+                       ) -> tuple[list[str], list[str], tuple[str, ...]]:
         """Store ``items`` (drafts) and the pages ``renders`` fill, in one
         transaction (documents, texts, and every item with ``keep_text=False``).
-        Returns (item ids, page ids)."""
+        Returns (item ids, page ids, warnings of follow-up work that failed
+        after the commit: tier images are then made when first needed)."""
         before = self.store.stats(scope)
         pages = self.renderer.render_items(list(renders))
         index = {it.id: i for i, it in enumerate(items)}
@@ -215,15 +228,18 @@ class Pager:
         roles = {it.id: (it.role, it.tool_call_ids) for it in items}
         total_after = before.items + len(items)
         new_pages = []
-        for page in pages:
+        for page in with_spans(pages):
             last = max(index[s.item_id] for s in page.spans)
             rank, tok_rank = before.items + last + 1, before.text_tokens + cum[last]
             new_pages.append(self.new_page(
                 page, by_id, roles, rank, tok_rank,
                 age=self.age(total_after - rank, before.text_tokens + cum[-1] - tok_rank)))
         ids, page_ids = self.store.add_items(list(items), new_pages, scope=scope)
-        self.store_renditions(new_pages, scope)
-        return list(ids), list(page_ids)
+        try:
+            self.store_renditions(new_pages, scope)
+        except Exception as exc:  # committed: report, never fail the write
+            return list(ids), list(page_ids), (after_commit("making tier images", exc),)
+        return list(ids), list(page_ids), ()
 
     def page_waiting(self, scope: Scope, *, force: bool = False) -> tuple[list[str], int]:
         """Page the waiting turns of every exact scope under ``scope``;
@@ -239,10 +255,12 @@ class Pager:
                 try:
                     ids, n = self.page_turns(exact, items, force=force)
                     break
-                except ConflictError:
+                except (ConflictError, NotFoundError, InputError):
+                    # the turns were read from the store, so a turn or page that
+                    # is gone or taken now means another process paged or
+                    # deleted some of them meanwhile: re-read and retry
                     if attempt + 1 == PAGING_ATTEMPTS:
                         raise
-                    # another process paged some of these turns meanwhile
                     logger.info("paging under %s raced another writer; re-reading", exact)
                     items = [t for t in self.store.list_items(exact, kinds=["turn"], on_page=False)
                              if t.scope == exact and t.text is not None]
@@ -285,7 +303,7 @@ class Pager:
         texts = {t.id: t.text or "" for t in waiting}
         roles = {t.id: (t.role, t.tool_call_ids) for t in waiting}
         new_pages = []
-        for page in pages:
+        for page in with_spans(pages):
             last = max(pos[s.item_id] for s in page.spans)
             items_after = n_after + (len(waiting) - 1 - last)
             tokens_after = tok_after + (suffix_tok[last + 1] if last + 1 < len(waiting) else 0)
@@ -314,15 +332,18 @@ class Pager:
             tier = tier_floor
         return replace(page, meta=meta, tier=tier)
 
-    def repage(self, page_ids: Sequence[str], scope: Scope) -> tuple[list[str], list[str]]:
+    def repage(self, page_ids: Sequence[str], scope: Scope
+               ) -> tuple[list[str], list[str], tuple[str, ...]]:
         """Re-render the items of ``page_ids``. Pages linked by an item split
         across them move together (a component); each component is laid out
         on its own, takes the place of the pages it replaces and keeps their
         oldest tier. Returns (new page ids, pages left as they were: their
-        items keep no text, or they span scopes)."""
+        items keep no text, they span scopes, or re-rendering them failed;
+        warnings for the failures)."""
         seen: set[str] = set()
         made: list[str] = []
         kept: list[str] = []
+        warnings: list[str] = []
         for start in page_ids:
             if start in seen:
                 continue
@@ -335,13 +356,18 @@ class Pager:
             recs = sorted(items.values(), key=lambda r: r.seq)
             tiers = [p.tier for p in pages.values() if p.tier in self.aging.names]
             floor = max(tiers, key=self.aging.rank) if tiers else None
-            ids, _ = self.page_turns(
-                scopes.pop(), recs, force=True, replaces=list(pages),
-                slot=min(page_order(p)[0] for p in pages.values()), tier_floor=floor)
+            try:
+                ids, _ = self.page_turns(
+                    scopes.pop(), recs, force=True, replaces=list(pages),
+                    slot=min(page_order(p)[0] for p in pages.values()), tier_floor=floor)
+            except Exception as exc:  # the delete committed: report, never fail it
+                kept += list(pages)
+                warnings.append(after_commit(f"re-rendering {len(pages)} page(s)", exc))
+                continue
             made += ids
             logger.info("re-rendered %d item(s) of %d page(s) onto %d", len(recs), len(pages),
                         len(ids))
-        return made, kept
+        return made, kept, tuple(warnings)
 
     def _component(self, start: str, scope: Scope
                    ) -> tuple[dict[str, PageRecord], dict[str, ItemRecord]]:

@@ -232,12 +232,15 @@ class Deleted:
     re-render them if the deleted text must disappear from images too
     (:meth:`OpticalMemory.delete <optical_memory.memory.OpticalMemory.delete>`
     does, and lists the new pages in ``repaged``).
+    warnings: follow-up work that failed after the delete committed (e.g.
+    re-rendering); the delete itself stands and is not to be repeated.
     """
 
     items: int
     pages: int
     partial_pages: tuple[str, ...] = ()
     repaged: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------

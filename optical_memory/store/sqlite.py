@@ -44,6 +44,7 @@ from optical_memory.store.base import (
     fts5_match_expression,
     query_phrases,
 )
+from optical_memory.store.paths import private_dir, private_file
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class SQLiteStore(SqlReads, SqlWrites):
                                  f"give a file, e.g. {os.path.join(self.path, 'memory.db')!r}")
             self.path = str(Path(self.path).expanduser())
             try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                private_dir(Path(self.path).parent)
+                private_file(self.path)  # owner-only before SQLite writes a byte
             except OSError as exc:
                 raise StoreError(f"cannot open SQLite database {self.path}: cannot create "
                                  f"its folder: {exc.strerror or exc}") from exc

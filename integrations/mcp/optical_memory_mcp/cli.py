@@ -78,14 +78,20 @@ def main(store: str | None, user_id: str, agent_id: str | None, session_id: str 
     from optical_memory_mcp.server import create_server
 
     server = create_server(config, log_level=log_level)
-    if http:
-        if host != LOOPBACK:
-            logging.getLogger(__name__).warning(
-                "serving on %s: anyone who can reach it can read and change user %r's memory",
-                host, config.user_id)
-        server.run("streamable-http", host=host, port=port)
-    else:
-        server.run()
+    try:
+        if http:
+            if host != LOOPBACK:
+                logging.getLogger(__name__).warning(
+                    "serving on %s: anyone who can reach it can read and change user %r's memory",
+                    host, config.user_id)
+            server.run("streamable-http", host=host, port=port)
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None
+    except OSError as exc:  # e.g. the port is taken: a message, not a traceback
+        logging.getLogger(__name__).debug("server stopped", exc_info=exc)
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _check_names(config: ServerConfig) -> None:

@@ -10,16 +10,21 @@ takes a user id): ``memory_add``, ``memory_search``, ``memory_context``,
 ``memory_decode``, ``memory_stats``, ``memory_delete``. Resource template:
 ``optical-memory://page/{page_id}``, the page's PNG at its current age tier.
 
-Errors: the library's typed errors (:class:`~optical_memory.OpticalMemoryError`:
-bad input, unknown page or target, missing decoder) become MCP tool errors
-(``isError: true`` with the library's message) or, for the resource, an MCP
-error; argument-schema violations are rejected by the SDK the same way.
+Errors: every error reaches the client as a message. The library's typed
+errors (:class:`~optical_memory.OpticalMemoryError`: bad input, unknown page or
+target, missing decoder) become MCP tool errors (``isError: true`` with the
+library's message) or, for the resource, an MCP error; anything unexpected
+(``RecursionError``, ``OverflowError``, ``OSError``...) becomes a tool error
+``<Type>: <message>`` (its traceback is logged at debug level), never the SDK's
+bare "Error executing tool". Argument-schema violations are rejected by the
+SDK the same way; booleans are strict (``"yes"`` is not ``true``).
 
 The memory is opened on first use (so the handshake is instant) and closed when
 the server shuts down. One lock serialises calls into it: the SDK runs sync
 tools in worker threads, and :class:`~optical_memory.OpticalMemory` keeps
 in-process caches that are not thread-safe.
 """
+import functools
 import json
 import logging
 import threading
@@ -28,9 +33,20 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    ToolError,
+)
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    CallToolResult,
+    ContentBlock,
+    ImageContent,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import Field, StrictBool
 
 from optical_memory.context import PAGES_HEADER
 from optical_memory.errors import OpticalMemoryError
@@ -59,6 +75,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 #: Most hits one search may return.
 MAX_HITS = 50
+#: Longest error message sent to a client (characters); the rest is cut.
+MAX_ERROR_CHARS = 1000
 
 INSTRUCTIONS = """\
 Long-term memory that keeps old conversation as page images (a vision model reads a page \
@@ -86,7 +104,8 @@ class MemoryHandle:
         self._lock = threading.Lock()
 
     def call(self, fn: Callable[[OpticalMemory], _T]) -> _T:
-        """Run ``fn(memory)`` under the lock; library errors become tool errors."""
+        """Run ``fn(memory)`` under the lock; every error becomes a tool error
+        with a message (see :func:`tool_error`)."""
         with self._lock:
             try:
                 if self._memory is None:
@@ -95,14 +114,51 @@ class MemoryHandle:
                                                  tokenizer=c.tokenizer, keep_last=c.keep_last)
                     logger.info("opened %r for %s", self._memory, c.scope)
                 return fn(self._memory)
-            except OpticalMemoryError as exc:
-                raise ToolError(str(exc)) from exc
+            except (ToolError, MCPError):
+                raise
+            except Exception as exc:
+                raise tool_error(exc) from exc
 
     def close(self) -> None:
         with self._lock:
             if self._owned and self._memory is not None:
                 self._memory.close()
                 self._memory = None
+
+
+def _cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_error(exc: Exception) -> ToolError:
+    """The :class:`ToolError` a client sees for ``exc``: the library's message
+    for its typed errors, ``<Type>: <message>`` for anything else (whose
+    traceback is logged at debug level)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    if isinstance(exc, OpticalMemoryError):
+        return ToolError(_cut(message or type(exc).__name__))
+    logger.debug("unexpected error in a tool call", exc_info=exc)
+    name = type(exc).__name__
+    return ToolError(_cut(f"{name}: {message}" if message else name))
+
+
+def _messages(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Tool functions: an error outside :meth:`MemoryHandle.call` (building
+    the result, converting arguments) also reaches the client as a message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except (ToolError, MCPError):
+            raise
+        except Exception as exc:
+            raise tool_error(exc) from exc
+
+    return wrapper
 
 
 def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
@@ -133,6 +189,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
                                     destructive_hint=False, idempotent_hint=False,
                                     open_world_hint=False),
     )
+    @_messages
     def memory_add(
         text: Annotated[str | None, Field(
             description="A text or document to remember (give this or `messages`).")] = None,
@@ -162,6 +219,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         return AddOut.of(handle.call(lambda m: m.add(text, kind="text", **scope)))
 
     @server.tool(annotations=ToolAnnotations(title="Search memory", **_hints(_READ)))
+    @_messages
     def memory_search(
         query: Annotated[str, Field(min_length=1, description="Keywords to look for.")],
         k: Annotated[int, Field(ge=1, le=MAX_HITS, description="Most hits to return.")] = 5,
@@ -193,6 +251,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         return handle.call(run)
 
     @server.tool(annotations=ToolAnnotations(title="Memory as context", **_hints(_READ)))
+    @_messages
     def memory_context(
         budget_tokens: Annotated[int, Field(
             ge=1, description="Token budget the context must fit (text + vision tokens).")],
@@ -234,6 +293,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
                               structured_content=out.model_dump(mode="json", by_alias=True))
 
     @server.tool(annotations=ToolAnnotations(title="Read a page", **_hints(_READ)))
+    @_messages
     def memory_decode(
         page_id: Annotated[str, Field(
             min_length=1, description="A page id (from search or context).")],
@@ -245,6 +305,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         return DecodedOut.of(handle.call(lambda m: m.decode(page_id, tier=tier, **scope)))
 
     @server.tool(annotations=ToolAnnotations(title="Memory statistics", **_hints(_READ)))
+    @_messages
     def memory_stats() -> StatsOut:
         """Totals in this memory: items, pages per age tier, text tokens, bytes."""
         return handle.call(lambda m: StatsOut.of(m.stats(**scope), scope=scope,
@@ -254,11 +315,13 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         annotations=ToolAnnotations(title="Forget", read_only_hint=False, destructive_hint=True,
                                     idempotent_hint=True, open_world_hint=False),
     )
+    @_messages
     def memory_delete(
         item_ids: Annotated[list[str] | None, Field(
             description="Items to delete (ids from memory_add or memory_search).")] = None,
-        delete_all: Annotated[bool, Field(
-            description="Delete everything in this memory's scope instead.")] = False,
+        delete_all: Annotated[StrictBool, Field(
+            description="Delete everything in this memory's scope instead (JSON true only; "
+                        "a string such as \"yes\" is refused).")] = False,
     ) -> DeletedOut:
         """Delete items, and the pages left holding none; pages that also held
         other items are laid out again without the deleted text. Give
@@ -290,4 +353,5 @@ def _hints(a: ToolAnnotations) -> dict[str, Any]:
     return a.model_dump(exclude={"title"})
 
 
-__all__ = ["INSTRUCTIONS", "MAX_HITS", "MemoryHandle", "create_server"]
+__all__ = ["INSTRUCTIONS", "MAX_ERROR_CHARS", "MAX_HITS", "MemoryHandle", "create_server",
+           "tool_error"]
