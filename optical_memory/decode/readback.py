@@ -9,6 +9,7 @@ keeps no text.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,15 +63,17 @@ class Decoders:
         self.default = default
         self.options = dict(options or {})
         self._built: dict[str, Decoder] = {}
+        self._lock = threading.Lock()
 
     def get(self, name: str | None = None) -> Decoder:
         name = name or self.default
-        if name not in self._built:
-            from optical_memory.decode.base import get_decoder
+        with self._lock:  # the memory may be shared by threads
+            if name not in self._built:
+                from optical_memory.decode.base import get_decoder
 
-            opts = self.options if name == self.default else {}
-            self._built[name] = get_decoder(name, **opts)
-        return self._built[name]
+                opts = self.options if name == self.default else {}
+                self._built[name] = get_decoder(name, **opts)
+            return self._built[name]
 
     def read(self, image: Any) -> str:
         """The default decoder's text for ``image`` (a Page or PNG bytes)."""

@@ -20,9 +20,11 @@ bare "Error executing tool". Argument-schema violations are rejected by the
 SDK the same way; booleans are strict (``"yes"`` is not ``true``).
 
 The memory is opened on first use (so the handshake is instant) and closed when
-the server shuts down. One lock serialises calls into it: the SDK runs sync
-tools in worker threads, and :class:`~optical_memory.OpticalMemory` keeps
-in-process caches that are not thread-safe.
+the server shuts down, after the calls in flight finish. Calls run concurrently:
+the SDK runs sync tools in worker threads, and one
+:class:`~optical_memory.OpticalMemory` is safe to share between threads (its
+caches are one thread-safe LRU and the SQLite store serialises its connection;
+tests/test_threads.py), so no lock is held around the memory.
 """
 import functools
 import json
@@ -90,7 +92,7 @@ _READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_
 
 
 class MemoryHandle:
-    """The server's :class:`OpticalMemory`, opened lazily and used under a lock.
+    """The server's :class:`OpticalMemory`, opened lazily and shared by calls.
 
     A memory passed in is used as is and never closed here (its owner closes
     it); otherwise one is opened from the config on first use and closed by
@@ -101,26 +103,46 @@ class MemoryHandle:
         self.config = config
         self._memory = memory
         self._owned = memory is None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards opening, closing and the count below
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+
+    def _acquire(self) -> OpticalMemory:
+        with self._lock:
+            if self._memory is None:
+                c = self.config
+                self._memory = OpticalMemory(c.store, target=c.target, decoder=c.decoder,
+                                             tokenizer=c.tokenizer, keep_last=c.keep_last)
+                logger.info("opened %r for %s", self._memory, c.scope)
+            self._active += 1
+            return self._memory
+
+    def _release(self) -> None:
+        with self._lock:
+            self._active -= 1
+            self._idle.notify_all()
 
     def call(self, fn: Callable[[OpticalMemory], _T]) -> _T:
-        """Run ``fn(memory)`` under the lock; every error becomes a tool error
-        with a message (see :func:`tool_error`)."""
-        with self._lock:
-            try:
-                if self._memory is None:
-                    c = self.config
-                    self._memory = OpticalMemory(c.store, target=c.target, decoder=c.decoder,
-                                                 tokenizer=c.tokenizer, keep_last=c.keep_last)
-                    logger.info("opened %r for %s", self._memory, c.scope)
-                return fn(self._memory)
-            except (ToolError, MCPError):
-                raise
-            except Exception as exc:
-                raise tool_error(exc) from exc
+        """Run ``fn(memory)`` (concurrently with other calls); every error
+        becomes a tool error with a message (see :func:`tool_error`)."""
+        try:
+            memory = self._acquire()
+        except Exception as exc:
+            raise tool_error(exc) from exc
+        try:
+            return fn(memory)
+        except (ToolError, MCPError):
+            raise
+        except Exception as exc:
+            raise tool_error(exc) from exc
+        finally:
+            self._release()
 
     def close(self) -> None:
+        """Close an owned memory once no call is using it."""
         with self._lock:
+            while self._active:
+                self._idle.wait()
             if self._owned and self._memory is not None:
                 self._memory.close()
                 self._memory = None

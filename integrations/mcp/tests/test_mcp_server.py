@@ -276,3 +276,25 @@ async def test_session_scope_narrows_reads(connect):
         assert (await _ok(s2, "memory_search", {"query": "lighthouse"})).structured_content["hits"] == []
         assert len((await _ok(everyone, "memory_search", {"query": "lighthouse"})
                     ).structured_content["hits"]) == 1
+
+
+async def test_concurrent_tool_calls_share_one_memory(connect):
+    """No lock around the memory: many calls at once all succeed and every
+    add is stored exactly once."""
+    import anyio
+
+    async with connect() as client:
+        results: list = []
+
+        async def add(i: int) -> None:
+            text = f"concurrent note {i} quokka{i}"
+            res = await _ok(client, "memory_add", {"messages": [{"role": "user", "content": text}]})
+            results.append(res.structured_content["item_ids"][0])
+            await _ok(client, "memory_search", {"query": f"quokka{i}", "k": 2})
+            await _ok(client, "memory_context", {"budget_tokens": 4000})
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(add, i)
+        stats = (await _ok(client, "memory_stats")).structured_content
+    assert len(set(results)) == 12 and stats["items"] == 12
