@@ -136,7 +136,7 @@ def racer_child(url: str, user: str, racer: int, seconds: float, seed: int) -> N
         elif op < 0.85:
             mem.compact(user_id=user, force=rng.random() < 0.3)
         else:
-            mem.context(rng.choice([300, 2000, 100_000]), keep_last=rng.randint(0, 4),
+            mem.context(rng.choice([2000, 8000, 100_000]), keep_last=rng.randint(0, 4),
                         user_id=user)
     mem.close()
     sys.stdout.write("done\n")
