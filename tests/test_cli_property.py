@@ -238,11 +238,17 @@ def _property(shared: tuple[str, str], max_examples: int):
     @settings(max_examples=max_examples, deadline=None, derandomize=False,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                      HealthCheck.data_too_large, HealthCheck.large_base_example])
+    tried = [0]
+
     @given(call=cli_calls(store, out))
     def run(call):
+        tried[0] += 1
         check(*call)
 
     run()
+    count_file = os.environ.get("OPTICAL_MEMORY_CLI_COUNT_FILE")
+    if count_file:  # benchmarks/reliability.py reports how many inputs were tried
+        Path(count_file).write_text(str(tried[0]))
 
 
 def test_cli_never_prints_a_traceback(shared):
