@@ -234,12 +234,11 @@ def shared(tmp_path_factory) -> tuple[str, str]:
 
 def _property(shared: tuple[str, str], max_examples: int):
     store, out = shared
+    tried = [0]
 
     @settings(max_examples=max_examples, deadline=None, derandomize=False,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                      HealthCheck.data_too_large, HealthCheck.large_base_example])
-    tried = [0]
-
     @given(call=cli_calls(store, out))
     def run(call):
         tried[0] += 1
