@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from optical_memory.config import DEFAULT_DECODER
 from optical_memory.decode.base import (
     Decoder,
     DecodeResult,
@@ -54,7 +55,7 @@ def _per_worker_options(name: str, options: dict[str, Any], workers: int) -> dic
 
 def decode_many(
     images: Iterable[ImageInput],
-    decoder: str = "tesseract",
+    decoder: str = DEFAULT_DECODER,
     workers: int | None = None,
     options: dict[str, Any] | None = None,
     progress: Progress | None = None,

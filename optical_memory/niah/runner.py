@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optical_memory.config import DEFAULT_DECODER
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.niah.answer import AnswerEndpoint, ask
 from optical_memory.niah.haystack import Haystack, banned_text, build_haystack, source_name
@@ -64,7 +65,7 @@ class NiahConfig:
     haystack: str = "pydoc"
     kind: str = "single"
     value_type: str = "number"
-    decoder: str = "tesseract"
+    decoder: str = DEFAULT_DECODER
     decoder_options: Mapping[str, Any] = field(default_factory=dict)
     tokenizer: str = DEFAULT_TOKENIZER
     target: str = DEFAULT_TARGET
