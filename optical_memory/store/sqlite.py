@@ -41,11 +41,11 @@ from optical_memory.store.base import (
     check_limit,
     check_scope,
     check_sources,
-    fts5_match_expression,
-    query_phrases,
 )
+from optical_memory.store.passages import passage_hit, search_query
 from optical_memory.store.paths import private_dir, private_file
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
+from optical_memory.store.terms import fts5_expression, query_terms
 
 logger = logging.getLogger(__name__)
 
@@ -215,38 +215,20 @@ class SQLiteStore(SqlReads, SqlWrites):
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
     ) -> list[SearchHit]:
+        """Passages ranked by FTS5's BM25 (:mod:`~optical_memory.store.passages`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
-        phrases = query_phrases(query)
-        if not phrases or k == 0 or not sources:
+        terms = query_terms(query)
+        if not terms or k == 0 or not sources:
             return []
-        expr = fts5_match_expression(phrases)
-        parts: list[str] = []
-        params: list[Any] = []
-        if "item" in sources:
-            where, p = SQLITE.scope_where(scope, "items")
-            parts.append(
-                "SELECT 'item' AS source, items.id AS item_id, NULL AS page_id, "
-                "items.text AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
-                "FROM search_fts JOIN items ON items.seq = search_fts.rowid / 2 "
-                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 0 AND {where}"
-            )
-            params += [expr, *p]
-        if "page" in sources:
-            where, p = SQLITE.scope_where(scope, "pages")
-            parts.append(
-                "SELECT 'page' AS source, NULL AS item_id, pages.id AS page_id, "
-                "pages.readback AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
-                "FROM search_fts JOIN pages ON pages.seq = search_fts.rowid / 2 "
-                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 1 AND {where}"
-            )
-            params += [expr, *p]
-        sql = " UNION ALL ".join(parts) + " ORDER BY rank, fts_rowid LIMIT ?"
-        return [
-            stmt.search_hit(row, phrases, -float(row["rank"]))
-            for row in self._read(sql, [*params, k])
-        ]
+        sql, params = search_query(
+            SQLITE, scope, sources, k, head=("", []),
+            matched="passages_fts JOIN passages ps ON ps.id = passages_fts.rowid",
+            match=("passages_fts MATCH ?", [fts5_expression(terms.terms)]),
+            score=("-bm25(passages_fts)", []),
+        )
+        return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
