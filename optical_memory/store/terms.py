@@ -224,7 +224,7 @@ def query_terms(query: str) -> QueryTerms:
     words: dict[tuple[str, bool], None] = {}
     for chunk in unicodedata.normalize("NFC", query).split():
         main, bag = _chunk_terms(chunk, words)
-        if main:
+        if main and all(main != seen for seen, _ in chunks):
             chunks.append((main, bag))
         if len(chunks) == MAX_QUERY_PHRASES:
             break
@@ -334,14 +334,30 @@ def locate(text: str, query: QueryTerms) -> tuple[tuple[int, int], ...]:
     plain = tuple(w for w, is_run in query.words if not is_run)
     if plain:
         found.update(m.span() for m in _word_pattern(plain).finditer(folded))
+    runs: set[tuple[int, int]] = set()
     for run, is_run in query.words:
         if is_run:
-            at = folded.find(run)
-            while at != -1 and len(found) < 4 * MAX_OFFSETS:
-                found.add((at, at + len(run)))
-                at = folded.find(run, at + 1)
+            # the whole run, else (a sentence typed as a query) its bigrams,
+            # merged where they touch into the stretches the text shares
+            for piece in [run] if run in folded else _bigrams(run):
+                at = folded.find(piece)
+                while at != -1 and len(runs) < 4 * MAX_OFFSETS:
+                    runs.add((at, at + len(piece)))
+                    at = folded.find(piece, at + 1)
+    found.update(_merge(sorted(runs)))
     spans = sorted({(starts[a], ends[b - 1]) for a, b in found if b > a})
     return tuple(_drop_nested(spans))[:MAX_OFFSETS]
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans with overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _drop_nested(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
