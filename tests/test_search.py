@@ -116,6 +116,19 @@ def test_common_words_prefer_the_passage_with_most_terms(store, uid):
     assert [doc.text[a:b] for a, b in hits[0].offsets] == ["depot", "access", "code"]
 
 
+def test_fact_cut_by_a_page_break_is_whole_in_the_first_pages_passage(store, uid):
+    scope = Scope(uid)
+    needle = "The Osterfeld vault combination is 90210, said the clerk."
+    doc = item("Old notes about the harbour. " * 4 + needle + " Later notes follow here.")
+    cut = doc.text.index("combination") + 4  # the page breaks inside the fact
+    p1, p2 = page((doc, 0, cut)), page((doc, cut, len(doc.text)))
+    store.add_items([doc], [p1, p2], scope=scope)
+    hits = store.search("Osterfeld vault combination", scope)
+    assert hits[0].page_id == p1.id and needle in hits[0].text
+    assert hits[0].passage == (0, doc.text.index(needle) + len(needle))
+    assert [h.passage for h in hits if h.page_id == p2.id] in ([], [(cut, len(doc.text))])
+
+
 def test_long_unpaged_item_is_windowed_and_found_whole(store, uid):
     scope = Scope(uid)
     filler = " ".join(FILLER) + " "

@@ -4,8 +4,13 @@ A **passage** is what one page shows of one item: the exact source text of
 one span (``item.text[span.start:span.end]``), cut into overlapping windows
 of at most :data:`~optical_memory.store.terms.MAX_PASSAGE_CHARS` characters
 when longer (:func:`~optical_memory.store.terms.windows`), so no passage is
-larger than a page. Items that no page holds yet (recent chat turns) are
-passages of their own, whole, until they are paged; a page's read-back
+larger than a page. Where the page cuts a sentence, its passage runs on to
+the end of that sentence (at most
+:data:`~optical_memory.store.terms.PASSAGE_OVERLAP` characters more,
+:func:`~optical_memory.store.terms.sentence_end`): a fact split by a page
+break is whole in the passage of the page where it starts. Items that no
+page holds yet (recent chat turns) are passages of their own, whole, until
+they are paged; a page's read-back
 (``keep_text=False``) is indexed as passages of the page alone. BM25 then
 ranks passages, not items: a query finds the page that holds the fact, and
 the passage's text is the hit's ``text``.
@@ -34,7 +39,13 @@ from optical_memory.store.query import make_snippet
 from optical_memory.store.records import NewPage, SearchHit, spans_from_json
 from optical_memory.store.sql_dialect import Dialect, Statement
 from optical_memory.store.sql_reads import Row
-from optical_memory.store.terms import QueryTerms, index_tokens, locate, windows
+from optical_memory.store.terms import (
+    QueryTerms,
+    index_tokens,
+    locate,
+    sentence_end,
+    windows,
+)
 
 Fetch = Callable[[str, list[Any]], Sequence[Mapping[str, Any]]]
 #: Rows per backfill batch (pages or items).
@@ -69,8 +80,8 @@ def page_passage_rows(d: Dialect, page_id: str, spans: Iterable[Any], readback: 
     for span in spans:
         text = texts.get(span.item_id)
         if text:
-            rows += passage_rows(d, text, span.start, span.end, item_id=span.item_id,
-                                 page_id=page_id)
+            rows += passage_rows(d, text, span.start, sentence_end(text, span.end),
+                                 item_id=span.item_id, page_id=page_id)
     if readback:
         rows += passage_rows(d, readback, 0, len(readback), item_id=None, page_id=page_id)
     return rows

@@ -409,6 +409,24 @@ def windows(start: int, end: int, text: str) -> list[tuple[int, int]]:
         lo = hi - PASSAGE_OVERLAP
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]|\n")
+
+
+def sentence_end(text: str, end: int) -> int:
+    """Where the passage of a page whose span ends at ``end`` stops: at
+    ``end`` if the page ends a sentence (or the text), else just after the
+    end of the sentence the page cuts, at most :data:`PASSAGE_OVERLAP`
+    characters further (so a fact split by a page break is whole in the
+    passage of the page where it starts)."""
+    if end >= len(text) or end == 0:
+        return min(end, len(text))
+    before = text[max(0, end - 8):end].rstrip(" \t")
+    if not before or before[-1] in ".!?。！？\n":
+        return end
+    found = _SENTENCE_END.search(text, end, end + PASSAGE_OVERLAP)
+    return found.end() if found else min(len(text), end + PASSAGE_OVERLAP)
+
+
 def _last_break(text: str, lo: int, hi: int) -> int | None:
     """Just after the last break character in ``text[lo:hi]``, if any."""
     found = [m.end() for m in _BREAK.finditer(text, lo, hi)]
@@ -429,6 +447,7 @@ __all__ = [
     "index_tokens",
     "locate",
     "query_terms",
+    "sentence_end",
     "tsquery_literal",
     "tsvector_literal",
     "windows",
