@@ -26,7 +26,7 @@ from optical_memory.render import RenderConfig
 from optical_memory.store import NewItem, NewPage, Scope, SQLiteStore
 from optical_memory.store.migrations import SQLITE_MIGRATIONS, migrate
 from optical_memory.store.records import spans_to_json, text_hash, utc_now
-from optical_memory.store.terms import MAX_PASSAGE_CHARS, PASSAGE_OVERLAP, windows
+from optical_memory.store.windows import MAX_PASSAGE_CHARS, windows
 from optical_memory.types import Span
 
 SMALL = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker")
@@ -143,14 +143,30 @@ def test_long_unpaged_item_is_windowed_and_found_whole(store, uid):
     assert text[slice(*hits[0].offsets[0])] == "flowerpot"
 
 
-def test_windows_keep_every_short_fact_whole():
-    text = "".join(random.Random(1).choice("ab 。") for _ in range(3 * MAX_PASSAGE_CHARS))
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_windows_keep_every_sentence_whole(lang):
+    rng = random.Random(1)
+    if lang == "en":
+        sentences = [" ".join(rng.choice(["alpha", "beta", "gamma", "delta"])
+                              for _ in range(rng.randint(3, 40))) + ". " for _ in range(300)]
+    else:
+        sentences = ["".join(rng.choice("北京大学的学生们") for _ in range(rng.randint(5, 60))) + "。"
+                     for _ in range(300)]
+    sentences[100] = "x" * 5000 + ". "  # too long for a window: cut with an overlap
+    text = "".join(sentences)
     spans = windows(0, len(text), text)
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
     for (a, b), (c, _) in itertools.pairwise(spans):
-        assert b - a <= MAX_PASSAGE_CHARS and c == b - PASSAGE_OVERLAP
-    for x in range(0, len(text) - PASSAGE_OVERLAP, 97):
-        assert any(a <= x and x + PASSAGE_OVERLAP <= b for a, b in spans)
+        assert b - a <= MAX_PASSAGE_CHARS and a < c <= b
+    at = 0
+    for sentence in sentences:
+        if sentence.startswith("x"):
+            at += len(sentence)
+            continue
+        assert any(a <= at and at + len(sentence.strip()) <= b for a, b in spans), sentence
+        at += len(sentence)
+    assert max(b - a for a, b in spans) <= MAX_PASSAGE_CHARS
+    assert len(spans) > len(text) // MAX_PASSAGE_CHARS + 1, "windows of ~200 tokens"
 
 
 # --------------------------------------------------------------------------

@@ -1,19 +1,17 @@
 """The passage index, written once for both SQL stores.
 
 A **passage** is what one page shows of one item: the exact source text of
-one span (``item.text[span.start:span.end]``), cut into overlapping windows
-of at most :data:`~optical_memory.store.terms.MAX_PASSAGE_CHARS` characters
-when longer (:func:`~optical_memory.store.terms.windows`), so no passage is
-larger than a page. Where the page cuts a sentence, its passage runs on to
-the end of that sentence (at most
-:data:`~optical_memory.store.terms.PASSAGE_OVERLAP` characters more,
-:func:`~optical_memory.store.terms.sentence_end`): a fact split by a page
-break is whole in the passage of the page where it starts. Items that no
-page holds yet (recent chat turns) are passages of their own, whole, until
-they are paged; a page's read-back
-(``keep_text=False``) is indexed as passages of the page alone. BM25 then
-ranks passages, not items: a query finds the page that holds the fact, and
-the passage's text is the hit's ``text``.
+one span (``item.text[span.start:span.end]``), cut into windows of whole
+sentences of about 100 words (or 128 CJK characters,
+:mod:`~optical_memory.store.windows`); no passage is larger than a page.
+Where the page cuts a sentence, its last window runs on to the end of that
+sentence: a fact split by a page break is whole in the passage of the page
+where it starts. Items that no page holds yet (recent
+chat turns) are passages of their own, cut the same way, until they are
+paged; a page's read-back (``keep_text=False``) is indexed as passages of the
+page alone. Search ranks passages, not items (:class:`Ranking`): a query
+finds the page that holds the fact, and the passage's text is the hit's
+``text``.
 
 Rows (table ``passages`` / ``om_passages``): ``item_id`` (NULL for read-back),
 ``page_id`` (NULL while the item is on no page), ``char_start`` /
@@ -31,7 +29,9 @@ the migration that creates the table (:func:`backfill`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.scope import Scope
@@ -39,13 +39,8 @@ from optical_memory.store.query import make_snippet
 from optical_memory.store.records import NewPage, SearchHit, spans_from_json
 from optical_memory.store.sql_dialect import Dialect, Statement
 from optical_memory.store.sql_reads import Row
-from optical_memory.store.terms import (
-    QueryTerms,
-    index_tokens,
-    locate,
-    sentence_end,
-    windows,
-)
+from optical_memory.store.terms import QueryTerms, index_tokens, locate
+from optical_memory.store.windows import sentence_end, windows
 
 Fetch = Callable[[str, list[Any]], Sequence[Mapping[str, Any]]]
 #: Rows per backfill batch (pages or items).
@@ -190,47 +185,75 @@ def backfill(d: Dialect, cur: Any) -> None:
 # --------------------------------------------------------------------------
 
 
-def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int, *,
-                 head: Statement, matched: str, match: Statement, score: Statement) -> Statement:
-    """The passages matching a query under ``scope``, best first, at most
-    ``k``, the best one per (item, page) (windows of one span, or one item
-    not yet paged, count once).
+#: Passages counted at most per document frequency (bounds the cost of a common term).
+DF_CAP = 100_000
 
-    The backend's ranking: ``head`` (a ``WITH`` prefix, or ""), ``matched``
-    (the FROM entries that make the passage rows ``ps``), ``match`` (their
-    condition) and ``score`` (an expression, higher is better), each with
-    its parameters. Item passages need the item visible under ``scope``;
-    their page is named only when it is visible too. Read-back passages
-    need the page visible."""
+
+def idf_weights(total: int, dfs: Sequence[int]) -> list[int]:
+    """Each term's idf, ``ln(1 + (N - df + 0.5) / (df + 0.5))`` over all
+    passages (``N`` = ``total``; counts capped at :data:`DF_CAP`), in
+    thousandths as integers, so sums are exact and tie alike on every backend."""
+    total = max(total, 1)
+    return [round(1000 * math.log(1.0 + (total - df + 0.5) / (df + 0.5)))
+            for df in (min(df, total) for df in dfs)]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How a backend finds and scores the passages of a query (SQL with its
+    parameters): ``head``, a ``WITH`` prefix (or ""); ``matched``, the FROM
+    entries that make the passage rows ``ps``; ``match``, their condition;
+    ``score``, the sum of the :func:`idf_weights` of the terms a passage
+    holds (BM25 with k1 = 0: passages are windows of like size, so neither
+    term frequency nor length normalisation decides); ``tiebreak``, the
+    backend's own full-text rank (FTS5 ``bm25``, ``ts_rank``), higher better."""
+
+    head: Statement
+    matched: str
+    match: Statement
+    score: Statement
+    tiebreak: Statement
+
+
+def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int,
+                 ranking: Ranking) -> Statement:
+    """The passages matching a query under ``scope``, best first, at most
+    ``k``, the best one per (item, page) (windows of one span, or of one item
+    not yet paged, count once). Item passages need the item visible under
+    ``scope``; their page is named only when it is visible too. Read-back
+    passages need the page visible."""
+    r = ranking
     parts: list[str] = []
-    params: list[Any] = list(head[1])
+    params: list[Any] = list(r.head[1])
     cols = ("ps.char_start AS char_start, ps.char_end AS char_end, ps.page_id AS raw_page, "
-            "ps.id AS pid")
+            f"ps.id AS pid, {r.score[0]} AS score, {r.tiebreak[0]} AS tiebreak")
+    ranks = [*r.score[1], *r.tiebreak[1]]
     cut = "ps.char_start + 1, ps.char_end - ps.char_start"
     if "item" in sources:
         item_where, item_params = d.scope_where(scope, "i")
         page_where, page_params = d.scope_where(scope, "p")
         parts.append(
             f"SELECT 'item' AS source, ps.item_id AS item_id, p.id AS page_id, {cols}, "
-            f"substr(i.text, {cut}) AS body, {score[0]} AS score "
-            f"FROM {matched} JOIN {d.items} i ON i.id = ps.item_id "
+            f"substr(i.text, {cut}) AS body "
+            f"FROM {r.matched} JOIN {d.items} i ON i.id = ps.item_id "
             f"LEFT JOIN {d.pages} p ON p.id = ps.page_id AND {page_where} "
-            f"WHERE {match[0]} AND {item_where}")
-        params += [*score[1], *page_params, *match[1], *item_params]
+            f"WHERE {r.match[0]} AND {item_where}")
+        params += [*ranks, *page_params, *r.match[1], *item_params]
     if "page" in sources:
         page_where, page_params = d.scope_where(scope, "p")
         parts.append(
             f"SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, {cols}, "
-            f"substr(p.readback, {cut}) AS body, {score[0]} AS score "
-            f"FROM {matched} JOIN {d.pages} p ON p.id = ps.page_id "
-            f"WHERE {match[0]} AND ps.item_id IS NULL AND {page_where}")
-        params += [*score[1], *match[1], *page_params]
+            f"substr(p.readback, {cut}) AS body "
+            f"FROM {r.matched} JOIN {d.pages} p ON p.id = ps.page_id "
+            f"WHERE {r.match[0]} AND ps.item_id IS NULL AND {page_where}")
+        params += [*ranks, *r.match[1], *page_params]
+    order = "score DESC, {0}tiebreak DESC, {0}pid"
     sql = (
-        f"{head[0]} SELECT r.source AS source, r.item_id AS item_id, r.page_id AS page_id, "
+        f"{r.head[0]} SELECT r.source AS source, r.item_id AS item_id, r.page_id AS page_id, "
         "r.char_start AS char_start, r.char_end AS char_end, r.body AS body, r.score AS score "
         "FROM (SELECT u.*, row_number() OVER (PARTITION BY u.source, u.item_id, u.raw_page "
-        f"ORDER BY u.score DESC, u.pid) AS n FROM ({' UNION ALL '.join(parts)}) u) r "
-        f"WHERE r.n = 1 ORDER BY r.score DESC, r.pid LIMIT {d.mark}"
+        f"ORDER BY u.{order.format('u.')}) AS n FROM ({' UNION ALL '.join(parts)}) u) r "
+        f"WHERE r.n = 1 ORDER BY r.{order.format('r.')} LIMIT {d.mark}"
     )
     return sql, [*params, k]
 
@@ -243,11 +266,11 @@ def passage_hit(row: Row, query: QueryTerms) -> SearchHit:
     found = locate(body, query)
     return SearchHit(
         source=row["source"], item_id=row["item_id"], page_id=row["page_id"],
-        score=float(row["score"]), snippet=make_snippet(body, found),
+        score=float(row["score"]) / 1000, snippet=make_snippet(body, found),
         offsets=tuple((a + start, b + start) for a, b in found),
         passage=(start, int(row["char_end"])), text=body,
     )
 
 
-__all__ = ["BACKFILL_BATCH", "backfill", "index_write", "insert_passage_sql", "passage_hit",
-           "passage_rows", "search_query"]
+__all__ = ["BACKFILL_BATCH", "DF_CAP", "Ranking", "backfill", "idf_weights", "index_write",
+           "insert_passage_sql", "passage_hit", "passage_rows", "search_query"]

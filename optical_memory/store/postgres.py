@@ -24,9 +24,9 @@ protocol, same validation and the same test suite as the SQLite store.
   configuration nor the server's locale re-splits them; no extension is
   needed) under a GIN index. A query is one ``tsquery`` literal per term
   (quoted lexemes joined by ``<->``), each a bound parameter: no user text
-  reaches SQL or tsquery syntax. Score (higher is better) is BM25-like: per
-  term, ``ts_rank`` times the term's idf over all passages (counted up to
-  :data:`DF_CAP`), summed.
+  reaches SQL or tsquery syntax. Ranking, as on SQLite: the sum of the idf
+  of the terms a passage holds, ties broken by ``ts_rank``
+  (:class:`~optical_memory.store.passages.Ranking`).
 - **Types**: PNGs and vision tokens are ``bytea``; dicts, lists and spans are
   JSON in ``text`` columns (``jsonb`` would reject a ``\\u0000`` escape that
   valid JSON may hold); ``created_at`` is ISO 8601 text like SQLite's.
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -62,7 +61,13 @@ from optical_memory.store.base import (
     check_sources,
 )
 from optical_memory.store.migrations import Migration  # noqa: F401  (re-export)
-from optical_memory.store.passages import passage_hit, search_query
+from optical_memory.store.passages import (
+    DF_CAP,
+    Ranking,
+    idf_weights,
+    passage_hit,
+    search_query,
+)
 from optical_memory.store.postgres_migrations import (  # noqa: F401  (re-export)
     _MIGRATE_LOCK,
     POSTGRES_MIGRATIONS,
@@ -85,8 +90,6 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'optical-memory[postgres]'"
 DEFAULT_TIMEOUT_S = 30.0
-#: Passages counted at most per idf estimate (bounds the cost of a common word).
-DF_CAP = 100_000
 #: Advisory lock key of the item/page writers ("om" + purpose; migrations
 #: hold ``_MIGRATE_LOCK``, 0x6F6D_0001).
 _WRITE_LOCK = 0x6F6D_0002
@@ -258,7 +261,8 @@ class PostgresStore(SqlReads, SqlWrites):
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
     ) -> list[SearchHit]:
-        """Passages ranked by idf-weighted ``ts_rank`` (see the module doc)."""
+        """Passages ranked by the idf of the terms they hold, then ``ts_rank``
+        (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
@@ -266,17 +270,17 @@ class PostgresStore(SqlReads, SqlWrites):
         if not terms or k == 0 or not sources:
             return []
         literals = [tsquery_literal(t) for t in terms.terms]
-        weights = self._idf(literals)
+        weights = idf_weights(*self._counts(literals))
         names = [f"q{n}" for n in range(len(literals))]
-        sql, params = search_query(
-            POSTGRES, scope, sources, k,
+        sql, params = search_query(POSTGRES, scope, sources, k, Ranking(
             head=("WITH q AS (SELECT " + ", ".join(f"%s::tsquery AS {n}" for n in names) + ")",
                   literals),
             matched="q, om_passages ps",
             match=("ps.tsv @@ (" + " || ".join(f"q.{n}" for n in names) + ")", []),
-            score=("(" + " + ".join(f"%s * ts_rank(ps.tsv, q.{n})" for n in names) + ")",
-                   weights),
-        )
+            score=("(" + " + ".join(f"CASE WHEN ps.tsv @@ q.{n} THEN %s ELSE 0 END"
+                                    for n in names) + ")", weights),
+            tiebreak=("(" + " + ".join(f"ts_rank(ps.tsv, q.{n})" for n in names) + ")", []),
+        ))
         return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded
@@ -286,10 +290,8 @@ class PostgresStore(SqlReads, SqlWrites):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return stmt.stats_record([conn.execute(*query).fetchall() for query in queries])
 
-    def _idf(self, literals: Sequence[str]) -> list[float]:
-        """BM25's idf per term, ``ln(1 + (N - df + 0.5) / (df + 0.5))``, over
-        all passages; counts stop at :data:`DF_CAP` (a term that common
-        weighs about nothing either way)."""
+    def _counts(self, literals: Sequence[str]) -> tuple[int, list[int]]:
+        """Passages in all, and matching each tsquery (capped at DF_CAP)."""
         counts = " , ".join(
             "(SELECT count(*) FROM (SELECT 1 FROM om_passages "
             f"WHERE tsv @@ %s::tsquery LIMIT {DF_CAP}) t) AS df{n}"
@@ -300,11 +302,7 @@ class PostgresStore(SqlReads, SqlWrites):
             f"{counts}",
             list(literals),
         )[0]
-        total = max(int(row["n"]), 1)
-        return [
-            math.log(1.0 + (total - df + 0.5) / (df + 0.5))
-            for df in (min(int(row[f"df{n}"]), total) for n in range(len(literals)))
-        ]
+        return int(row["n"]), [int(row[f"df{n}"]) for n in range(len(literals))]
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -42,7 +42,13 @@ from optical_memory.store.base import (
     check_scope,
     check_sources,
 )
-from optical_memory.store.passages import passage_hit, search_query
+from optical_memory.store.passages import (
+    DF_CAP,
+    Ranking,
+    idf_weights,
+    passage_hit,
+    search_query,
+)
 from optical_memory.store.paths import private_dir, private_file
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 from optical_memory.store.terms import fts5_expression, query_terms
@@ -215,20 +221,38 @@ class SQLiteStore(SqlReads, SqlWrites):
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
     ) -> list[SearchHit]:
-        """Passages ranked by FTS5's BM25 (:mod:`~optical_memory.store.passages`)."""
+        """Passages ranked by the idf of the terms they hold, then FTS5's bm25
+        (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
         terms = query_terms(query)
         if not terms or k == 0 or not sources:
             return []
-        sql, params = search_query(
-            SQLITE, scope, sources, k, head=("", []),
-            matched="passages_fts JOIN passages ps ON ps.id = passages_fts.rowid",
-            match=("passages_fts MATCH ?", [fts5_expression(terms.terms)]),
-            score=("-bm25(passages_fts)", []),
-        )
+        exprs = [fts5_expression([t]) for t in terms.terms]
+        weights = idf_weights(*self._counts(exprs))
+        # one FTS5 query per term: which passages hold it (its idf counts once)
+        # and its single-term bm25 (summed: the query's bm25, the tiebreak)
+        each = " UNION ALL ".join(
+            "SELECT rowid AS pid, ? AS w, bm25(passages_fts) AS b FROM passages_fts "
+            "WHERE passages_fts MATCH ?" for _ in exprs)
+        sql, params = search_query(SQLITE, scope, sources, k, Ranking(
+            # MATERIALIZED: flattened into the GROUP BY, bm25() would be refused
+            head=(f"WITH m AS MATERIALIZED ({each}), c AS (SELECT pid, sum(w) AS cover, "
+                  "-sum(b) AS bm FROM m GROUP BY pid)",
+                  [x for pair in zip(weights, exprs) for x in pair]),
+            matched="c JOIN passages ps ON ps.id = c.pid",
+            match=("1 = 1", []), score=("c.cover", []), tiebreak=("c.bm", []),
+        ))
         return [passage_hit(row, terms) for row in self._read(sql, params)]
+
+    def _counts(self, exprs: list[str]) -> tuple[int, list[int]]:
+        """Passages in all, and holding each FTS5 expression (capped at DF_CAP)."""
+        cap = f"LIMIT {DF_CAP}"
+        total = self._read(f"SELECT count(*) AS n FROM (SELECT 1 FROM passages {cap})")[0]["n"]
+        return int(total), [int(self._read(
+            f"SELECT count(*) AS n FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
+            f"{cap})", [e])[0]["n"]) for e in exprs]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:

@@ -377,67 +377,22 @@ def has_ngram_script(text: str) -> bool:
     return _rx().ngram_char.search(text) is not None
 
 
-# --------------------------------------------------------------------------
-# Passage windows
-# --------------------------------------------------------------------------
-
-#: Longest passage (characters): a longer span is cut into overlapping windows
-#: (a page holds ~16,800 Latin or ~7,700 CJK characters at the default size).
-MAX_PASSAGE_CHARS = 4096
-#: Characters consecutive windows share: a fact up to this long is whole in one.
-PASSAGE_OVERLAP = 256
-_BREAK = re.compile(r"[\s。！？；，、.!?;,]")
-
-
-def windows(start: int, end: int, text: str) -> list[tuple[int, int]]:
-    """``[start, end)`` of ``text`` as windows of at most
-    :data:`MAX_PASSAGE_CHARS`, each ending at a break (space, sentence or
-    clause mark) when one is within :data:`PASSAGE_OVERLAP` of its end, and
-    overlapping the next by :data:`PASSAGE_OVERLAP`."""
-    if end - start <= MAX_PASSAGE_CHARS:
-        return [(start, end)]
+def token_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Where the (main) index tokens of ``text[start:end]`` come from, unfolded:
+    one span per word, per bigram of a CJK run (or its one character)."""
     out: list[tuple[int, int]] = []
-    lo = start
-    while True:
-        hi = lo + MAX_PASSAGE_CHARS
-        if hi >= end:
-            out.append((lo, end))
-            return out
-        cut = _last_break(text, hi - PASSAGE_OVERLAP, hi)
-        hi = cut if cut is not None else hi
-        out.append((lo, hi))
-        lo = hi - PASSAGE_OVERLAP
-
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]|\n")
-
-
-def sentence_end(text: str, end: int) -> int:
-    """Where the passage of a page whose span ends at ``end`` stops: at
-    ``end`` if the page ends a sentence (or the text), else just after the
-    end of the sentence the page cuts, at most :data:`PASSAGE_OVERLAP`
-    characters further (so a fact split by a page break is whole in the
-    passage of the page where it starts)."""
-    if end >= len(text) or end == 0:
-        return min(end, len(text))
-    before = text[max(0, end - 8):end].rstrip(" \t")
-    if not before or before[-1] in ".!?。！？\n":
-        return end
-    found = _SENTENCE_END.search(text, end, end + PASSAGE_OVERLAP)
-    return found.end() if found else min(len(text), end + PASSAGE_OVERLAP)
-
-
-def _last_break(text: str, lo: int, hi: int) -> int | None:
-    """Just after the last break character in ``text[lo:hi]``, if any."""
-    found = [m.end() for m in _BREAK.finditer(text, lo, hi)]
-    return found[-1] if found else None
+    for m in _rx().token.finditer(text, start, end):
+        a, b = m.span()
+        if m.group("ng") and b - a > 1:
+            out += [(i, i + 2) for i in range(a, b - 1)]
+        else:
+            out.append((a, b))
+    return out
 
 
 __all__ = [
-    "MAX_PASSAGE_CHARS",
     "MAX_QUERY_TERMS",
     "NGRAM_RANGES",
-    "PASSAGE_OVERLAP",
     "UNIGRAM_MARK",
     "QueryTerms",
     "fold",
@@ -447,8 +402,7 @@ __all__ = [
     "index_tokens",
     "locate",
     "query_terms",
-    "sentence_end",
+    "token_spans",
     "tsquery_literal",
     "tsvector_literal",
-    "windows",
 ]
