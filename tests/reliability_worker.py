@@ -221,18 +221,19 @@ def check_backend(url: str, user: str) -> None:
     if url.startswith("postgres"):
         import psycopg
 
-        from optical_memory.store.postgres import index_words, libpq_url
+        from optical_memory.store.postgres import libpq_url
+        from optical_memory.store.terms import index_tokens
 
         with psycopg.connect(libpq_url(url)) as conn:
             unindexed = [
                 seq for seq, text in conn.execute(
                     "SELECT i.seq, i.text FROM om_items i WHERE i.user_id = %s "
-                    "AND NOT EXISTS (SELECT 1 FROM om_search s WHERE s.item_seq = i.seq)",
+                    "AND NOT EXISTS (SELECT 1 FROM om_passages s WHERE s.item_id = i.id)",
                     (user,),
                 ).fetchall()
-                if text is not None and index_words(text)
+                if text is not None and index_tokens(text)
             ]
-            assert not unindexed, f"items {unindexed} have text but no search rows"
+            assert not unindexed, f"items {unindexed} have text but no passages"
             empty = conn.execute(
                 "SELECT count(*) FROM om_pages p WHERE p.user_id = %s AND NOT EXISTS "
                 "(SELECT 1 FROM om_page_items pi WHERE pi.page_id = p.id)",
@@ -244,7 +245,7 @@ def check_backend(url: str, user: str) -> None:
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        db.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+        db.execute("INSERT INTO passages_fts (passages_fts) VALUES ('integrity-check')")
         db.commit()
     finally:
         db.close()

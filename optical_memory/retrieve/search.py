@@ -22,17 +22,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved match.
+    """One retrieved match: the best passage of an item on one page.
 
     item_id: the matching item (``None`` for a match in a page's read-back,
              the ``keep_text=False`` mode).
-    page_id / page: the page holding the match (``page.png`` is the master),
-             ``None`` while the item is still a recent text turn.
+    page_id / page: the page holding the matching passage (``page.png`` is
+             the master), ``None`` while the item is still a recent text turn.
     score:   higher is better, comparable within one result list.
     snippet: a short excerpt around the match.
-    span:    ``(start, end)`` of the first matching word in the item's text
-             (or in the page read-back for a page hit); ``None`` if unknown.
+    span:    ``(start, end)`` of the first matching word of the passage in the
+             item's text (or in the page read-back for a page hit); ``None``
+             if unknown.
     tier:    the page's current age tier.
+    text:    the exact source text of the matching passage (what the page
+             shows of the item, at most a page); ``None`` with
+             ``keep_text=False``.
     """
 
     item_id: str | None
@@ -42,13 +46,16 @@ class Hit:
     span: tuple[int, int] | None
     page: PageRecord | None
     tier: str | None
+    text: str | None = None
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
            ranker: Ranker | None = None, semantic: bool | None = None) -> list[Hit]:
-    """Up to ``k`` hits for ``query`` under ``scope``, best first. With a
-    ranker (``semantic`` defaults to "when one is configured") the top
-    ``4k`` keyword candidates are re-ordered by meaning."""
+    """Up to ``k`` hits for ``query`` under ``scope``, best first: the store
+    ranks passages (what one page shows of one item, :mod:`~optical_memory.store.passages`),
+    so each hit is on the page holding its best passage. With a ranker
+    (``semantic`` defaults to "when one is configured") the top ``4k``
+    keyword candidates are re-ordered by meaning."""
     use_ranker = ranker is not None if semantic is None else semantic
     if use_ranker and ranker is None:
         raise ConfigError("semantic=True needs a ranker (OpticalMemory(ranker=MiniLMRanker()))")
@@ -62,20 +69,10 @@ def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
     hits = []
     for h in found[:k]:
         span = h.offsets[0] if h.offsets else None
-        if h.source == "page":
-            page = store.get_page(h.page_id, scope) if h.page_id else None
-            hits.append(Hit(None, h.page_id, h.score, h.snippet, span, page,
-                            page.tier if page else None))
-            continue
-        assert h.item_id is not None
-        page = None
-        for p in store.pages_for_item(h.item_id, scope):
-            spans = [s for s in p.spans if s.item_id == h.item_id]
-            if span is None or any(s.start <= span[0] < s.end for s in spans):
-                page = p
-                break
-        hits.append(Hit(h.item_id, page.id if page else None, h.score, h.snippet, span,
-                        page, page.tier if page else None))
+        page = store.get_page(h.page_id, scope) if h.page_id else None
+        text = h.text if h.source == "item" and keep_text else None
+        hits.append(Hit(h.item_id, page.id if page else None, h.score, h.snippet, span, page,
+                        page.tier if page else None, text))
     return hits
 
 

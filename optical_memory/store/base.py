@@ -208,8 +208,12 @@ class Store(Protocol):
         *,
         sources: Sequence[str] = SOURCES,
     ) -> list[SearchHit]:
-        """Up to ``k`` best BM25 hits. The query is split into words and any
-        word matches (OR); FTS syntax in it is never interpreted."""
+        """Up to ``k`` best passages (what one page shows of one item, or an
+        item on no page yet, or a page's read-back; the best one per item and
+        page): :mod:`~optical_memory.store.passages`. The query is split into
+        terms (:mod:`~optical_memory.store.terms`: folded words, CJK bigrams)
+        and any term matches (OR), ranked by the idf of the terms a passage
+        holds; FTS syntax in it is never interpreted."""
         ...
 
     def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:

@@ -21,23 +21,51 @@ Schema (SQLite):
   to both with ON DELETE CASCADE.
 - ``renditions``: PRIMARY KEY (page_id, tier), ``png`` BLOB, ``vision_tokens``
   BLOB (safetensors), ``encoder``; cascades with its page.
-- ``search_fts``: one FTS5 table (unicode61, diacritics folded) over item text
-  and page readback, so BM25 scores of both are comparable. Its rowid encodes
-  the source: ``2 * items.seq`` for an item, ``2 * pages.seq + 1`` for a page.
-  Triggers keep it in step with ``items`` and ``pages`` (cascades included).
+- ``search_fts`` (migrations 0003 to 0004): one FTS5 table (unicode61) over
+  whole item text and page readback; replaced by the passage index.
+- ``passages`` (0004, :mod:`~optical_memory.store.passages`): what each page
+  shows of each item (or of its read-back), and items on no page yet, as
+  ``item_id`` / ``page_id`` (foreign keys, ON DELETE CASCADE), ``char_start``
+  / ``char_end`` and ``terms`` (index tokens, :mod:`~optical_memory.store.terms`).
+- ``passages_fts``: an external-content FTS5 table over ``passages.terms``
+  (``ascii`` tokenizer: the tokens are made in Python, the same on both
+  backends); triggers keep it in step with ``passages`` (cascades included).
+
+A migration step is an SQL statement or a function of the connection (the
+passage backfill, which tokenizes in Python).
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from optical_memory.store.passages import backfill
 from optical_memory.store.records import utc_now
+from optical_memory.store.sql_dialect import SQLITE
 
 
 @dataclass(frozen=True)
 class Migration:
+    """A named schema change: SQL statements, or functions of the connection
+    (run in the migration's transaction), in order."""
+
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Callable[[Any], None], ...]
+
+
+def run_step(conn: Any, step: str | Callable[[Any], None]) -> None:
+    if callable(step):
+        step(conn)
+    else:
+        conn.execute(step)
+
+
+def _backfill_sqlite(conn: sqlite3.Connection) -> None:
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    backfill(SQLITE, cur)
 
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
@@ -148,6 +176,44 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        "0004_passages",
+        (
+            """
+            CREATE TABLE passages (
+                id INTEGER PRIMARY KEY,
+                item_id TEXT REFERENCES items (id) ON DELETE CASCADE,
+                page_id TEXT REFERENCES pages (id) ON DELETE CASCADE,
+                char_start INTEGER NOT NULL,
+                char_end INTEGER NOT NULL,
+                terms TEXT NOT NULL,
+                CHECK (item_id IS NOT NULL OR page_id IS NOT NULL),
+                CHECK (0 <= char_start AND char_start <= char_end)
+            )
+            """,
+            "CREATE INDEX passages_item ON passages (item_id, page_id)",
+            "CREATE INDEX passages_page ON passages (page_id)",
+            "CREATE VIRTUAL TABLE passages_fts USING fts5"
+            "(terms, content = 'passages', content_rowid = 'id', tokenize = 'ascii')",
+            """
+            CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+                INSERT INTO passages_fts (rowid, terms) VALUES (new.id, new.terms);
+            END
+            """,
+            """
+            CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+                INSERT INTO passages_fts (passages_fts, rowid, terms)
+                VALUES ('delete', old.id, old.terms);
+            END
+            """,
+            _backfill_sqlite,
+            "DROP TRIGGER items_fts_insert",
+            "DROP TRIGGER items_fts_delete",
+            "DROP TRIGGER pages_fts_insert",
+            "DROP TRIGGER pages_fts_delete",
+            "DROP TABLE search_fts",
+        ),
+    ),
 )
 
 
@@ -176,8 +242,8 @@ def migrate(
                 "SELECT 1 FROM migrations WHERE name = ?", (migration.name,)
             ).fetchone()
             if seen is None:
-                for statement in migration.statements:
-                    conn.execute(statement)
+                for step in migration.statements:
+                    run_step(conn, step)
                 conn.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                     (migration.name, utc_now()),

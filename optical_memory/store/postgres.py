@@ -17,16 +17,16 @@ protocol, same validation and the same test suite as the SQLite store.
   recorded in ``om_migrations``, each in its own transaction under an
   advisory lock, so processes opening a fresh database together apply each
   migration exactly once.
-- **Search**: PostgreSQL full-text search. Item text and page read-back are
-  folded (case, diacritics) and split into words in Python with the same
-  word rule as :func:`~optical_memory.store.base.query_phrases`, then stored
-  as ``tsvector`` chunks (``om_search``, GIN index) of at most
-  :data:`CHUNK_WORDS` words overlapping by a phrase, so long documents stay
-  fully searchable within tsvector's size and position limits. The query is
-  an OR of ``phraseto_tsquery('simple', %s)`` with each phrase a bound
-  parameter: no user text ever reaches SQL or tsquery syntax. Score (higher
-  is better) is BM25-like: per phrase, ``ts_rank`` times the phrase's idf
-  over all search rows (counted up to :data:`DF_CAP`), summed.
+- **Search**: the passage index (:mod:`~optical_memory.store.passages`):
+  each passage's tokens (:mod:`~optical_memory.store.terms`: folded words,
+  CJK bigrams and unigrams, made in Python exactly as for SQLite) are stored
+  as a ``tsvector`` literal (quoted lexemes, so neither a text search
+  configuration nor the server's locale re-splits them; no extension is
+  needed) under a GIN index. A query is one ``tsquery`` literal per term
+  (quoted lexemes joined by ``<->``), each a bound parameter: no user text
+  reaches SQL or tsquery syntax. Ranking, as on SQLite: the sum of the idf
+  of the terms a passage holds, ties broken by ``ts_rank``
+  (:class:`~optical_memory.store.passages.Ranking`).
 - **Types**: PNGs and vision tokens are ``bytea``; dicts, lists and spans are
   JSON in ``text`` columns (``jsonb`` would reject a ``\\u0000`` escape that
   valid JSON may hold); ``created_at`` is ISO 8601 text like SQLite's.
@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -49,7 +47,6 @@ from typing import Any, TypeVar
 from optical_memory.errors import DependencyMissingError, InputError
 from optical_memory.store import sql as stmt
 from optical_memory.store.base import (
-    MAX_PHRASE_WORDS,
     SOURCES,
     Deleted,
     NewItem,
@@ -62,15 +59,22 @@ from optical_memory.store.base import (
     check_limit,
     check_scope,
     check_sources,
-    query_phrases,
 )
 from optical_memory.store.migrations import Migration  # noqa: F401  (re-export)
+from optical_memory.store.passages import (
+    DF_CAP,
+    Ranking,
+    idf_weights,
+    passage_hit,
+    search_query,
+)
 from optical_memory.store.postgres_migrations import (  # noqa: F401  (re-export)
     _MIGRATE_LOCK,
     POSTGRES_MIGRATIONS,
     migrate,
 )
 from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
+from optical_memory.store.terms import query_terms, tsquery_literal
 
 try:
     import psycopg
@@ -86,67 +90,14 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'optical-memory[postgres]'"
 DEFAULT_TIMEOUT_S = 30.0
-#: Words per tsvector chunk: positions stay below tsvector's 16,383 cap.
-CHUNK_WORDS = 4096
-#: UTF-8 bytes of words per chunk: the tsvector stays well under its 1 MB cap.
-CHUNK_BYTES = 128 * 1024
-#: PostgreSQL ignores words longer than this (bytes); so do we, on both sides.
-MAX_WORD_BYTES = 2047
-#: Search rows counted at most per idf estimate (bounds the cost of a common word).
-DF_CAP = 100_000
 #: Advisory lock key of the item/page writers ("om" + purpose; migrations
 #: hold ``_MIGRATE_LOCK``, 0x6F6D_0001).
 _WRITE_LOCK = 0x6F6D_0002
 
-_WORD = re.compile(r"[^\W_]+")
-
 
 # --------------------------------------------------------------------------
-# Search text: folding and chunking (pure functions)
+# URLs
 # --------------------------------------------------------------------------
-
-
-def fold(text: str) -> str:
-    """Case- and diacritic-folded text (like FTS5's ``remove_diacritics``)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return unicodedata.normalize("NFC", stripped.casefold())
-
-
-def index_words(text: str) -> list[str]:
-    """The searchable words of ``text``: folded runs of letters and digits,
-    without words PostgreSQL would refuse to index (over 2047 bytes)."""
-    return [w for w in _WORD.findall(fold(text)) if len(w.encode("utf-8")) <= MAX_WORD_BYTES]
-
-
-def index_chunks(text: str) -> list[str]:
-    """``text`` as space-joined word chunks of at most :data:`CHUNK_WORDS`
-    words and about :data:`CHUNK_BYTES` bytes; consecutive chunks share
-    ``MAX_PHRASE_WORDS - 1`` words so a phrase across a boundary still matches."""
-    words = index_words(text)
-    chunks: list[str] = []
-    start = 0
-    while start < len(words):
-        end, size = start, 0
-        while end < len(words) and end - start < CHUNK_WORDS and size < CHUNK_BYTES:
-            size += len(words[end].encode("utf-8")) + 1
-            end += 1
-        chunks.append(" ".join(words[start:end]))
-        if end >= len(words):
-            break
-        start = max(start + 1, end - (MAX_PHRASE_WORDS - 1))
-    return chunks
-
-
-def query_terms(query: str) -> list[str]:
-    """One space-joined, folded word string per query phrase (deduplicated)."""
-    terms: list[str] = []
-    for phrase in query_phrases(query):
-        words = index_words(" ".join(phrase))
-        term = " ".join(words)
-        if term and term not in terms:
-            terms.append(term)
-    return terms
 
 
 def redact(url: str) -> str:
@@ -287,29 +238,9 @@ class PostgresStore(SqlReads, SqlWrites):
         replaces: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         write = stmt.prepare_write(items, pages, scope)
-        chunks = {
-            "item": {item.id: index_chunks(item.text) for item in write.items if item.text},
-            "page": {page.id: index_chunks(page.readback) for page in write.pages if page.readback},
-        }
         with self._write(ordered=True) as conn, conn.cursor() as cur:
-            stmt.insert_write(POSTGRES, cur, write, replaces=replaces, exclusive=exclusive,
-                              index=lambda source: self._index(cur, source, chunks[source]))
+            stmt.insert_write(POSTGRES, cur, write, replaces=replaces, exclusive=exclusive)
         return write.ids
-
-    @staticmethod
-    def _index(cur: Any, source: str, chunks: dict[str, list[str]]) -> None:
-        """Insert the search chunks of the just-inserted items or pages."""
-        rows = [(n, chunk, owner)
-                for owner, parts in chunks.items() for n, chunk in enumerate(parts)]
-        if not rows:
-            return
-        if source == "item":
-            sql = ("INSERT INTO om_search (item_seq, chunk, tsv) "
-                   "SELECT seq, %s, to_tsvector('simple', %s) FROM om_items WHERE id = %s")
-        else:
-            sql = ("INSERT INTO om_search (page_seq, chunk, tsv) "
-                   "SELECT seq, %s, to_tsvector('simple', %s) FROM om_pages WHERE id = %s")
-        cur.executemany(sql, rows)
 
     @_guarded
     def _guarded_write(self, run: Callable[[Any], Any]) -> Any:
@@ -330,50 +261,27 @@ class PostgresStore(SqlReads, SqlWrites):
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
     ) -> list[SearchHit]:
+        """Passages ranked by the idf of the terms they hold, then ``ts_rank``
+        (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
-        phrases = query_phrases(query)
         terms = query_terms(query)
         if not terms or k == 0 or not sources:
             return []
-        weights = self._idf(terms)
-        # Phrase queries q0..qn (bound parameters), their OR for the GIN index,
-        # and a score summing idf-weighted ts_rank per phrase (BM25-like:
-        # a rare word outweighs a common one).
-        names = [f"q{n}" for n in range(len(terms))]
-        cte = ", ".join(f"phraseto_tsquery('simple', %s) AS {n}" for n in names)
-        either = " || ".join(f"q.{n}" for n in names)
-        score = " + ".join(f"%s * ts_rank(s.tsv, q.{n})" for n in names)
-        params: list[Any] = list(terms)
-        parts: list[str] = []
-        if "item" in sources:
-            where, p = POSTGRES.scope_where(scope, "i")
-            parts.append(
-                "SELECT 'item' AS source, i.id AS item_id, NULL AS page_id, i.text AS body, "
-                f"2 * i.seq AS tiebreak, max({score}) AS score "
-                "FROM q, om_search s JOIN om_items i ON i.seq = s.item_seq "
-                f"WHERE s.tsv @@ ({either}) AND {where} GROUP BY i.seq"
-            )
-            params += [*weights, *p]
-        if "page" in sources:
-            where, p = POSTGRES.scope_where(scope, "p")
-            parts.append(
-                "SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, p.readback AS body, "
-                f"2 * p.seq + 1 AS tiebreak, max({score}) AS score "
-                "FROM q, om_search s JOIN om_pages p ON p.seq = s.page_seq "
-                f"WHERE s.tsv @@ ({either}) AND {where} GROUP BY p.seq"
-            )
-            params += [*weights, *p]
-        sql = (
-            f"WITH q AS (SELECT {cte}) "
-            + " UNION ALL ".join(parts)
-            + " ORDER BY score DESC, tiebreak LIMIT %s"
-        )
-        return [
-            stmt.search_hit(row, phrases, float(row["score"]))
-            for row in self._read(sql, [*params, k])
-        ]
+        literals = [tsquery_literal(t) for t in terms.terms]
+        weights = idf_weights(*self._counts(literals))
+        names = [f"q{n}" for n in range(len(literals))]
+        sql, params = search_query(POSTGRES, scope, sources, k, Ranking(
+            head=("WITH q AS (SELECT " + ", ".join(f"%s::tsquery AS {n}" for n in names) + ")",
+                  literals),
+            matched="q, om_passages ps",
+            match=("ps.tsv @@ (" + " || ".join(f"q.{n}" for n in names) + ")", []),
+            score=("(" + " + ".join(f"CASE WHEN ps.tsv @@ q.{n} THEN %s ELSE 0 END"
+                                    for n in names) + ")", weights),
+            tiebreak=("(" + " + ".join(f"ts_rank(ps.tsv, q.{n})" for n in names) + ")", []),
+        ))
+        return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
@@ -382,25 +290,19 @@ class PostgresStore(SqlReads, SqlWrites):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return stmt.stats_record([conn.execute(*query).fetchall() for query in queries])
 
-    def _idf(self, terms: Sequence[str]) -> list[float]:
-        """BM25's idf per phrase, ``ln(1 + (N - df + 0.5) / (df + 0.5))``, over
-        all search rows; counts stop at :data:`DF_CAP` (a phrase that common
-        weighs about nothing either way)."""
+    def _counts(self, literals: Sequence[str]) -> tuple[int, list[int]]:
+        """Passages in all, and matching each tsquery (capped at DF_CAP)."""
         counts = " , ".join(
-            "(SELECT count(*) FROM (SELECT 1 FROM om_search "
-            f"WHERE tsv @@ phraseto_tsquery('simple', %s) LIMIT {DF_CAP}) t) AS df{n}"
-            for n in range(len(terms))
+            "(SELECT count(*) FROM (SELECT 1 FROM om_passages "
+            f"WHERE tsv @@ %s::tsquery LIMIT {DF_CAP}) t) AS df{n}"
+            for n in range(len(literals))
         )
         row = self._read(
-            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM om_search LIMIT {DF_CAP}) t) AS n, "
+            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM om_passages LIMIT {DF_CAP}) t) AS n, "
             f"{counts}",
-            list(terms),
+            list(literals),
         )[0]
-        total = max(int(row["n"]), 1)
-        return [
-            math.log(1.0 + (total - df + 0.5) / (df + 0.5))
-            for df in (min(int(row[f"df{n}"]), total) for n in range(len(terms)))
-        ]
+        return int(row["n"]), [int(row[f"df{n}"]) for n in range(len(literals))]
 
     # -- lifecycle ---------------------------------------------------------
 

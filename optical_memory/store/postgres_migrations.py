@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from optical_memory.store.migrations import Migration
+from optical_memory.store.migrations import Migration, run_step
+from optical_memory.store.passages import backfill
 from optical_memory.store.records import utc_now
+from optical_memory.store.sql_dialect import POSTGRES
 
 #: Advisory lock key held while migrating ("om" + purpose, like the store's write lock).
 _MIGRATE_LOCK = 0x6F6D_0001
+
+
+def _backfill_postgres(conn: Any) -> None:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        backfill(POSTGRES, cur)
 
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -109,6 +118,32 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX om_search_page ON om_search (page_seq) WHERE page_seq IS NOT NULL",
         ),
     ),
+    # The passage index (optical_memory.store.passages) replaces om_search: a
+    # tsvector per passage, built in Python from the same tokens as SQLite's
+    # (optical_memory.store.terms), so no text search configuration, locale or
+    # extension is involved.
+    Migration(
+        "0004_passages",
+        (
+            """
+            CREATE TABLE om_passages (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                item_id TEXT REFERENCES om_items (id) ON DELETE CASCADE,
+                page_id TEXT REFERENCES om_pages (id) ON DELETE CASCADE,
+                char_start INTEGER NOT NULL,
+                char_end INTEGER NOT NULL,
+                tsv TSVECTOR NOT NULL,
+                CHECK (item_id IS NOT NULL OR page_id IS NOT NULL),
+                CHECK (0 <= char_start AND char_start <= char_end)
+            )
+            """,
+            "CREATE INDEX om_passages_tsv ON om_passages USING GIN (tsv)",
+            "CREATE INDEX om_passages_item ON om_passages (item_id, page_id)",
+            "CREATE INDEX om_passages_page ON om_passages (page_id)",
+            _backfill_postgres,
+            "DROP TABLE om_search",
+        ),
+    ),
 )
 
 
@@ -128,8 +163,8 @@ def migrate(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS) 
                 "SELECT 1 FROM om_migrations WHERE name = %s", (migration.name,)
             ).fetchone()
             if seen is None:
-                for statement in migration.statements:
-                    conn.execute(statement)
+                for step in migration.statements:
+                    run_step(conn, step)
                 conn.execute(
                     "INSERT INTO om_migrations (name, applied_at) VALUES (%s, %s)",
                     (migration.name, utc_now()),

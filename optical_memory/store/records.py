@@ -190,15 +190,20 @@ class RenditionRecord:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One keyword match.
+    """One keyword match: the best passage of one item on one page
+    (:mod:`~optical_memory.store.passages`).
 
-    source:  ``"item"`` (matched the item's text; ``item_id`` set) or
-             ``"page"`` (matched a page's readback; ``page_id`` set).
+    source:  ``"item"`` (matched the item's text; ``item_id`` set, and
+             ``page_id`` the page showing the passage, ``None`` while the
+             item is on no page visible here) or ``"page"`` (matched a page's
+             readback; ``page_id`` set).
     score:   BM25 relevance, higher is better; comparable within one result
              list only (not across queries or backends).
     offsets: ``(start, end)`` character ranges of query words in the matched
              text (``item.text`` or ``page.readback``), in order.
     snippet: a short excerpt around the first match, "…" where cut.
+    passage: ``(start, end)`` of the matching passage in that text.
+    text:    the passage's exact text (``text[passage[0]:passage[1]]``).
     """
 
     source: str
@@ -207,6 +212,8 @@ class SearchHit:
     score: float
     snippet: str
     offsets: tuple[tuple[int, int], ...]
+    passage: tuple[int, int] | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.scope import Scope
+from optical_memory.store.terms import tsvector_literal
 
 ITEM_FIELDS = [
     "id", "user_id", "agent_id", "session_id", "seq", "kind", "role", "name", "time", "text",
@@ -40,8 +41,20 @@ class Dialect:
     any_array: bool  # list membership as "= ANY(array)" (else "IN (?, ...)")
     lock_shared: str  # appended to a SELECT to share-lock its rows ("" where the file lock does)
     byte_length: str  # function giving a BLOB's / bytea's size in bytes
+    passages: str = "passages"  # the passage index (see optical_memory.store.passages)
+    terms_column: str = "terms"  # a passage's index tokens: space-joined (FTS5) or a tsvector
+    tsvector: bool = False  # terms are a tsvector (PostgreSQL) rather than FTS5 text
 
-    # Queries alias the tables i (items), p (pages), pi (page_items), r (renditions).
+    # Queries alias the tables i (items), p (pages), pi (page_items), r (renditions),
+    # ps (passages).
+
+    def terms_value(self, tokens: Sequence[str]) -> str:
+        """The stored form of a passage's index tokens (bind it as :attr:`terms_mark`)."""
+        return tsvector_literal(tokens) if self.tsvector else " ".join(tokens)
+
+    @property
+    def terms_mark(self) -> str:
+        return f"{self.mark}::tsvector" if self.tsvector else self.mark
 
     def scope_where(self, scope: Scope, alias: str) -> tuple[str, list[Any]]:
         """SQL condition (and its parameters) for rows of ``alias`` visible under ``scope``."""
@@ -79,5 +92,6 @@ SQLITE = Dialect(
 POSTGRES = Dialect(
     mark="%s", items="om_items", pages="om_pages", page_items="om_page_items",
     renditions="om_renditions", null_png="NULL::bytea", any_array=True,
-    lock_shared=" FOR SHARE", byte_length="octet_length",
+    lock_shared=" FOR SHARE", byte_length="octet_length", passages="om_passages",
+    terms_column="tsv", tsvector=True,
 )

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from optical_memory.errors import InputError
 from optical_memory.scope import Scope, check_id
 from optical_memory.store.checks import check_rendition, check_scope, check_write
+from optical_memory.store.passages import index_write, items_of_pages
 from optical_memory.store.records import (
     ConflictError,
     Deleted,
@@ -170,7 +171,7 @@ def check_replaced(
 
 
 def delete_pages_query(d: Dialect, page_ids: Sequence[str]) -> tuple[str, list[Any]]:
-    """DELETE of pages by id (their page_items, renditions and search rows cascade)."""
+    """DELETE of pages by id (their page_items, renditions and passages cascade)."""
     cond, params = d.in_list("id", page_ids)
     return f"DELETE FROM {d.pages} WHERE {cond}", params
 
@@ -187,16 +188,20 @@ def before_inserts(
     *,
     replaces: Sequence[str],
     exclusive: bool,
-) -> None:
+) -> list[str]:
     """``add_items``' steps before its INSERTs, in its transaction: delete the
     pages it ``replaces``, then (``exclusive``) check no item of ``pages`` is
     on another page. ``fetch`` runs a query and returns its rows, ``run`` a
-    statement."""
+    statement. Returns the items the replaced pages held."""
+    released: list[str] = []
     if replaces:
-        for chunk in chunks(check_replaced(d, fetch, replaces, scope)):
+        wanted = check_replaced(d, fetch, replaces, scope)
+        released = items_of_pages(d, fetch, wanted)
+        for chunk in chunks(wanted):
             run(*delete_pages_query(d, chunk))
     if exclusive:
         check_unpaged(d, fetch, pages)
+    return released
 
 
 def set_tier_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> tuple[str, list[Any]]:
@@ -277,29 +282,24 @@ def insert_write(
     *,
     replaces: Sequence[str],
     exclusive: bool,
-    index: Callable[[str], None] | None = None,
 ) -> None:
     """``add_items``' statements on ``cur`` (a ``sqlite3.Connection`` or a
     psycopg cursor, in the write's transaction): :func:`before_inserts`, the
-    items, then each page after checking its spans. ``index("item")`` /
-    ``index("page")`` run after the items / pages are inserted (a backend
-    that fills its search rows itself)."""
+    items, each page after checking its spans, then their search passages
+    (:func:`~optical_memory.store.passages.index_write`)."""
 
     def fetch(q: str, params: list[Any]) -> list[Any]:
         return cur.execute(q, params).fetchall()
 
-    before_inserts(d, fetch, cur.execute, write.scope, write.pages,
-                   replaces=replaces, exclusive=exclusive)
+    released = before_inserts(d, fetch, cur.execute, write.scope, write.pages,
+                              replaces=replaces, exclusive=exclusive)
     if write.rows_items:
         cur.executemany(insert_sql(d, d.items, ITEM_INSERT), write.rows_items)
-        if index is not None:
-            index("item")
     for i, (page, row) in enumerate(zip(write.pages, write.rows_pages)):
         check_page_spans(d, fetch, i, page, write.scope)
         cur.execute(insert_sql(d, d.pages, PAGE_INSERT), row)
         cur.executemany(insert_sql(d, d.page_items, ("page_id", "item_id")), page_item_rows(page))
-    if write.pages and index is not None:
-        index("page")
+    index_write(d, cur, write.items, write.pages, released)
 
 
 def batches(d: Dialect, values: Sequence[Any]) -> list[Sequence[Any]]:

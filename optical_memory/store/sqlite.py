@@ -41,11 +41,17 @@ from optical_memory.store.base import (
     check_limit,
     check_scope,
     check_sources,
-    fts5_match_expression,
-    query_phrases,
+)
+from optical_memory.store.passages import (
+    DF_CAP,
+    Ranking,
+    idf_weights,
+    passage_hit,
+    search_query,
 )
 from optical_memory.store.paths import private_dir, private_file
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
+from optical_memory.store.terms import fts5_expression, query_terms
 
 logger = logging.getLogger(__name__)
 
@@ -215,38 +221,38 @@ class SQLiteStore(SqlReads, SqlWrites):
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
     ) -> list[SearchHit]:
+        """Passages ranked by the idf of the terms they hold, then FTS5's bm25
+        (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
-        phrases = query_phrases(query)
-        if not phrases or k == 0 or not sources:
+        terms = query_terms(query)
+        if not terms or k == 0 or not sources:
             return []
-        expr = fts5_match_expression(phrases)
-        parts: list[str] = []
-        params: list[Any] = []
-        if "item" in sources:
-            where, p = SQLITE.scope_where(scope, "items")
-            parts.append(
-                "SELECT 'item' AS source, items.id AS item_id, NULL AS page_id, "
-                "items.text AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
-                "FROM search_fts JOIN items ON items.seq = search_fts.rowid / 2 "
-                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 0 AND {where}"
-            )
-            params += [expr, *p]
-        if "page" in sources:
-            where, p = SQLITE.scope_where(scope, "pages")
-            parts.append(
-                "SELECT 'page' AS source, NULL AS item_id, pages.id AS page_id, "
-                "pages.readback AS body, bm25(search_fts) AS rank, search_fts.rowid AS fts_rowid "
-                "FROM search_fts JOIN pages ON pages.seq = search_fts.rowid / 2 "
-                f"WHERE search_fts MATCH ? AND search_fts.rowid % 2 = 1 AND {where}"
-            )
-            params += [expr, *p]
-        sql = " UNION ALL ".join(parts) + " ORDER BY rank, fts_rowid LIMIT ?"
-        return [
-            stmt.search_hit(row, phrases, -float(row["rank"]))
-            for row in self._read(sql, [*params, k])
-        ]
+        exprs = [fts5_expression([t]) for t in terms.terms]
+        weights = idf_weights(*self._counts(exprs))
+        # one FTS5 query per term: which passages hold it (its idf counts once)
+        # and its single-term bm25 (summed: the query's bm25, the tiebreak)
+        each = " UNION ALL ".join(
+            "SELECT rowid AS pid, ? AS w, bm25(passages_fts) AS b FROM passages_fts "
+            "WHERE passages_fts MATCH ?" for _ in exprs)
+        sql, params = search_query(SQLITE, scope, sources, k, Ranking(
+            # MATERIALIZED: flattened into the GROUP BY, bm25() would be refused
+            head=(f"WITH m AS MATERIALIZED ({each}), c AS (SELECT pid, sum(w) AS cover, "
+                  "-sum(b) AS bm FROM m GROUP BY pid)",
+                  [x for pair in zip(weights, exprs) for x in pair]),
+            matched="c JOIN passages ps ON ps.id = c.pid",
+            match=("1 = 1", []), score=("c.cover", []), tiebreak=("c.bm", []),
+        ))
+        return [passage_hit(row, terms) for row in self._read(sql, params)]
+
+    def _counts(self, exprs: list[str]) -> tuple[int, list[int]]:
+        """Passages in all, and holding each FTS5 expression (capped at DF_CAP)."""
+        cap = f"LIMIT {DF_CAP}"
+        total = self._read(f"SELECT count(*) AS n FROM (SELECT 1 FROM passages {cap})")[0]["n"]
+        return int(total), [int(self._read(
+            f"SELECT count(*) AS n FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? "
+            f"{cap})", [e])[0]["n"]) for e in exprs]
 
     @_guarded
     def stats(self, scope: Scope) -> StoreStats:
