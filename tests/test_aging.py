@@ -9,6 +9,7 @@ from PIL import Image
 
 from optical_memory import AgePolicy, OpticalMemory, Tier
 from optical_memory.aging import DEFAULT_TIERS, image_tokens, resample_png
+from optical_memory.context import RECALL_NOTE, pages_header
 from optical_memory.conversation import generate_conversation
 from optical_memory.errors import ConfigError
 from optical_memory.render import RenderConfig
@@ -120,6 +121,11 @@ def test_pages_age_down_tiers_from_master(tmp_path, uid):
         assert sum(r.vision_tokens for r in acc.per_tier.values()) == acc.page_vision_tokens
         assert sum(r.text_tokens for r in acc.per_tier.values()) == acc.page_text_tokens
         assert acc.context_tokens == acc.text_tokens_kept + acc.page_message_tokens + acc.page_vision_tokens
+        # the header sent names the low-resolution pages, and is what is counted
+        header = ctx.messages[1]["content"][0]["text"]
+        assert header == ctx.header == pages_header([p.tier for p in ctx.pages], ("small", "tiny"))
+        assert "tier tiny: page" in header and header.endswith(RECALL_NOTE)
+        assert acc.page_message_tokens == mem.counter.count(header) + 4
         st = mem.stats(user_id=uid)
         assert acc.history_text_tokens == st.text_tokens + 4 * st.items + mem.counter.count("sys") + 4
         assert acc.page_text_tokens <= st.text_tokens

@@ -10,11 +10,13 @@ from optical_memory import InputError, OpticalMemory
 from optical_memory.context import (
     MESSAGE_OVERHEAD,
     PAGES_HEADER,
+    RECALL_NOTE,
     ContextPage,
     KeptTurn,
     atomic_groups,
     build_context,
     extend_window,
+    pages_header,
 )
 from optical_memory.conversation import generate_conversation
 from optical_memory.render import RenderConfig
@@ -23,8 +25,8 @@ from optical_memory.store import Scope
 CFG = RenderConfig(width=1024, height=1024, font_size=11, newline_mode="marker")
 
 
-def _page(i, items, calls=(), results=(), tokens=100):
-    return ContextPage(page_id=f"p{i}", tier="base", width=10, height=10, vision_tokens=tokens,
+def _page(i, items, calls=(), results=(), tokens=100, tier="base"):
+    return ContextPage(page_id=f"p{i}", tier=tier, width=10, height=10, vision_tokens=tokens,
                        text_tokens=1000, item_ids=tuple(items), calls=tuple(calls),
                        results=tuple(results), png_b64="AA==")
 
@@ -58,7 +60,7 @@ def test_build_context_drops_oldest_groups_first():
     frame = 8 + MESSAGE_OVERHEAD
     turn = KeptTurn("t", {"role": "user", "content": "hi"}, 10)
     ctx = build_context(budget_tokens=10 + frame + 250, system=None, system_tokens=0, turns=[turn],
-                        pages=pages, header_tokens=8, history_text_tokens=5000, tokenizer="o200k_base",
+                        pages=pages, count_tokens=lambda _: 8, history_text_tokens=5000, tokenizer="o200k_base",
                         target="t", decoder="d")
     # page 0 then the call/result pair must go; only page 3 fits
     assert [p.page_id for p in ctx.pages] == ["p3"]
@@ -78,7 +80,63 @@ def test_build_context_drops_oldest_groups_first():
     assert ctx.messages[1] == {"role": "user", "content": "hi"}
     with pytest.raises(InputError, match="budget 5 tokens"):
         build_context(budget_tokens=5, system=None, system_tokens=0, turns=[turn], pages=pages,
-                      header_tokens=8, history_text_tokens=5000, tokenizer="o", target="t", decoder="d")
+                      count_tokens=lambda _: 8, history_text_tokens=5000, tokenizer="o", target="t", decoder="d")
+
+
+def test_pages_header_names_low_resolution_pages():
+    low = ("small", "tiny")
+    assert pages_header(["base", "base"], low) == PAGES_HEADER
+    assert pages_header(["tiny", "small"], ()) == PAGES_HEADER
+    h = pages_header(["tiny", "tiny", "tiny", "small", "tiny", "base"], low)
+    assert h == ("Earlier conversation, as page images (oldest first). Low-resolution pages "
+                 "(shrunk with age), tier small: page 4; tier tiny: pages 1-3, 5. " + RECALL_NOTE)
+    assert "search/recall tool" in RECALL_NOTE
+
+
+def test_build_context_counts_the_header_it_sends():
+    """The header grows with the low-resolution pages kept; the page message
+    is billed for the header actually sent, and the budget still holds."""
+    pages = [_page(i, [f"i{i}"], tier=t, tokens=100)
+             for i, t in enumerate(["tiny", "tiny", "small", "base", "base"])]
+
+    def count(text):
+        return len(text.split())
+
+    turn = KeptTurn("t", {"role": "user", "content": "hi"}, 10)
+    plain = count(PAGES_HEADER) + MESSAGE_OVERHEAD
+    for budget in range(10, 10 + plain + 600, 7):
+        ctx = build_context(budget_tokens=budget, system=None, system_tokens=0, turns=[turn],
+                            pages=pages, count_tokens=count, history_text_tokens=5000,
+                            tokenizer="w", target="t", decoder="d", low_tiers=("small", "tiny"))
+        acc = ctx.accounting
+        assert acc.context_tokens <= budget
+        assert acc.context_tokens == acc.text_tokens_kept + acc.page_message_tokens + acc.page_vision_tokens
+        if not ctx.pages:
+            assert acc.page_message_tokens == 0 and ctx.header == ""
+            continue
+        header = ctx.messages[0]["content"][0]["text"]
+        assert header == ctx.header == pages_header([p.tier for p in ctx.pages], ("small", "tiny"))
+        assert acc.page_message_tokens == count(header) + MESSAGE_OVERHEAD
+    # room for every page with the long header: all kept, the header names them
+    ctx = build_context(budget_tokens=10_000, system=None, system_tokens=0, turns=[turn],
+                        pages=pages, count_tokens=count, history_text_tokens=5000,
+                        tokenizer="w", target="t", decoder="d", low_tiers=("small", "tiny"))
+    assert len(ctx.pages) == 5 and "tier small: page 3; tier tiny: pages 1-2." in ctx.header
+    # room for the two base pages and the plain header only: the low pages go
+    ctx = build_context(budget_tokens=10 + plain + 200, system=None, system_tokens=0,
+                        turns=[turn], pages=pages, count_tokens=count,
+                        history_text_tokens=5000, tokenizer="w", target="t", decoder="d",
+                        low_tiers=("small", "tiny"))
+    assert [p.page_id for p in ctx.pages] == ["p3", "p4"] and ctx.header == PAGES_HEADER
+    # one more page fits by vision tokens, but not with the longer header it brings
+    long_frame = count(pages_header(["small", "base", "base"], ("small", "tiny"))) + 4
+    ctx = build_context(budget_tokens=10 + plain + 300, system=None, system_tokens=0,
+                        turns=[turn], pages=pages, count_tokens=count,
+                        history_text_tokens=5000, tokenizer="w", target="t", decoder="d",
+                        low_tiers=("small", "tiny"))
+    assert long_frame > plain
+    assert [p.page_id for p in ctx.pages] == ["p3", "p4"]
+    assert ctx.accounting.context_tokens == 10 + plain + 200
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +231,10 @@ def test_context_messages_and_pending_page(filled):
         ctx = mem.context(10**6, user_id="u", system="S")
         assert ctx.messages[0] == {"role": "system", "content": "S"}
         blocks = ctx.messages[1]["content"]
-        assert ctx.messages[1]["role"] == "user" and blocks[0]["text"] == PAGES_HEADER
+        assert ctx.messages[1]["role"] == "user" and blocks[0]["text"] == ctx.header
+        # pages aged past the base tier are named as low-resolution
+        assert ctx.header == pages_header([p.tier for p in ctx.pages], ("small", "tiny"))
+        assert {p.tier for p in ctx.pages} != {"base"} and ctx.header.endswith(RECALL_NOTE)
         assert len(blocks) - 1 == len(ctx.pages) == ctx.accounting.pages
         for block, _page in zip(blocks[1:], ctx.pages):
             png = base64.b64decode(block["base64"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from optical_memory.context.budget import (
     MESSAGE_OVERHEAD,
     PAGES_HEADER,
+    RECALL_NOTE,
     Accounting,
     Context,
     ContextPage,
@@ -18,12 +19,14 @@ from optical_memory.context.budget import (
     atomic_groups,
     build_context,
     extend_window,
+    pages_header,
     text_message_tokens,
 )
 
 __all__ = [
     "MESSAGE_OVERHEAD",
     "PAGES_HEADER",
+    "RECALL_NOTE",
     "Accounting",
     "Context",
     "ContextPage",
@@ -32,5 +35,6 @@ __all__ = [
     "atomic_groups",
     "build_context",
     "extend_window",
+    "pages_header",
     "text_message_tokens",
 ]

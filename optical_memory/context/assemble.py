@@ -17,7 +17,6 @@ from optical_memory.age.sweep import age_pages
 from optical_memory.cache import LRUCache
 from optical_memory.config import MAX_KEEP_LAST, check_count
 from optical_memory.context.budget import (
-    PAGES_HEADER,
     Context,
     ContextPage,
     KeptTurn,
@@ -78,7 +77,8 @@ class ContextBuilder:
         self.keep_text = keep_text
         self.decoder = decoder
         self.tokens = tokens
-        self.header_tokens = counter.count(PAGES_HEADER)
+        # the tiers shrunk below the fresh one: the page header names them
+        self.low_tiers = tuple(t.name for t in aging.tiers if t.scale < aging.tiers[0].scale)
 
     def build(self, budget_tokens: int, *, target: str | None, keep_last: int | None,
               system: str | None, scope: Scope, vision_tokens: bool = False) -> Context:
@@ -138,9 +138,9 @@ class ContextBuilder:
         history += text_message_tokens(system_tokens) if system else 0
         ctx = build_context(
             budget_tokens=budget_tokens, system=system, system_tokens=system_tokens,
-            turns=turns, pages=pages, header_tokens=self.header_tokens,
+            turns=turns, pages=pages, count_tokens=self.counter.count,
             history_text_tokens=history, tokenizer=self.counter.name, target=target.name,
-            decoder=self.decoder,
+            decoder=self.decoder, low_tiers=self.low_tiers,
         )
         if not vision_tokens:
             return ctx

@@ -10,8 +10,10 @@ Cost model (every number in tokens of the named tokenizer / target):
   :data:`MESSAGE_OVERHEAD` (4, the usual chat-format framing per message);
   a turn's text is its content plus its tool calls as drawn on pages
   (``name(arguments)`` lines), the same text whose tokens are stored;
-- the page message costs :data:`MESSAGE_OVERHEAD` plus its header text plus
-  each page's vision tokens at its tier (:mod:`optical_memory.tokens.billing`);
+- the page message costs :data:`MESSAGE_OVERHEAD` plus the tokens of the
+  header text it is sent with (:func:`pages_header`: which pages are
+  low-resolution and that their exact text can be recalled) plus each page's
+  vision tokens at its tier (:mod:`optical_memory.tokens.billing`);
 - ``history_text_tokens`` is what the whole history (system message, every
   stored item) would cost as text messages under the same rule.
 
@@ -26,7 +28,7 @@ oldest page groups are dropped first (they stay stored and retrievable).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,40 @@ from optical_memory.errors import InputError
 
 MESSAGE_OVERHEAD = 4
 PAGES_HEADER = "Earlier conversation, as page images (oldest first):"
+#: What the header adds when some pages are low-resolution.
+RECALL_NOTE = ("The exact text of any fact on them can be recalled with the memory's "
+               "search/recall tool.")
+
+
+def _runs(positions: Sequence[int]) -> str:
+    """``[1, 2, 3, 5]`` → ``"1-3, 5"``."""
+    out: list[str] = []
+    start = prev = positions[0]
+    for n in [*positions[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+def pages_header(tiers: Sequence[str], low_tiers: Sequence[str] = ()) -> str:
+    """The text opening the page message for pages at ``tiers`` (message
+    order). With pages at any of ``low_tiers`` (the tiers shrunk below the
+    fresh one, in the policy's order) it names them, by position (1 = the
+    first image), and says their exact text can be recalled; otherwise it is
+    :data:`PAGES_HEADER`."""
+    parts = []
+    for tier in low_tiers:
+        at = [i for i, t in enumerate(tiers, 1) if t == tier]
+        if at:
+            parts.append(f"tier {tier}: page{'s' if len(at) > 1 else ''} {_runs(at)}")
+    if not parts:
+        return PAGES_HEADER
+    return (f"{PAGES_HEADER[:-1]}. Low-resolution pages (shrunk with age), "
+            f"{'; '.join(parts)}. {RECALL_NOTE}")
 
 
 @dataclass(frozen=True)
@@ -178,7 +214,8 @@ class Accounting:
 class Context:
     """messages: LangChain-style dicts (system, the page message with standard
     image blocks, then recent turns). pages: the pages in the page message,
-    oldest first.
+    oldest first. header: the page message's text block (:func:`pages_header`;
+    ``""`` without pages).
 
     vision_tokens / token_layouts: with ``context(vision_tokens=True)``, per
     page (the order of ``pages`` and of the image blocks) the DeepEncoder's
@@ -192,6 +229,7 @@ class Context:
     pages: tuple[ContextPage, ...]
     vision_tokens: tuple[Any, ...] | None = field(default=None, repr=False)
     token_layouts: tuple[Any, ...] | None = field(default=None, repr=False)
+    header: str = ""
 
 
 def text_message_tokens(text_tokens: int) -> int:
@@ -271,17 +309,20 @@ def build_context(
     system_tokens: int,
     turns: Sequence[KeptTurn],
     pages: Sequence[ContextPage],
-    header_tokens: int,
+    count_tokens: Callable[[str], int],
     history_text_tokens: int,
     tokenizer: str,
     target: str,
     decoder: str,
+    low_tiers: Sequence[str] = (),
 ) -> Context:
     """Fit system + turns + pages into ``budget_tokens``.
 
-    ``system_tokens`` / ``header_tokens`` are tokenizer counts of the system
-    text and of :data:`PAGES_HEADER`. Raises :class:`InputError` when the
-    system message and the kept turns alone exceed the budget.
+    ``system_tokens`` is the tokenizer count of the system text;
+    ``count_tokens`` counts the header the page message is sent with
+    (:func:`pages_header` of the kept pages, ``low_tiers`` naming the
+    low-resolution tiers). Raises :class:`InputError` when the system message
+    and the kept turns alone exceed the budget.
     """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InputError(f"budget_tokens must be a positive int (got {budget_tokens!r})")
@@ -293,24 +334,37 @@ def build_context(
             f"{system_cost} + {len(turns)} recent turns {text_cost - system_cost} = {text_cost} "
             f"tokens; raise the budget or lower keep_last"
         )
-    page_frame = text_message_tokens(header_tokens)
-    room = budget_tokens - text_cost - page_frame
     groups = atomic_groups(pages)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
-    total = sum(cost)
-    first_kept = 0
-    while first_kept < len(groups) and total > room:
-        total -= cost[first_kept]
-        first_kept += 1
-    kept_idx = sorted(i for g in groups[first_kept:] for i in g)
+
+    def cut(frame: int) -> int:
+        """Index of the first group kept when the page message's framing is ``frame``."""
+        room, total, first = budget_tokens - text_cost - frame, sum(cost), 0
+        while first < len(groups) and total > room:
+            total -= cost[first]
+            first += 1
+        return first
+
+    # the header depends on the pages kept and their count on the header: start
+    # from the shortest header and grow it until the header sent is the one counted
+    # (the kept pages only shrink, so this ends within len(groups) + 1 rounds)
+    page_frame = text_message_tokens(count_tokens(PAGES_HEADER))
+    while True:
+        first_kept = cut(page_frame)
+        kept = tuple(pages[i] for i in sorted(i for g in groups[first_kept:] for i in g))
+        header = pages_header([p.tier for p in kept], low_tiers) if kept else ""
+        sent = text_message_tokens(count_tokens(header)) if kept else 0
+        if sent <= page_frame:
+            page_frame = sent
+            break
+        page_frame = sent
     dropped_idx = [i for g in groups[:first_kept] for i in g]
-    kept = tuple(pages[i] for i in kept_idx)
 
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
     if kept:
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": PAGES_HEADER}]
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": header}]
         blocks += [{"type": "image", "base64": p.png_b64, "mime_type": "image/png"} for p in kept]
         messages.append({"role": "user", "content": blocks})
     messages += [dict(t.message) for t in turns]
@@ -322,7 +376,7 @@ def build_context(
         row[1] += p.text_tokens
         row[2] += p.vision_tokens
     vision = sum(p.vision_tokens for p in kept)
-    frame = page_frame if kept else 0
+    frame = page_frame
     accounting = Accounting(
         tokenizer=tokenizer,
         target=target,
@@ -341,12 +395,13 @@ def build_context(
         dropped_text_tokens=sum(pages[i].text_tokens for i in dropped_idx),
         dropped_items=len({item for i in dropped_idx for item in pages[i].item_ids}),
     )
-    return Context(messages=messages, accounting=accounting, pages=kept)
+    return Context(messages=messages, accounting=accounting, pages=kept, header=header)
 
 
 __all__ = [
     "MESSAGE_OVERHEAD",
     "PAGES_HEADER",
+    "RECALL_NOTE",
     "Accounting",
     "Context",
     "ContextPage",
@@ -355,5 +410,6 @@ __all__ = [
     "atomic_groups",
     "build_context",
     "extend_window",
+    "pages_header",
     "text_message_tokens",
 ]
