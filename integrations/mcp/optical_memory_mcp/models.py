@@ -117,6 +117,11 @@ class HitOut(_Out):
     snippet: str = Field(description="A short excerpt around the match.")
     text: str | None = Field(description="The item's stored text (cut to max_chars).")
     text_truncated: bool = Field(description="True when `text` was cut.")
+    passage: str | None = Field(default=None, description=(
+        "The exact source text of the matching passage (what the page shows of the item), cut "
+        "to max_chars: read this when the page image is too small to read. None for a match "
+        "in a page read-back or with max_chars=0."))
+    passage_truncated: bool = Field(default=False, description="True when `passage` was cut.")
     kind: str | None = Field(description="'turn', 'document' or 'text'.")
     role: str | None = Field(description="Chat role, for a turn.")
     span: list[int] | None = Field(

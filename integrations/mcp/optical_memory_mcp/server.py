@@ -50,7 +50,6 @@ from mcp.types import (
 )
 from pydantic import Field, StrictBool
 
-from optical_memory.context import PAGES_HEADER
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.memory import OpticalMemory
 from optical_memory.store import NotFoundError
@@ -83,7 +82,8 @@ MAX_ERROR_CHARS = 1000
 INSTRUCTIONS = """\
 Long-term memory that keeps old conversation as page images (a vision model reads a page \
 with ~10x fewer tokens than its text). Store turns or texts with memory_add; find them with \
-memory_search (keyword, BM25); call memory_context with your token budget to get the history \
+memory_search (keyword, BM25; each hit's `passage` is the exact text, for pages too small \
+to read); call memory_context with your token budget to get the history \
 as page images plus the recent turns as text, with the token accounting; read a page back to \
 text with memory_decode. All data is scoped to the user this server was started for."""
 
@@ -246,12 +246,13 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         query: Annotated[str, Field(min_length=1, description="Keywords to look for.")],
         k: Annotated[int, Field(ge=1, le=MAX_HITS, description="Most hits to return.")] = 5,
         max_chars: Annotated[int, Field(
-            ge=0, description="Cut each hit's item text to this many characters (0: no text, "
-                        "snippets only).")] = 2000,
+            ge=0, description="Cut each hit's item text and passage to this many characters "
+                        "(0: neither, snippets only).")] = 2000,
     ) -> SearchOut:
         """Keyword search (BM25) over everything remembered. Each hit names its item, the page
-        holding it (read it with memory_decode, or fetch its image as a resource) and a
-        snippet and the item's text."""
+        holding it (read it with memory_decode, or fetch its image as a resource) and its age
+        tier, a snippet, the item's text and `passage`: the exact source text of the matching
+        passage, for when a page image (an old, low-resolution tier) is too small to read."""
 
         def run(mem: OpticalMemory) -> SearchOut:
             hits = []
@@ -264,6 +265,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
                     page_uri=PAGE_URI_TEMPLATE.format(page_id=h.page_id) if h.page_id else None,
                     tier=h.tier, score=h.score, snippet=h.snippet, text=cut,
                     text_truncated=full is not None and len(full) > max_chars,
+                    passage=h.text[:max_chars] if h.text is not None and max_chars else None,
+                    passage_truncated=h.text is not None and len(h.text) > max_chars,
                     kind=item.kind if item is not None else None,
                     role=item.role if item is not None else None,
                     span=list(h.span) if h.span is not None else None,
@@ -286,7 +289,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
             description="A system message to count in the budget.")] = None,
     ) -> Annotated[CallToolResult, ContextOut]:
         """The remembered history fitted to a token budget: older material as page images
-        (image content, oldest first), the recent turns as text, and the token accounting
+        (image content, oldest first, after a header naming the low-resolution ones, whose
+        exact text memory_search returns), the recent turns as text, and the token accounting
         (history as text vs. this context). Pages are aged on the way (internal bookkeeping;
         no memory content changes). The oldest pages are left out when the budget is short."""
         ctx = handle.call(lambda m: m.context(budget_tokens, target=target, keep_last=keep_last,
@@ -297,7 +301,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
                          accounting=acc)
         content: list[ContentBlock] = []
         if ctx.pages:
-            content.append(TextContent(type="text", text=PAGES_HEADER))
+            content.append(TextContent(type="text", text=ctx.header))
             content += [ImageContent(type="image", data=p.png_b64, mime_type="image/png")
                         for p in ctx.pages]
         turns = [m for m in text_messages if m.get("role") != "system"]

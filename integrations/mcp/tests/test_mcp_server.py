@@ -102,7 +102,7 @@ async def test_add_search_context_matches_library(connect, library, mode):
         hits = (await _ok(client, "memory_search", {"query": "vault code Oslo", "k": 3})
                 ).structured_content["hits"]
         top = hits[0]
-        assert top["text"] == NEEDLE and top["role"] == "user" and top["kind"] == "turn"
+        assert top["text"] == top["passage"] == NEEDLE and top["role"] == "user" and top["kind"] == "turn"
         assert top["page_id"] and top["page_uri"] == f"optical-memory://page/{top['page_id']}"
         assert isinstance(top["score"], float) and top["item_id"] in added["item_ids"]
 
@@ -153,6 +153,40 @@ async def test_add_text_and_document(connect):
         assert cut["text"] == "remember" and cut["text_truncated"] is True
         stats = (await _ok(client, "memory_stats")).structured_content
     assert stats["items"] == stats["pages"] == 2 and stats["user_id"] == "alice"
+
+
+async def test_search_gives_the_exact_passage_of_an_aged_page(store_path):
+    """A fact on a page aged to the smallest tier: the context header names
+    the low-resolution pages (the library's header, counted), and memory_search
+    hands back the fact's exact text as `passage`."""
+    from mcp import Client
+
+    from optical_memory import AgePolicy, OpticalMemory, Tier
+    from optical_memory.render import RenderConfig
+    from optical_memory_mcp import ServerConfig, create_server
+
+    SMALL, KEEP_LAST = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker"), 4
+    policy = AgePolicy((Tier("base", 4, 1.0), Tier("small", 12, 0.625), Tier("tiny", None, 0.5)))
+    cfg = ServerConfig(store=store_path, user_id="alice", keep_last=KEEP_LAST)
+    with OpticalMemory(store_path, render_config=SMALL, keep_last=KEEP_LAST, aging=policy) as mem:
+        async with Client(create_server(cfg, memory=mem)) as client:
+            await _ok(client, "memory_add", {"messages": _conversation()})
+            hit = (await _ok(client, "memory_search", {"query": "vault code Oslo", "k": 1})
+                   ).structured_content["hits"][0]
+            res = await _ok(client, "memory_context", {"budget_tokens": 100_000})
+            cut = (await _ok(client, "memory_search", {"query": "vault code Oslo", "k": 1,
+                                                        "max_chars": 9})).structured_content
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+        lib = mem.context(100_000, user_id="alice")
+    assert hit["tier"] == "tiny" and hit["passage"] == NEEDLE and not hit["passage_truncated"]
+    assert cut["hits"][0]["passage"] == NEEDLE[:9] and cut["hits"][0]["passage_truncated"]
+    assert "exact" in tools["memory_search"].description
+    assert "passage" in tools["memory_search"].output_schema["$defs"]["HitOut"]["properties"]
+    header = next(c for c in res.content if isinstance(c, TextContent))
+    assert header.text == lib.header and "tier tiny: page" in lib.header
+    assert "recalled" in header.text
+    assert res.structured_content["accounting"]["page_message_tokens"] == \
+        mem.counter.count(lib.header) + 4
 
 
 @needs_tesseract
