@@ -3,6 +3,8 @@
 - :func:`compress_messages`: a ``trim_messages``-style transformer that
   replaces older turns by page images (standard image content blocks).
 - :class:`OpticalMemoryRetriever`: pages as ``Document``s (text + image).
+- :func:`create_recall_tool`: a ``recall_memory`` tool giving an agent the
+  exact text of stored passages (for pages too small to read).
 - :class:`OpticalMemoryMiddleware`: ``create_agent`` middleware (needs the
   ``agents`` extra, i.e. the ``langchain`` package; imported on first use).
 
@@ -23,6 +25,7 @@ _LAZY = {
     "compress_messages": "langchain_optical_memory.compress",
     "OpticalMemoryRetriever": "langchain_optical_memory.retriever",
     "OpticalMemoryMiddleware": "langchain_optical_memory.middleware",
+    "create_recall_tool": "langchain_optical_memory.recall",
 }
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "OpticalMemoryRetriever",
     "__version__",
     "compress_messages",
+    "create_recall_tool",
 ]
 
 
@@ -49,4 +53,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_optical_memory.compress import compress_messages
     from langchain_optical_memory.middleware import OpticalMemoryMiddleware
+    from langchain_optical_memory.recall import create_recall_tool
     from langchain_optical_memory.retriever import OpticalMemoryRetriever

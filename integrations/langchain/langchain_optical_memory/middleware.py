@@ -11,6 +11,11 @@ model request is rewritten by :func:`~langchain_optical_memory.compress`:
 the recent turns stay text, older ones reach the model as page images,
 and the request fits ``max_tokens``.
 
+With ``recall_tool=True`` the middleware also gives the agent a
+``recall_memory`` tool (:mod:`~langchain_optical_memory.recall`): the exact
+text of stored passages, for facts on pages too small to read, searched in
+the same scope as the turns are stored.
+
 The agent's state is left untouched (the full text history stays in the
 graph and its checkpoints); only what the model is sent changes.
 
@@ -31,11 +36,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain.tools import ToolRuntime
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
+from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 
 from langchain_optical_memory._messages import content_text, role_of, split_system
 from langchain_optical_memory.compress import compress, sync_history
+from langchain_optical_memory.recall import (
+    MAX_PASSAGE_CHARS,
+    RECALL_DESCRIPTION,
+    RECALL_TOOL_NAME,
+    Query,
+    check_options,
+    recall,
+)
 from optical_memory import InputError, OpticalMemory
 from optical_memory.config import DEFAULT_KEEP_LAST
 from optical_memory.context import Accounting
@@ -81,6 +96,11 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         target / tokenizer: vision target and tokenizer of the default
             memory (with ``memory`` given, ``target`` re-bills its pages).
         user_id / agent_id / session_id: the memory scope (see module doc).
+        recall_tool: add a ``recall_memory`` tool to the agent (in
+            :attr:`tools`): it searches the memory in the run's scope and
+            answers with the exact text of the ``recall_k`` best passages
+            (see :func:`~langchain_optical_memory.create_recall_tool`).
+        recall_k: passages the recall tool returns.
     """
 
     def __init__(
@@ -95,8 +115,13 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         user_id: str = "default",
         agent_id: str | None = None,
         session_id: str | None = None,
+        recall_tool: bool = False,
+        recall_k: int = 4,
     ) -> None:
         super().__init__()
+        if not isinstance(recall_tool, bool):
+            raise InputError(f"recall_tool must be True or False (got {recall_tool!r})")
+        check_options(recall_k, MAX_PASSAGE_CHARS)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
         if trigger_tokens is not None and (isinstance(trigger_tokens, bool)
@@ -116,6 +141,9 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         self.user_id, self.agent_id, self.session_id = user_id, agent_id, session_id
         self.last_accounting: Accounting | None = None
         self._lock = threading.Lock()
+        self.recall_k = recall_k
+        #: Tools the middleware adds to the agent (the recall tool, if asked for).
+        self.tools: list[BaseTool] = [self._recall_tool()] if recall_tool else []
 
     # -- the work, shared by the sync and async hooks -----------------------
 
@@ -154,6 +182,21 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         n_sys = 1 if request.system_message else 0
         # the request's own messages, plus compress()'s page message (a HumanMessage)
         return cast("list[AnyMessage]", [*lead, *result.messages[n_sys + len(lead):]])
+
+    def recall(self, query: str, messages: Sequence[BaseMessage] = ()) -> str:
+        """The recall tool's answer to ``query`` in the scope of the run
+        whose state holds ``messages``."""
+        return recall(self.memory, query, self.scope(messages), k=self.recall_k)
+
+    def _recall_tool(self) -> BaseTool:
+        def recall_memory(query: Query, runtime: ToolRuntime) -> str:
+            return self.recall(query, runtime.state["messages"])
+
+        async def arecall_memory(query: Query, runtime: ToolRuntime) -> str:
+            return await asyncio.to_thread(self.recall, query, runtime.state["messages"])
+
+        return StructuredTool.from_function(func=recall_memory, coroutine=arecall_memory,
+                                            name=RECALL_TOOL_NAME, description=RECALL_DESCRIPTION)
 
     # -- hooks ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ EXPECTED_ALL = [
     "OpticalMemoryRetriever",
     "__version__",
     "compress_messages",
+    "create_recall_tool",
 ]
 
 
@@ -34,7 +35,7 @@ def test_py_typed_ships():
 
 def test_import_needs_only_langchain_core():
     code = ("import sys, langchain_optical_memory as m; m.compress_messages; "
-            "m.OpticalMemoryRetriever; "
+            "m.OpticalMemoryRetriever; m.create_recall_tool; "
             "print(sorted(k for k in sys.modules if k == 'langchain' or k.startswith('langchain.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
