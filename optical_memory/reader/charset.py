@@ -130,9 +130,8 @@ def is_trainable(text: str) -> bool:
         if ch == " ":
             continue
         cat = unicodedata.category(ch)
-        if cat[0] in "CM" or cat in ("Zs", "Zl", "Zp"):
-            if ch not in _AS_SPACE:
-                return False
+        if (cat[0] in "CM" or cat in ("Zs", "Zl", "Zp")) and ch not in _AS_SPACE:
+            return False
     return True
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import random
 import sysconfig
@@ -323,7 +324,7 @@ def page_samples(spec: PageSpec, rng: random.Random, codec: Codec, *,
 
 
 def ctc_fits(ids: Sequence[int], frames: int) -> bool:
-    need = len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
+    need = len(ids) + sum(1 for a, b in itertools.pairwise(ids) if a == b)
     return 0 < need <= frames
 
 

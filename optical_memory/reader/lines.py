@@ -34,7 +34,10 @@ H_PAD = 0.3
 INK = 192
 #: Where a line's ink centroid sits in its band, measured on rendered pages
 #: (fraction of the pitch from the band's top).
-INK_CENTRE = 0.52
+INK_CENTRE = 0.50
+#: A band holds a line when ink reaches its core: the band less this share of
+#: the pitch at the top and bottom (descenders of the line above reach in).
+CORE = 0.2
 
 
 @dataclass(frozen=True)
@@ -72,22 +75,24 @@ def _ink_profile(gray: np.ndarray) -> np.ndarray:
     return (255.0 - gray.astype(np.float32)).mean(axis=1)
 
 
-def estimate_pitch(profile: np.ndarray, lo: float = 4.0, hi: float = 80.0
+def estimate_pitch(profile: np.ndarray, lo: float = 4.5, hi: float = 80.0
                    ) -> tuple[float, float] | None:
-    """(pitch, centre of the first line's ink) of a row ink profile, or None."""
+    """(pitch, centre of a line's ink, mod pitch) of a row ink profile, or
+    None when it shows no line grid (blank, or a single line)."""
     rows = np.nonzero(profile > 0.5)[0]
     if rows.size < 2:
         return None
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    hi = min(hi, (y1 - y0) / 2.5)  # a grid needs some lines
+    if hi <= lo:
+        return None
     seg = profile[y0:y1] - profile[y0:y1].mean()
     y = np.arange(y0, y1, dtype=np.float64)
-    hi = min(hi, max(lo + 1.0, (y1 - y0) / 1.5))
-    periods = np.exp(np.linspace(math.log(lo), math.log(hi), 600))
 
     def power(ps: np.ndarray) -> np.ndarray:
-        ph = np.exp(-2j * np.pi * y[None, :] / ps[:, None])
-        return np.abs(ph @ seg)
+        return np.abs(np.exp(-2j * np.pi * y[None, :] / ps[:, None]) @ seg)
 
+    periods = np.exp(np.linspace(math.log(lo), math.log(hi), 600))
     mags = power(periods)
     best = float(periods[int(np.argmax(mags))])
     # the strongest component may be a harmonic (P/2, P/3) of the line pitch
@@ -98,49 +103,87 @@ def estimate_pitch(profile: np.ndarray, lo: float = 4.0, hi: float = 80.0
             break
     fine = np.linspace(best * 0.97, best * 1.03, 121)
     pitch = float(fine[int(np.argmax(power(fine)))])
-    if (y1 - y0) < 1.5 * pitch:  # a single line: its ink extent is the band
-        centre = (y0 + y1) / 2.0
-        return float(y1 - y0) / (1.0 - 2 * 0.1), centre
-    coef = (np.exp(-2j * np.pi * y / pitch) @ seg)
-    centre = (-np.angle(coef) / (2 * np.pi)) * pitch % pitch
-    return pitch, float(centre)
+    coef = np.exp(-2j * np.pi * y / pitch) @ seg
+    centre = float((-np.angle(coef) / (2 * np.pi)) * pitch % pitch)
+    return pitch, centre
+
+
+def _grid_fits(profile: np.ndarray, pitch: float, first_top: float) -> bool:
+    """Whether band edges fall between lines: less ink at the edges than in the middles."""
+    n = len(profile)
+    tops = first_top + pitch * np.arange(int(n / pitch) + 1)
+    edges = np.clip(np.round(tops).astype(int), 0, n - 1)
+    mids = np.clip(np.round(tops + pitch / 2).astype(int), 0, n - 1)
+    inked = profile[mids] > 0.5
+    if inked.sum() < 3:
+        return False
+    return float(profile[edges][inked].mean()) < 0.6 * float(profile[mids][inked].mean())
+
+
+def _runs(row_ink: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of inked rows as [start, end)."""
+    out: list[tuple[int, int]] = []
+    start = None
+    for y, v in enumerate(row_ink):
+        if v and start is None:
+            start = y
+        elif not v and start is not None:
+            out.append((start, y))
+            start = None
+    if start is not None:
+        out.append((start, len(row_ink)))
+    return out
 
 
 def find_lines(gray: np.ndarray) -> list[LineBox]:
-    """Line bands of a bare page image (uint8 [H, W], dark text on light)."""
-    h, w = gray.shape
+    """Line bands of a bare page image (uint8 [H, W], dark text on light):
+    a regular grid from the ink profile, or (no grid: a single line, or
+    irregular lines) one band around each run of inked rows."""
+    h = gray.shape[0]
+    dark = gray < INK
+    cols = np.nonzero(dark.any(axis=0))[0]
+    if cols.size == 0:
+        return []
+    left = float(cols[0])  # the text column's left edge: the leftmost ink of any line
     profile = _ink_profile(gray)
     est = estimate_pitch(profile)
-    if est is None:
-        return []
-    pitch, centre = est
-    first_top = centre - INK_CENTRE * pitch
-    first_top -= math.floor(first_top / pitch) * pitch  # first band at y in [0, pitch)
-    dark = gray < INK
+    if est is not None:
+        pitch, centre = est
+        first_top = centre - INK_CENTRE * pitch
+        first_top -= math.floor(first_top / pitch) * pitch  # first band at y in [0, pitch)
+        if _grid_fits(profile, pitch, first_top):
+            return _grid(dark, pitch, first_top, left)
+    boxes = []
+    for a, b in _runs(dark.any(axis=1)):
+        pitch = max(6.0, (b - a) / 0.85)
+        mid = (a + b) / 2.0
+        boxes.append(LineBox(mid - pitch / 2, mid + pitch / 2, left))
+    return boxes
+
+
+def _grid(dark: np.ndarray, pitch: float, first_top: float, left: float) -> list[LineBox]:
+    h = dark.shape[0]
     row_ink = dark.any(axis=1)
-    boxes: list[LineBox] = []
+    inked: list[bool] = []
     k = 0
     while first_top + k * pitch < h:
         top = first_top + k * pitch
-        a, b = max(0, int(round(top))), min(h, int(round(top + pitch)))
-        boxes.append(LineBox(top, top + pitch, 0.0) if b > a and row_ink[a:b].any()
-                     else LineBox(top, top + pitch, -1.0))
+        a = max(0, int(round(top + CORE * pitch)))
+        b = min(h, int(round(top + (1 - CORE) * pitch)))
+        inked.append(b > a and bool(row_ink[a:b].any()))
         k += 1
-    # keep from the first to the last band with ink (blank bands inside stay: empty lines)
-    inked = [i for i, bx in enumerate(boxes) if bx.left >= 0]
-    if not inked:
+    idx = [i for i, v in enumerate(inked) if v]
+    if not idx:
         return []
-    boxes = boxes[inked[0]:inked[-1] + 1]
-    # the text column's left edge: the leftmost ink of any line
-    cols = np.nonzero(dark.any(axis=0))[0]
-    left = float(cols[0]) if cols.size else 0.0
-    return [LineBox(bx.top, bx.bottom, left) for bx in boxes]
+    # from the first to the last inked band (blank bands between: empty lines)
+    return [LineBox(first_top + i * pitch, first_top + (i + 1) * pitch, left)
+            for i in range(idx[0], idx[-1] + 1)]
 
 
 def ink_right(gray: np.ndarray, box: LineBox) -> float | None:
     """Right edge (px) of the last ink in the core of ``box``; None if blank."""
     h = gray.shape[0]
-    core_pad = 0.1 * box.pitch
+    core_pad = 0.1 * box.pitch  # wider than CORE: a trailing "_" or "," counts
     a = max(0, int(round(box.top + core_pad)))
     b = min(h, int(round(box.bottom - core_pad)))
     if b <= a:

@@ -119,7 +119,7 @@ def lr_at(progress: float, peak: float, warmup: float = 0.03) -> float:
 def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30.0,
           batch: int = 32, lr: float = 2e-3, threads: int = 2, checkpoint_every: int = 200,
           eval_every: int = 500, resume: bool = False, arch: dict[str, Any] | None = None,
-          log=print) -> dict[str, Any]:
+          heldout_per_tier: int = 48, log=print) -> dict[str, Any]:
     """Train (or resume) until ``steps`` or ``minutes`` of training time; returns the state."""
     import torch
 
@@ -146,7 +146,7 @@ def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30
         log(f"resumed at step {state['step']} ({state['seconds']:.0f} s trained)")
     log(f"reader: {count_params(model):,} parameters, {codec.num_classes} classes, "
         f"threads {threads}, recipe {state['recipe']}")
-    heldout = heldout_lines(codec)
+    heldout = heldout_lines(codec, heldout_per_tier)
     limit = minutes * 60.0
 
     def save() -> None:
