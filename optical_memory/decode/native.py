@@ -91,7 +91,7 @@ class NativeDecoder:
                     "lines='layout' needs a Page (or stored page) with its layout meta")
             boxes = find_lines(gray)
             source = "ink"
-        crops = crop_lines(gray, boxes, height=self.reader.height)
+        crops = crop_lines(gray, boxes, height=self.reader.height, stretch=self.reader.stretch)
         t_lines = time.perf_counter() - t0
         present = [c for c in crops if c is not None]
         reads = iter(self.reader.read(present, batch=self.batch))

@@ -77,6 +77,25 @@ def _pool(x: np.ndarray, pw: int) -> np.ndarray:
     return out
 
 
+#: How much lower (in logits) a look-alike letter of the word's script may
+#: score and still replace a letter of another script (see ``_one_script``).
+SCRIPT_MARGIN = 3.0
+
+
+def _script(token: str) -> int:
+    """1 Latin, 2 Greek, 3 Cyrillic letter; 0 anything else."""
+    if len(token) != 1 or not token.isalpha():
+        return 0
+    o = ord(token)
+    if o < 0x250:
+        return 1
+    if 0x370 <= o < 0x400:
+        return 2
+    if 0x400 <= o < 0x530:
+        return 3
+    return 0
+
+
 class NumpyReader:
     """The exported line reader. ``recipe``: path of ``reader.json`` (None:
     the weights shipped in the package)."""
@@ -94,6 +113,9 @@ class NumpyReader:
         self.path = path
         arch = self.recipe["arch"]
         self.height = int(self.recipe["input_height"])
+        #: crops are scaled this much wider than tall-proportional (a property
+        #: of the weights: see "inference" in the recipe)
+        self.stretch = float(self.recipe.get("inference", {}).get("stretch", 1.0))
         self.pool_w = int(arch["pool_w"])
         self.dilations = [int(d) for d in arch["dilations"]]
         self.codec = Codec(self.recipe["charset"], int(self.recipe["max_space_run"]))
@@ -110,6 +132,10 @@ class NumpyReader:
             w = self.w[f"{name}.w"]  # [Co, Ci, 3]
             self.k1.append((np.ascontiguousarray(w.transpose(0, 2, 1).reshape(w.shape[0], -1)),
                             self.w[f"{name}.b"]))
+        self._script = np.zeros(self.codec.num_classes, dtype=np.int64)
+        for cid in range(self.codec.num_classes):
+            self._script[cid] = _script(self.codec.token(cid))
+        self._script_classes = {s: np.nonzero(self._script == s)[0] for s in (1, 2, 3)}
         hw = self.w["head.w"]  # [K, C, 1]
         self.head = (np.ascontiguousarray(hw[:, :, 0]), self.w["head.b"])
 
@@ -151,6 +177,37 @@ class NumpyReader:
                 out[i] = self._decode(logits[j, : widths[j] // self.pool_w])
         return [r for r in out if r is not None]
 
+    def _one_script(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Latin, Greek and Cyrillic share look-alike capitals and vowels
+        ("A" "Α" "А"). A letter read in another script than the rest of its
+        word (or, alone, of its line) becomes that script's best letter at the
+        same frame when the model scored it nearly as high (within
+        :data:`SCRIPT_MARGIN` logits): a look-alike, not a different glyph."""
+        scripts = self._script[ids]
+        letters = scripts > 0
+        if not letters.any() or (scripts[letters] == scripts[letters][0]).all():
+            return ids
+        line_major = int(np.bincount(scripts[letters], minlength=4)[1:].argmax()) + 1
+        out = ids.copy()
+        i, n = 0, len(ids)
+        while i < n:
+            if not letters[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and letters[j]:
+                j += 1
+            counts = np.bincount(scripts[i:j], minlength=4)
+            major = line_major if j - i == 1 else int(counts[1:].argmax()) + 1
+            for k in range(i, j):
+                if scripts[k] != major:
+                    cls = self._script_classes[major]
+                    alt = int(cls[int(rows[k, cls].argmax())])
+                    if rows[k, ids[k]] - rows[k, alt] < SCRIPT_MARGIN:
+                        out[k] = alt
+            i = j
+        return out
+
     def _decode(self, logits: np.ndarray) -> LineRead:
         best = logits.argmax(axis=1)
         keep = (best != BLANK) & np.concatenate([[True], best[1:] != best[:-1]])
@@ -158,6 +215,7 @@ class NumpyReader:
         if ids.size == 0:
             return LineRead("", 1.0, 0)
         rows = logits[keep]
+        ids = self._one_script(ids, rows)
         top = rows.max(axis=1, keepdims=True)
         prob = 1.0 / np.exp(rows - top).sum(axis=1)
         unknown = int((ids == self.codec.unknown_id).sum())

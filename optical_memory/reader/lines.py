@@ -139,8 +139,7 @@ def find_lines(gray: np.ndarray) -> list[LineBox]:
     """Line bands of a bare page image (uint8 [H, W], dark text on light):
     a regular grid from the ink profile, or (no grid: a single line, or
     irregular lines) one band around each run of inked rows."""
-    h = gray.shape[0]
-    dark = gray < INK
+    dark: np.ndarray = np.asarray(gray < INK)
     cols = np.nonzero(dark.any(axis=0))[0]
     if cols.size == 0:
         return []
@@ -154,7 +153,7 @@ def find_lines(gray: np.ndarray) -> list[LineBox]:
         if _grid_fits(profile, pitch, first_top):
             return _grid(dark, pitch, first_top, left)
     boxes = []
-    for a, b in _runs(dark.any(axis=1)):
+    for a, b in _runs(np.asarray(dark.any(axis=1))):
         pitch = max(6.0, (b - a) / 0.85)
         mid = (a + b) / 2.0
         boxes.append(LineBox(mid - pitch / 2, mid + pitch / 2, left))
@@ -163,7 +162,7 @@ def find_lines(gray: np.ndarray) -> list[LineBox]:
 
 def _grid(dark: np.ndarray, pitch: float, first_top: float, left: float) -> list[LineBox]:
     h = dark.shape[0]
-    row_ink = dark.any(axis=1)
+    row_ink: np.ndarray = np.asarray(dark.any(axis=1))
     inked: list[bool] = []
     k = 0
     while first_top + k * pitch < h:
@@ -196,12 +195,13 @@ def ink_right(gray: np.ndarray, box: LineBox) -> float | None:
 
 def crop_line(gray: np.ndarray, box: LineBox, right: float, *, height: int = LINE_HEIGHT,
               v_pad: float = V_PAD, left_pad: float = H_PAD, right_pad: float = H_PAD,
-              shift: float = 0.0) -> np.ndarray:
+              shift: float = 0.0, stretch: float = 1.0) -> np.ndarray:
     """The band of ``box`` (plus ``v_pad`` pitch above and below, moved down
     by ``shift`` pitch) from ``left - left_pad`` to ``right + right_pad`` pitch,
-    scaled to ``height`` px: uint8 [height, W], white = 255."""
+    scaled to ``height`` px (and ``stretch`` times that across): uint8
+    [height, W], white = 255."""
     pil, pad = _padded(gray, box.pitch)
-    return _crop(pil, pad, box, right, height, v_pad, left_pad, right_pad, shift)
+    return _crop(pil, pad, box, right, height, v_pad, left_pad, right_pad, shift, stretch)
 
 
 def _padded(gray: np.ndarray, pitch: float):
@@ -213,7 +213,7 @@ def _padded(gray: np.ndarray, pitch: float):
 
 
 def _crop(pil, pad: int, box: LineBox, right: float, height: int, v_pad: float,
-          left_pad: float, right_pad: float, shift: float) -> np.ndarray:
+          left_pad: float, right_pad: float, shift: float, stretch: float) -> np.ndarray:
     from PIL import Image
 
     p = box.pitch
@@ -221,14 +221,14 @@ def _crop(pil, pad: int, box: LineBox, right: float, height: int, v_pad: float,
     y1 = box.bottom + (shift + v_pad) * p
     x0 = box.left - left_pad * p
     x1 = right + right_pad * p
-    out_w = max(3, int(round((x1 - x0) * height / (y1 - y0))))
+    out_w = max(3, int(round((x1 - x0) * height / (y1 - y0) * stretch)))
     crop = pil.resize((out_w, height), Image.Resampling.BILINEAR,
                       box=(x0 + pad, y0 + pad, x1 + pad, y1 + pad))
     return np.asarray(crop, dtype=np.uint8)
 
 
-def crop_lines(gray: np.ndarray, boxes: Sequence[LineBox], *, height: int = LINE_HEIGHT
-               ) -> list[np.ndarray | None]:
+def crop_lines(gray: np.ndarray, boxes: Sequence[LineBox], *, height: int = LINE_HEIGHT,
+               stretch: float = 1.0) -> list[np.ndarray | None]:
     """Each box's line cropped and scaled (:func:`crop_line`); None for a blank band."""
     if not boxes:
         return []
@@ -238,7 +238,7 @@ def crop_lines(gray: np.ndarray, boxes: Sequence[LineBox], *, height: int = LINE
     for bx in boxes:
         r = ink_right(gray, bx)
         out.append(None if r is None else
-                   _crop(pil, pad, bx, min(width, r), height, V_PAD, H_PAD, H_PAD, 0.0))
+                   _crop(pil, pad, bx, min(width, r), height, V_PAD, H_PAD, H_PAD, 0.0, stretch))
     return out
 
 

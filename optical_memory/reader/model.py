@@ -89,9 +89,11 @@ def export_arrays(model: LineReader) -> dict[str, Any]:
         w, b = _fold(getattr(model, name))
         out[f"{name}.w"], out[f"{name}.b"] = w.numpy(), b.numpy()
     for i, layer in enumerate(model.temporal):
+        assert isinstance(layer, ConvBN)
         w, b = _fold(layer)
         out[f"t{i}.w"], out[f"t{i}.b"] = w.numpy(), b.numpy()
     out["head.w"] = model.head.weight.detach().numpy()
+    assert model.head.bias is not None
     out["head.b"] = model.head.bias.detach().numpy()
     return {k: v.astype("float32") for k, v in out.items()}
 

@@ -133,7 +133,7 @@ def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     state: dict[str, Any] = {"step": 0, "seconds": 0.0, "seed": seed, "history": [],
                              "steps": steps, "minutes": minutes, "batch": batch, "lr": lr,
-                             "arch": model.arch, "recipe": recipe_hash()}
+                             "arch": model.arch, "recipe": recipe_hash(), "threads": threads}
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, weights_only=False)
@@ -197,9 +197,12 @@ def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30
     return state
 
 
-def export(out: Path, dest: Path, *, extra: dict[str, Any] | None = None) -> Path:
+def export(out: Path, dest: Path, *, stretch: float = 1.0,
+           extra: dict[str, Any] | None = None) -> Path:
     """Write the trained weights (numpy ``.npz``, batch norm folded) and the
-    recipe (``reader.json``) into ``dest``."""
+    recipe (``reader.json``) into ``dest``. ``stretch``: how much wider than
+    proportional inference scales line crops (chosen on held-out pages after
+    training; 1.0 is what training saw)."""
     import torch
 
     from optical_memory.reader.charset import CHARSET, MAX_SPACE_RUN
@@ -226,10 +229,11 @@ def export(out: Path, dest: Path, *, extra: dict[str, Any] | None = None) -> Pat
         "training": {
             "steps": state["step"], "seconds": round(state["seconds"], 1),
             "batch_lines": state["batch"], "peak_lr": state["lr"], "seed": state["seed"],
-            "threads": None, "history": state["history"],
+            "threads": state.get("threads", 2), "history": state["history"],
         },
         "data_recipe": RECIPE,
         "data_recipe_hash": state["recipe"],
+        "inference": {"stretch": stretch},
         **(extra or {}),
     }
     (dest / "reader.json").write_text(json.dumps(recipe, indent=1, ensure_ascii=False) + "\n",
@@ -253,9 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--arch", type=json.loads, default=None, help='JSON, e.g. \'{"hidden": 96}\'')
     p.add_argument("--export", type=Path, default=None,
                    help="only export the checkpoint's weights and recipe into this folder")
+    p.add_argument("--stretch", type=float, default=1.0,
+                   help="with --export: inference crop stretch recorded in the recipe")
     args = p.parse_args(argv)
     if args.export is not None:
-        print(export(args.out, args.export))
+        print(export(args.out, args.export, stretch=args.stretch))
         return 0
 
     def log(msg: str) -> None:
