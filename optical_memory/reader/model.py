@@ -8,8 +8,7 @@ A line image [N, 1, 16, W] (ink = 1, paper = 0) goes through
   11 px: CTC needs at least one frame per character, two for a doubled one);
 - the two remaining rows flattened into channels, then a 1-D conv stack over
   the frames (kernel 3, dilations 1, 2, 4; residual): each frame sees about
-  ±15 frames (~7 characters) of context, enough to tell "l" from "I" from
-  "1" by their neighbours;
+  ±9 frames (~4 characters) of context;
 - a 1×1 conv to the classes, trained with CTC.
 
 No recurrence: every layer is a batched matrix product, which keeps CPU
