@@ -260,6 +260,7 @@ def clean_text(text: str) -> str:
 # name -> "module:attribute" of a decoder class (imported on demand) or a
 # factory callable registered at run time.
 _REGISTRY: dict[str, str | Callable[..., Decoder]] = {
+    "native": "optical_memory.decode.native:NativeDecoder",
     "openai": "optical_memory.decode.openai_compat:OpenAICompatDecoder",
     "rapidocr": "optical_memory.decode.rapidocr:RapidOCRDecoder",
     "tesseract": "optical_memory.decode.tesseract:TesseractDecoder",

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from optical_memory.decode.metrics import precision
 from optical_memory.render.config import NEWLINE_MARKER, RenderItem
 
@@ -80,10 +82,24 @@ class Decoders:
         return self.get().decode(image).text
 
 
+def with_layout(png: bytes, meta: Mapping[str, Any], decoder: Decoder) -> Any:
+    """What ``decoder`` is given for a stored page's (tier) image: the PNG, or
+    for a decoder that finds lines from the layout (``uses_layout``) a
+    :class:`~optical_memory.types.Page` of it carrying the page's layout meta."""
+    if not getattr(decoder, "uses_layout", False):
+        return png
+    from optical_memory.decode.base import coerce_image
+    from optical_memory.types import Page
+
+    pixels = np.asarray(coerce_image(png), dtype=np.uint8)
+    return Page(pixels=pixels, text="", spans=(), font_size=float(meta.get("font_size", 0) or 0),
+                meta=dict(meta))
+
+
 def read_page(rec: PageRecord, png: bytes, tier: str, size: tuple[int, int],
               decoder: Decoder) -> DecodedPage:
     """``rec`` decoded from its tier image ``png`` and scored against its text."""
-    result = decoder.decode(png)
+    result = decoder.decode(with_layout(png, rec.meta, decoder))
     prec = None
     if rec.text is not None:
         prec = precision(rec.text, result.text, marker=NEWLINE_MARKER)
@@ -128,11 +144,12 @@ def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePol
         vt = image_tokens(target, w, h)
         prec = secs = None
         if decoder is not None:
-            res = decoder.decode(png)
+            res = decoder.decode(with_layout(png, page.meta, decoder))
             prec = precision(page.text, res.text, marker=NEWLINE_MARKER)
             secs = res.seconds
         out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs))
     return out
 
 
-__all__ = ["DecodedPage", "Decoders", "TierReport", "measure_tiers", "read_page", "sample_items"]
+__all__ = ["DecodedPage", "Decoders", "TierReport", "measure_tiers", "read_page", "sample_items",
+           "with_layout"]

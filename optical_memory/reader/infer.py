@@ -1,0 +1,225 @@
+"""The reader at inference: numpy only (no torch, no onnxruntime).
+
+:class:`NumpyReader` loads the exported weights (``weights/reader.npz`` and
+its recipe ``weights/reader.json``, shipped in the package) and reads a batch
+of line crops. Every layer is one matrix product over the whole batch
+(3×3 convolutions as im2col in channels-last layout, dilated 1-D
+convolutions as three stacked shifted copies), so the work runs in the BLAS
+numpy links against. Lines are read in batches of similar width (sorted) to
+waste little on padding.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optical_memory.errors import ConfigError
+from optical_memory.reader.charset import BLANK, Codec
+
+WEIGHTS_DIR = "weights"
+RECIPE_FILE = "reader.json"
+
+
+def default_weights() -> Path:
+    """The recipe file of the weights shipped in the package."""
+    return Path(str(resources.files("optical_memory.reader") / WEIGHTS_DIR / RECIPE_FILE))
+
+
+@dataclass(frozen=True)
+class LineRead:
+    """One line read: text, confidence (mean over its characters of the
+    winning class's probability; 1.0 for an empty line), unknown glyphs."""
+
+    text: str
+    confidence: float
+    unknown: int
+
+
+def _conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """3×3 'same' convolution + bias + ReLU, planar layout [C, N, H, W];
+    ``w`` is [Co, 9 * Ci] (columns in (dy, dx, ci) order)."""
+    c, n, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    cols = np.stack([xp[:, :, dy:dy + h, dx:dx + wd] for dy in range(3) for dx in range(3)])
+    out = w @ cols.reshape(9 * c, -1)
+    out += b[:, None]
+    np.maximum(out, 0, out=out)
+    return out.reshape(-1, n, h, wd)
+
+
+def _conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:
+    """Kernel-3 'same' dilated convolution + bias + ReLU over frames, planar
+    [C, N, T]; ``w`` is [Co, 3 * Ci]."""
+    c, n, t = x.shape
+    d = dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (d, d)))
+    cols = np.concatenate([xp[:, :, 0:t], xp[:, :, d:d + t], xp[:, :, 2 * d:2 * d + t]])
+    out = w @ cols.reshape(3 * c, -1)
+    out += b[:, None]
+    np.maximum(out, 0, out=out)
+    return out.reshape(-1, n, t)
+
+
+def _pool(x: np.ndarray, pw: int) -> np.ndarray:
+    """Max-pool (2, pw) of [C, N, H, W] (H even, W a multiple of pw)."""
+    m = np.maximum(x[:, :, 0::2], x[:, :, 1::2])
+    if pw == 1:
+        return m
+    out = m[..., 0::pw]
+    for k in range(1, pw):
+        out = np.maximum(out, m[..., k::pw])
+    return out
+
+
+#: How much lower (in logits) a look-alike letter of the word's script may
+#: score and still replace a letter of another script (see ``_one_script``).
+SCRIPT_MARGIN = 3.0
+
+
+def _script(token: str) -> int:
+    """1 Latin, 2 Greek, 3 Cyrillic letter; 0 anything else."""
+    if len(token) != 1 or not token.isalpha():
+        return 0
+    o = ord(token)
+    if o < 0x250:
+        return 1
+    if 0x370 <= o < 0x400:
+        return 2
+    if 0x400 <= o < 0x530:
+        return 3
+    return 0
+
+
+class NumpyReader:
+    """The exported line reader. ``recipe``: path of ``reader.json`` (None:
+    the weights shipped in the package)."""
+
+    def __init__(self, recipe: str | Path | None = None) -> None:
+        path = Path(recipe) if recipe is not None else default_weights()
+        if not path.is_file():
+            raise ConfigError(f"reader weights recipe not found: {str(path)!r}")
+        try:
+            self.recipe: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            arrays = np.load(path.parent / self.recipe["weights"])
+            self.w = {k: arrays[k] for k in arrays.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot load reader weights from {str(path)!r}: {exc}") from exc
+        self.path = path
+        arch = self.recipe["arch"]
+        self.height = int(self.recipe["input_height"])
+        #: crops are scaled this much wider than tall-proportional (a property
+        #: of the weights: see "inference" in the recipe)
+        self.stretch = float(self.recipe.get("inference", {}).get("stretch", 1.0))
+        self.pool_w = int(arch["pool_w"])
+        self.dilations = [int(d) for d in arch["dilations"]]
+        self.codec = Codec(self.recipe["charset"], int(self.recipe["max_space_run"]))
+        if self.codec.num_classes != int(self.recipe["num_classes"]):
+            raise ConfigError(f"{path}: charset does not match the class count")
+        # reshape to the matmul layouts once
+        self.k2 = {}
+        for name in ("b1", "b2", "b3"):
+            w = self.w[f"{name}.w"]  # [Co, Ci, 3, 3]
+            self.k2[name] = (np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)),
+                             self.w[f"{name}.b"])
+        self.k1 = []
+        for name in ["proj"] + [f"t{i}" for i in range(len(self.dilations))]:
+            w = self.w[f"{name}.w"]  # [Co, Ci, 3]
+            self.k1.append((np.ascontiguousarray(w.transpose(0, 2, 1).reshape(w.shape[0], -1)),
+                            self.w[f"{name}.b"]))
+        self._script = np.zeros(self.codec.num_classes, dtype=np.int64)
+        for cid in range(self.codec.num_classes):
+            self._script[cid] = _script(self.codec.token(cid))
+        self._script_classes = {s: np.nonzero(self._script == s)[0] for s in (1, 2, 3)}
+        hw = self.w["head.w"]  # [K, C, 1]
+        self.head = (np.ascontiguousarray(hw[:, :, 0]), self.w["head.b"])
+
+    @property
+    def parameters(self) -> int:
+        return int(sum(v.size for v in self.w.values()))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """[N, H, W] ink (0..1, W a multiple of pool_w) → logits [N, T, classes]."""
+        h = x[None].astype(np.float32, copy=False)
+        h = _pool(_conv2d(h, *self.k2["b1"]), self.pool_w)
+        h = _pool(_conv2d(h, *self.k2["b2"]), 1)
+        h = _pool(_conv2d(h, *self.k2["b3"]), 1)
+        c, n, rows, t = h.shape
+        # torch flattens [N, C, rows, T] to channel c * rows + r
+        h = h.transpose(0, 2, 1, 3).reshape(c * rows, n, t)
+        h = _conv1d(h, *self.k1[0], dilation=1)
+        for (w, b), d in zip(self.k1[1:], self.dilations):
+            h += _conv1d(h, w, b, dilation=d)
+        hw, hb = self.head
+        out = hw @ h.reshape(h.shape[0], -1)
+        out += hb[:, None]
+        return out.reshape(-1, n, t).transpose(1, 2, 0)
+
+    def read(self, crops: Sequence[np.ndarray], batch: int = 16) -> list[LineRead]:
+        """Read line crops (uint8 [height, W_i], white = 255), batched by width."""
+        out: list[LineRead | None] = [None] * len(crops)
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1])
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            widths = [crops[i].shape[1] for i in idx]
+            w = max(widths)
+            w += (-w) % self.pool_w
+            x = np.zeros((len(idx), self.height, w), dtype=np.float32)  # paper: no ink
+            for j, i in enumerate(idx):
+                x[j, :, :widths[j]] = (255.0 - crops[i].astype(np.float32)) * (1.0 / 255.0)
+            logits = self.logits(x)
+            for j, i in enumerate(idx):
+                out[i] = self._decode(logits[j, : widths[j] // self.pool_w])
+        return [r for r in out if r is not None]
+
+    def _one_script(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Latin, Greek and Cyrillic share look-alike capitals and vowels
+        ("A" "Α" "А"). A letter read in another script than the rest of its
+        word (or, alone, of its line) becomes that script's best letter at the
+        same frame when the model scored it nearly as high (within
+        :data:`SCRIPT_MARGIN` logits): a look-alike, not a different glyph."""
+        scripts = self._script[ids]
+        letters = scripts > 0
+        if not letters.any() or (scripts[letters] == scripts[letters][0]).all():
+            return ids
+        line_major = int(np.bincount(scripts[letters], minlength=4)[1:].argmax()) + 1
+        out = ids.copy()
+        i, n = 0, len(ids)
+        while i < n:
+            if not letters[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and letters[j]:
+                j += 1
+            counts = np.bincount(scripts[i:j], minlength=4)
+            major = line_major if j - i == 1 else int(counts[1:].argmax()) + 1
+            for k in range(i, j):
+                if scripts[k] != major:
+                    cls = self._script_classes[major]
+                    alt = int(cls[int(rows[k, cls].argmax())])
+                    if rows[k, ids[k]] - rows[k, alt] < SCRIPT_MARGIN:
+                        out[k] = alt
+            i = j
+        return out
+
+    def _decode(self, logits: np.ndarray) -> LineRead:
+        best = logits.argmax(axis=1)
+        keep = (best != BLANK) & np.concatenate([[True], best[1:] != best[:-1]])
+        ids = best[keep]
+        if ids.size == 0:
+            return LineRead("", 1.0, 0)
+        rows = logits[keep]
+        ids = self._one_script(ids, rows)
+        top = rows.max(axis=1, keepdims=True)
+        prob = 1.0 / np.exp(rows - top).sum(axis=1)
+        unknown = int((ids == self.codec.unknown_id).sum())
+        return LineRead(self.codec.decode(int(i) for i in ids), float(prob.mean()), unknown)
+
+
+__all__ = ["LineRead", "NumpyReader", "default_weights"]

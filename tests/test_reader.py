@@ -1,0 +1,230 @@
+"""The native reader: character set, line finding, the shipped weights at
+every tier, the ``native`` decoder through the registry and the memory, and a
+training smoke run (when torch is installed)."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from optical_memory.age.renditions import resample_png
+from optical_memory.config import default_render_config
+from optical_memory.decode import available_decoders, get_decoder, precision
+from optical_memory.reader.charset import CHARSET, UNKNOWN, Codec, is_trainable
+from optical_memory.reader.data import license_text
+from optical_memory.reader.infer import NumpyReader, default_weights
+from optical_memory.reader.lines import crop_lines, find_lines, layout_boxes
+from optical_memory.render import NEWLINE_MARKER, Renderer
+from optical_memory.types import Page
+
+PROSE = (
+    "The licenses for most software are designed to take away your freedom to share and "
+    "change it. By contrast, the GNU General Public License is intended to guarantee your "
+    "freedom to share and change free software--to make sure the software is free for all "
+    "its users.\nThis General Public License applies to most of the Free Software "
+    "Foundation's software and to any other program whose authors commit to using it. "
+    "(Some other Free Software Foundation software is covered by the GNU Lesser General "
+    "Public License instead.) You can apply it to your programs, too.\n"
+)
+#: Read-back floors of the shipped weights on a held-out page (licence prose,
+#: the memory's default layout); measured well above these (benchmarks/reader.py).
+FLOORS = {1.0: 0.985, 0.625: 0.975, 0.5: 0.96}
+
+
+def _png_array(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def page() -> Page:
+    """One held-out page at the memory's default layout (1024², 11 px, markers)."""
+    text = license_text()[2000:9000] or PROSE * 12
+    cfg = default_render_config("deepseek-ocr:base")
+    return Renderer(cfg).render_text(text)[0]
+
+
+def _tier(page: Page, scale: float) -> Page:
+    if scale == 1.0:
+        return page
+    side = round(page.width * scale)
+    pixels = _png_array(resample_png(page.to_png(), (side, side)))
+    return Page(pixels, page.text, page.spans, page.font_size, meta=page.meta)
+
+
+# -- character set ------------------------------------------------------------
+
+
+def test_charset_covers_scripts_and_marker():
+    assert NEWLINE_MARKER in CHARSET
+    for ch in "aZ09~éß€ŁœΩωЖж–“”•→≤":
+        assert ch in CHARSET, ch
+    assert len(set(CHARSET)) == len(CHARSET)
+    assert "中" not in CHARSET and UNKNOWN not in CHARSET
+
+
+def test_codec_round_trip_space_runs_and_unknowns():
+    codec = Codec()
+    text = "def f(x):»        return x  # Ωμέγα, Жизнь"
+    ids = codec.encode(text)
+    assert codec.decode(ids) == text
+    assert len(ids) < len(text)  # the run of 8 spaces is one class
+    out = codec.decode(codec.encode("a 中文 b"))
+    assert out == f"a {UNKNOWN}{UNKNOWN} b"
+    assert codec.encode("x\u00a0y") == codec.encode("x y")
+    assert codec.ctc_collapse([0, 5, 5, 0, 5, 0, 0, 7]) == [5, 5, 7]
+
+
+def test_trainable_text_rejects_control_and_combining():
+    assert is_trainable("plain text » ok")
+    assert not is_trainable("e\u0301")
+    assert not is_trainable("a\x07b")
+
+
+# -- lines --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_find_lines_on_bare_png(page: Page, scale: float):
+    tier = _tier(page, scale)
+    gray = _png_array(tier.to_png())  # a bare PNG: no layout known
+    found = find_lines(gray)
+    known = layout_boxes(page.meta, (tier.width, tier.height))
+    assert known is not None
+    assert len(found) == page.meta["lines"] == len(known)
+    tops = np.array([b.top for b in found]) - np.array([b.top for b in known])
+    assert np.abs(tops).max() < 0.1 * known[0].pitch
+    crops = crop_lines(gray, found)
+    assert all(c is not None and c.shape[0] == 16 for c in crops)
+
+
+def test_find_lines_blank_and_single_line():
+    assert find_lines(np.full((200, 300), 255, np.uint8)) == []
+    img = Image.new("L", (400, 60), 255)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(img).text((10, 20), "one line only", fill=0)
+    boxes = find_lines(np.asarray(img))
+    assert len(boxes) == 1
+
+
+# -- weights and decoder ------------------------------------------------------
+
+
+def test_weights_ship_in_package_and_load_offline(monkeypatch: pytest.MonkeyPatch):
+    path = default_weights()
+    assert path.is_file()
+    size = sum(p.stat().st_size for p in path.parent.iterdir())
+    assert size < 20 * 1024 * 1024
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the reader must not touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    reader = NumpyReader()
+    assert reader.recipe["charset"] == CHARSET
+    assert reader.recipe["training"]["steps"] > 0
+    assert reader.parameters < 5_000_000
+
+
+def test_inference_does_not_import_torch():
+    code = ("import sys, numpy as np\n"
+            "from optical_memory.decode import get_decoder\n"
+            "d = get_decoder('native')\n"
+            "d.decode(np.full((64, 64), 255, np.uint8))\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registry_has_native():
+    assert available_decoders()["native"] is True
+    assert get_decoder("native").name == "native"
+
+
+@pytest.mark.parametrize("scale", sorted(FLOORS, reverse=True))
+def test_each_tier_reads_back_above_floor(page: Page, scale: float):
+    decoder = get_decoder("native")
+    tier = _tier(page, scale)
+    result = decoder.decode(tier)  # a Page: lines from its layout
+    assert result.meta["line_source"] == "layout"
+    p = precision(page.text, result.text, marker=NEWLINE_MARKER)
+    assert p >= FLOORS[scale], (scale, p)
+    conf = result.meta["line_confidence"]
+    assert len(conf) == result.meta["lines"] and all(0 < c <= 1 for c in conf if c)
+    bare = decoder.decode(tier.to_png())  # bare PNG: lines from the ink profile
+    assert bare.meta["line_source"] == "ink"
+    assert precision(page.text, bare.text, marker=NEWLINE_MARKER) >= FLOORS[scale] - 0.01
+
+
+def test_unknown_class_reads_as_replacement_mark_and_is_counted():
+    reader = NumpyReader()
+    codec = reader.codec
+    ids = [*codec.encode("ab"), codec.unknown_id, *codec.encode("c")]
+    logits = np.full((2 * len(ids), codec.num_classes), -5.0, np.float32)
+    for k, cid in enumerate(ids):  # each class on one frame, a blank after it
+        logits[2 * k, cid] = 5.0
+        logits[2 * k + 1, 0] = 5.0
+    read = reader._decode(logits)
+    assert read.text == f"ab{UNKNOWN}c" and read.unknown == 1
+
+
+@pytest.mark.xfail(strict=False, reason="the shipped weights saw about one glyph outside the "
+                   "set in 4,000 and rarely emit the unknown class (README)")
+def test_unknown_glyphs_are_counted_not_guessed():
+    cfg = default_render_config("deepseek-ocr:base")
+    page = Renderer(cfg).render_text("Hello 世界 world, and 東京 again.")[0]
+    result = get_decoder("native").decode(page)
+    assert result.meta["unknown"] >= 2
+    assert UNKNOWN in result.text
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in result.text)
+    assert "Hello" in result.text and "world" in result.text
+
+
+def test_memory_reads_its_pages_with_native(tmp_path):
+    from optical_memory import OpticalMemory
+
+    with OpticalMemory(tmp_path / "m.db", decoder="native") as mem:
+        mem.add(PROSE * 40, kind="document")
+        pages = mem.list_pages()
+        assert pages
+        for tier in ("base", "tiny"):
+            d = mem.decode(pages[0].id, tier=tier)
+            assert d.decoder == "native"
+            assert d.precision is not None and d.precision >= FLOORS[0.5], (tier, d.precision)
+
+
+# -- training -----------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_training_smoke_run_resumes_and_exports(tmp_path):
+    import torch
+
+    from optical_memory.reader.model import LineReader
+    from optical_memory.reader.train import batch_arrays, export, make_batch, train
+
+    arch = {"c1": 4, "c2": 8, "c3": 8, "hidden": 16}
+    state = train(tmp_path, steps=2, batch=4, threads=1, checkpoint_every=1, eval_every=100,
+                  arch=arch, heldout_per_tier=2, log=lambda m: None)
+    assert state["step"] == 2 and (tmp_path / "checkpoint.pt").is_file()
+    state = train(tmp_path, steps=3, batch=4, threads=1, resume=True, eval_every=100,
+                  arch=arch, heldout_per_tier=2, log=lambda m: None)
+    assert state["step"] == 3
+    dest = export(tmp_path, tmp_path / "weights")
+    reader = NumpyReader(dest / "reader.json")
+    codec = Codec()
+    samples, _ = make_batch(1, 0, codec, 3)
+    x, _ = batch_arrays(samples)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    model = LineReader(codec.num_classes, saved["state"]["arch"])
+    model.load_state_dict(saved["model"])
+    model.eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy().transpose(0, 2, 1)
+    np.testing.assert_allclose(reader.logits(x[:, 0]), ref, atol=1e-3, rtol=1e-3)
