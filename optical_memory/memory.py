@@ -231,7 +231,7 @@ class OpticalMemory:
         use_tier = rec.tier if tier is None else self.aging.tier(tier).name
         size = self.aging.size(use_tier, (rec.width, rec.height))
         return readback.read_page(rec, self._renditions.png(rec, use_tier, scope), use_tier, size,
-                         self._decoders.get(decoder))
+                         self._decoders.for_page(rec, decoder))
 
     def tier_png(self, page_id: str, tier: str | None = None, *, user_id: str = DEFAULT_USER,
                  agent_id: str | None = None, session_id: str | None = None) -> bytes:
@@ -293,7 +293,7 @@ class OpticalMemory:
         (default: a page of the synthetic conversation)."""
         items = readback.sample_items(sample, self.counter)
         return readback.measure_tiers(items, self.renderer, self.aging, self.target, self.counter,
-                             self._decoders.get() if decode else None)
+                             self._decoders if decode else None)
 
 
 __all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",

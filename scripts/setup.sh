@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Set up optical-memory on a fresh Debian/Ubuntu machine:
-#   system packages (tesseract OCR with English + Simplified Chinese, Noto CJK fonts),
+#   system packages (tesseract OCR with the language packs the memory reads pages
+#   with: English, Russian, Simplified + Traditional Chinese, Japanese, Korean;
+#   Noto CJK fonts),
 #   a virtual environment in .venv with the package and its extras.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim fonts-noto-cjk)
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-chi-tra
+              tesseract-ocr-rus tesseract-ocr-jpn tesseract-ocr-kor fonts-noto-cjk)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -206,14 +206,51 @@ def test_no_items_and_bad_items_raise():
 
 
 def test_missing_glyph_counted_and_drawn_as_box():
-    text = "ab\ue000\ue000cd\x07"
+    text = "ab\ue000\ue000cd"
     r = Renderer(SMALL)
     page = r.render_text(text)[0]
-    assert page.missing_glyphs == {"\ue000": 2, "\x07": 1}
+    assert page.missing_glyphs == {"\ue000": 2}
     assert page.text == text  # the character stays in the text, drawn as a box
     plain = r.render_text("abcd")[0]
     # boxes add ink compared with the same text without them
     assert (page.pixels < 128).sum() > (plain.pixels < 128).sum()
+
+
+@pytest.mark.parametrize("control", ["\f", "\v", "\x07", "\x1b", "\x00", "\x7f", "\x85"])
+def test_control_characters_are_drawn_as_whitespace(control):
+    r = Renderer(SMALL)
+    text = f"page one{control}page two"
+    page = r.render_text(text)[0]
+    spaced = r.render_text("page one page two")[0]
+    assert page.missing_glyphs == {}
+    assert page.text == "page one page two"  # drawn (and scored) as a space
+    assert np.array_equal(page.pixels, spaced.pixels)
+    (span,) = page.spans
+    assert text[span.start:span.end] == text  # the source keeps the control character
+
+
+def test_form_feed_runs_and_line_ends_follow_the_whitespace_policy():
+    r = Renderer(SMALL)
+    page = r.render_text("a\f\f\fb\n\fc\f\x0b")[0]
+    assert page.text == "a   b\n c"  # a run is as wide as its characters; trailing dropped
+    assert page.missing_glyphs == {}
+    assert "\f" not in page.text and (page.pixels < 128).any()
+    only = r.render_text("\x07\x07 x")[0]
+    assert only.text == "   x" and only.missing_glyphs == {}
+
+
+def test_page_meta_records_scripts_and_unsupported_ones(caplog):
+    r = Renderer(RenderConfig(width=256, height=128))
+    ru = r.render_text("Привет, мир! hello")[0]
+    assert list(ru.meta["scripts"]) == ["cyrillic", "latin"]
+    assert ru.meta["scripts"]["cyrillic"] == pytest.approx(9 / 14, abs=1e-4)
+    assert "unsupported_scripts" not in ru.meta
+    assert Renderer(SMALL).render_text("12 + 3")[0].meta["scripts"] == {}
+    with caplog.at_level("WARNING", logger="optical_memory.render"):
+        he = r.render_text("שלום עולם and مرحبا")[0]
+    assert set(he.meta["unsupported_scripts"]) == {"hebrew", "arabic"}
+    assert "right to left or needs glyph shaping" in caplog.text
+    assert "arabic, hebrew" in caplog.text
 
 
 def test_system_fallback_for_cjk_when_available():

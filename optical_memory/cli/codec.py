@@ -179,13 +179,21 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--decoder", "-d", default=DEFAULT_DECODER, show_default=True,
               help="Decoder: tesseract, rapidocr, or openai (OpenAI-compatible endpoint).")
-@click.option("--lang", default=None, help="Tesseract languages, e.g. eng or chi_sim+eng.")
+@click.option("--lang", default=None,
+              help="Tesseract languages, e.g. eng, rus+eng, jpn or chi_sim; 'auto': a first "
+                   "pass finds the page's scripts, a second reads it with their languages "
+                   "(default: eng).")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="Text file the page(s) should read as; prints the read-back precision.")
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def decode(images, decoder, lang, reference, workers, as_json):
-    """Read page images (PNG/JPEG) back to text."""
+    """Read page images (PNG/JPEG) back to text.
+
+    A bare image says nothing of its languages: tesseract reads English
+    unless --lang names them, or finds them itself with --lang auto (about
+    twice the time; with --json each page reports the languages read).
+    """
     from optical_memory.decode import decode_many, precision
 
     for img in images:
@@ -193,6 +201,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
             raise click.ClickException(f"{img} is a directory, not an image file")
         if not Path(img).is_file():
             raise click.ClickException(f"no such image file: {img}")
+    if lang is not None and decoder != "tesseract":
+        raise click.UsageError(f"--lang is a tesseract option (decoder is {decoder!r})")
     options = {"lang": lang} if lang else {}
     with _progress("decoding", len(images)) as bar:
         results = decode_many(list(images), decoder=decoder, workers=workers, options=options,
@@ -202,7 +212,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
     prec = precision(ref, text) if ref is not None else None
     if as_json:
         out = {"decoder": decoder,
-               "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3)}
+               "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3),
+                          **({"lang": r.meta["lang"]} if "lang" in r.meta else {})}
                          for i, r in zip(images, results)]}
         if prec is not None:
             out["precision"] = round(prec, 4)
@@ -211,6 +222,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
     for img, r in zip(images, results):
         if len(images) > 1:
             click.echo(f"==> {img} ({r.seconds:.1f} s) <==")
+        if lang == "auto":
+            click.echo(f"{img}: read with tesseract -l {r.meta.get('lang')}", err=True)
         click.echo(r.text)
     if prec is not None:
         click.echo(f"precision vs {reference}: {prec:.4f} "

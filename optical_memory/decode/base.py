@@ -59,6 +59,58 @@ class DecodeResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LineGrid:
+    """Where the text lines of a page lie, for decoders that read line by line.
+
+    top:    px from the top edge to the top of the first line (the margin);
+    pitch:  px from one line's top to the next (font size × line spacing);
+    height: the page height ``top`` and ``pitch`` are measured at. An image of
+            another height (an aged tier, an upscaled copy) is mapped by
+            proportion.
+
+    The renderer lays every line of a page on this grid (whatever the style
+    or fallback face), so a page the memory wrote can be cut into lines
+    without detecting them (:meth:`of_page` reads the grid from page meta).
+    """
+
+    top: float
+    pitch: float
+    height: int
+
+    def __post_init__(self) -> None:
+        if not (self.top >= 0 and self.pitch > 0 and self.height > 0):
+            raise InputError(f"line grid needs top >= 0, pitch > 0, height > 0 (got {self})")
+
+    @classmethod
+    def of_page(cls, meta: Any) -> LineGrid | None:
+        """The grid of a page from its layout meta (``margin``, ``font_size``,
+        ``line_spacing``, ``height``, as the renderer records them), or ``None``."""
+        try:
+            pitch = float(meta["font_size"]) * float(meta["line_spacing"])
+            return cls(float(meta["margin"]), pitch, int(meta["height"]))
+        except (KeyError, TypeError, ValueError, InputError):
+            return None
+
+    def rows(self, image_height: int, pad: float = 0.1) -> list[tuple[int, int, int, int]]:
+        """Each line's rows in an image ``image_height`` px tall: (y0, y1) of
+        the line widened by ``pad`` × pitch on both sides (glyphs may overhang
+        their line box), then (c0, c1), its inner part (the box minus 20% on
+        both sides) where a line that holds text has ink."""
+        scale = image_height / self.height
+        top, pitch = self.top * scale, self.pitch * scale
+        count = int((self.height - 2 * self.top) // self.pitch)
+        out = []
+        for i in range(count):
+            y = top + i * pitch
+            y0 = max(0, int(y - pad * pitch))
+            y1 = min(image_height, int(np.ceil(y + pitch + pad * pitch)))
+            c0, c1 = int(y + 0.2 * pitch), int(np.ceil(y + 0.8 * pitch))
+            if y1 > y0:
+                out.append((y0, y1, c0, max(c1, c0 + 1)))
+        return out
+
+
 @runtime_checkable
 class Decoder(Protocol):
     """Anything that reads an image back to text."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.render import Renderer
     from optical_memory.store import PageRecord
     from optical_memory.tokens import TextCounter, VisionTarget
+    from optical_memory.types import Page
 
 
 @dataclass(frozen=True)
@@ -58,28 +59,56 @@ class TierReport:
 
 
 class Decoders:
-    """The decoders a memory uses, built once each; the memory's own decoder
-    gets its ``options``."""
+    """The decoders a memory uses, built once per (name, options); the
+    memory's own decoder gets its ``options``.
+
+    :meth:`for_page` reads a page with the options its meta calls for
+    (:func:`~optical_memory.decode.languages.page_options`: tesseract
+    languages from the page's scripts, rapidocr's line grid); options the
+    memory was given explicitly win over them.
+    """
 
     def __init__(self, default: str, options: Mapping[str, Any] | None = None) -> None:
         self.default = default
         self.options = dict(options or {})
-        self._built: dict[str, Decoder] = {}
+        self._built: dict[tuple[str, str], Decoder] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str | None = None) -> Decoder:
+    def get(self, name: str | None = None, page_options: Mapping[str, Any] | None = None
+            ) -> Decoder:
+        """Decoder ``name`` (default: the memory's) with ``page_options``
+        under the memory's own options."""
         name = name or self.default
-        with self._lock:  # the memory may be shared by threads
-            if name not in self._built:
-                from optical_memory.decode.base import get_decoder
+        opts = dict(page_options or {})
+        if name == self.default:
+            if "lang" in self.options:  # a language named by the caller must be there
+                opts.pop("lang_fallback", None)
+            opts.update(self.options)
+        key = (name, repr(sorted(opts.items())))
+        with self._lock:
+            dec = self._built.get(key)
+        if dec is None:
+            from optical_memory.decode.base import get_decoder
 
-                opts = self.options if name == self.default else {}
-                self._built[name] = get_decoder(name, **opts)
-            return self._built[name]
+            dec = get_decoder(name, **opts)
+            with self._lock:
+                if len(self._built) >= 64:  # bounded: one entry per layout and language set
+                    self._built.clear()
+                dec = self._built.setdefault(key, dec)
+        return dec
 
-    def read(self, image: Any) -> str:
-        """The default decoder's text for ``image`` (a Page or PNG bytes)."""
-        return self.get().decode(image).text
+    def for_page(self, page: Any, name: str | None = None) -> Decoder:
+        """The decoder reading ``page`` (a Page or PageRecord: its ``meta``,
+        and its ``text`` for pages stored before scripts were recorded)."""
+        from optical_memory.decode.languages import page_options
+
+        name = name or self.default
+        return self.get(name, page_options(name, page.meta, getattr(page, "text", None)))
+
+    def read(self, page: Page) -> str:
+        """The default decoder's text for a rendered ``page``, read with the
+        options its scripts and layout call for."""
+        return self.for_page(page).decode(page).text
 
 
 def with_layout(png: bytes, meta: Mapping[str, Any], decoder: Decoder) -> Any:
@@ -125,15 +154,18 @@ def sample_items(sample: str | None, counter: TextCounter) -> list[RenderItem]:
 
 
 def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePolicy,
-                  target: VisionTarget, counter: TextCounter, decoder: Decoder | None
-                  ) -> list[TierReport]:
-    """Each tier's size, token cost, ratio and read-back (``decoder``; ``None``
-    skips reading) on the first page ``items`` fill."""
+                  target: VisionTarget, counter: TextCounter,
+                  decoder: Decoder | Decoders | None) -> list[TierReport]:
+    """Each tier's size, token cost, ratio and read-back (``decoder``, or the
+    memory's :class:`Decoders` reading the page with the options its scripts
+    call for; ``None`` skips reading) on the first page ``items`` fill."""
     from optical_memory.age.renditions import resample_png
     from optical_memory.render.paging import page_holding
     from optical_memory.tokens.billing import image_tokens
 
     page = renderer.draw(renderer.layout(list(items))[0])
+    if isinstance(decoder, Decoders):
+        decoder = decoder.for_page(page)
     texts = {it.item_id: it.text for it in items}
     held = page_holding(page.spans, texts, {}, counter).text_tokens
     master = page.to_png()

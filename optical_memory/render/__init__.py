@@ -106,6 +106,15 @@ class Renderer:
                 "%d character(s) had no glyph in any font, drawn as boxes: %s",
                 missing, ", ".join(f"U+{ord(c):04X}" for c in chars[:10]),
             )
+        unsupported = [p for p in pages if p.meta.get("unsupported_scripts")]
+        if unsupported:
+            names = sorted({s for p in unsupported for s in p.meta["unsupported_scripts"]})
+            log.warning(
+                "%d page(s) hold %s text, which is written right to left or needs glyph "
+                "shaping; the renderer draws it unshaped, left to right (recorded in the "
+                "page's meta['unsupported_scripts']): it reads back poorly, if at all",
+                len(unsupported), ", ".join(names),
+            )
         return pages
 
     def render_text(self, text: str, item_id: str = "text") -> list[Page]:

@@ -3,7 +3,8 @@
 Glyphs are positioned explicitly (one ``allocRunPosH`` run per face per
 line fragment) from the same cached advances the layout used, so what was
 measured is what is drawn. A character no font has is drawn as a box outline
-of the missing-glyph advance and counted in ``Page.missing_glyphs``.
+of the missing-glyph advance and counted in ``Page.missing_glyphs``
+(control characters are not: the layout makes them spaces).
 """
 from __future__ import annotations
 

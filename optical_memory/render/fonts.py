@@ -93,6 +93,8 @@ def _make_font(tf: skia.Typeface, size: float, hinting: str = "normal") -> skia.
 def _undrawable(ch: str) -> bool:
     """Control, private-use and surrogate characters are never drawn (a box).
 
+    (The layout turns control characters into spaces before they get here.)
+
     Unassigned code points are left to the fonts: the Unicode database of the
     running Python must not change what a page looks like.
     """

@@ -15,6 +15,9 @@ Whitespace policy (what maps where):
   after a newline is kept and drawn.
 - Tabs are expanded to spaces up to the next multiple of ``tab_width``
   characters in the line; ``Page.text`` holds the spaces.
+- Other control characters (C0 but tab and newlines, DEL, C1: form feed,
+  vertical tab, escape, ...) are whitespace like a space: drawn as one space
+  each (never as a missing-glyph box); ``Page.text`` holds the spaces.
 - ``newline_mode="break"``: a newline (``\\n``, ``\\r\\n`` or ``\\r``) ends the
   line; it is consumed into the span and shows in ``Page.text`` as the ``"\\n"``
   joining the lines. ``"marker"``: it is drawn as ``NEWLINE_MARKER`` (also in
@@ -31,6 +34,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..scripts import script_shares, unsupported_scripts
 from ..types import Span
 from .config import NEWLINE_MARKER, RenderConfig, RenderItem
 from .fonts import BOLD, REGULAR, FontSet
@@ -44,13 +48,28 @@ _CJK = (
     "\u3200-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
     "\uff00-\uffef\U00020000-\U0003ffff"
 )
-# groups: 1 newline, 2 spaces/tabs, 3 one CJK char, 4 word
-_TOKEN = re.compile(rf"(\r\n|\r|\n)|([ \t]+)|([{_CJK}])|([^ \t\r\n{_CJK}]+)")
+# Control characters other than tab and the newlines (C0, DEL, C1: form
+# feed, vertical tab, escape, ...) are whitespace: drawn as one space each.
+_CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL_TO_SPACE = {c: " " for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20),
+                                      *range(0x7F, 0xA0)]}
+# groups: 1 newline, 2 spaces/tabs/controls, 3 one CJK char, 4 word
+_TOKEN = re.compile(
+    rf"(\r\n|\r|\n)|([ \t{_CONTROL}]+)|([{_CJK}])|([^ \t\r\n{_CONTROL}{_CJK}]+)")
 
 
 @dataclass
 class PageLayout:
-    """One laid-out page: lines of ``[style, text]`` fragments, text and spans."""
+    """One laid-out page: lines of ``[style, text]`` fragments, text and spans.
+
+    ``meta`` (set by :func:`layout_items`, stored with the page): the layout
+    (width, height, font_size, line_spacing, hinting, margin, newline_mode),
+    ``lines``, ``chars``, ``scripts`` (each script's share of the page's
+    letters, :func:`optical_memory.scripts.script_shares`: the decoder reads
+    the page with the languages they call for) and, only when the page holds
+    any, ``unsupported_scripts`` (scripts drawn unshaped, see
+    :data:`optical_memory.scripts.NEEDS_SHAPING`).
+    """
 
     index: int
     lines: list[list[list]]  # line -> [[style, visible text], ...]
@@ -238,7 +257,7 @@ class _Packer:
             elif kind == 2:
                 if self.line is None:
                     self._open_line()
-                self.pending.append((style, m.group(), item, s, e))
+                self.pending.append((style, m.group().translate(_CONTROL_TO_SPACE), item, s, e))
             elif marker:
                 self.word(style, NEWLINE_MARKER, item, s, e)
             else:
@@ -297,6 +316,7 @@ def layout_items(
         packer.item(i, it, label_style)
     pages = packer.finish()
     for p in pages:
+        shares = script_shares(p.text)
         p.meta = {
             "width": cfg.width,
             "height": cfg.height,
@@ -307,7 +327,11 @@ def layout_items(
             "newline_mode": cfg.newline_mode,
             "lines": len(p.lines),
             "chars": p.chars,
+            "scripts": shares,
         }
+        unsupported = unsupported_scripts(shares)
+        if unsupported:
+            p.meta["unsupported_scripts"] = list(unsupported)
     return pages
 
 
