@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     ("render_speed", "benchmarks/render_speed.py"),
     ("fidelity", "benchmarks/fidelity.py"),
+    ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
