@@ -15,6 +15,7 @@ ORDER = [
     ("render_speed", "benchmarks/render_speed.py"),
     ("fidelity", "benchmarks/fidelity.py"),
     ("reader", "benchmarks/reader.py"),
+    ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
