@@ -404,3 +404,18 @@ def test_migration_indexes_an_old_postgres_database(store_url, uid):
     finally:
         with psycopg.connect(libpq_url(store_url), autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_hit_prints_short_and_serialises_to_json(tmp_path):
+    import json
+
+    from optical_memory import OpticalMemory
+
+    with OpticalMemory(tmp_path / "m.db") as mem:
+        mem.add_document("The Lindholm depot access code is 739215. " * 40, user_id="ann")
+        hit = mem.retrieve("Lindholm depot", user_id="ann")[0]
+    assert hit.page is not None and hit.page.png  # the record keeps its image ...
+    assert len(repr(hit)) < 2000 and "png" not in repr(hit)  # ... but repr does not show it
+    data = json.loads(json.dumps(hit.to_dict()))
+    assert data["page_id"] == hit.page_id and data["scope"]["user_id"] == "ann"
+    assert "739215" in data["text"]

@@ -8,8 +8,8 @@ the pages' read-back is what is searched.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.retrieve.rerank import Ranker, rerank
@@ -44,9 +44,16 @@ class Hit:
     score: float
     snippet: str
     span: tuple[int, int] | None
-    page: PageRecord | None
+    page: PageRecord | None = field(repr=False)  # holds the master PNG: kept out of repr
     tier: str | None
     text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as plain JSON values (no image; the page's scope included)."""
+        scope = self.page.scope.as_kwargs() if self.page is not None else None
+        return {"item_id": self.item_id, "page_id": self.page_id, "score": self.score,
+                "snippet": self.snippet, "span": list(self.span) if self.span else None,
+                "tier": self.tier, "text": self.text, "scope": scope}
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
