@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from optical_memory.reader.data import (
     recipe_hash,
 )
 from optical_memory.reader.lines import LINE_HEIGHT
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -119,7 +122,7 @@ def lr_at(progress: float, peak: float, warmup: float = 0.03) -> float:
 def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30.0,
           batch: int = 32, lr: float = 2e-3, threads: int = 2, checkpoint_every: int = 200,
           eval_every: int = 500, resume: bool = False, arch: dict[str, Any] | None = None,
-          heldout_per_tier: int = 48, log=print) -> dict[str, Any]:
+          heldout_per_tier: int = 48, log: Callable[[str], None] = logger.info) -> dict[str, Any]:
     """Train (or resume) until ``steps`` or ``minutes`` of training time; returns the state."""
     import torch
 
@@ -260,16 +263,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--stretch", type=float, default=1.0,
                    help="with --export: inference crop stretch recorded in the recipe")
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.export is not None:
-        print(export(args.out, args.export, stretch=args.stretch))
+        logger.info("%s", export(args.out, args.export, stretch=args.stretch))
         return 0
 
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        with open(args.out / "train.log", "a", encoding="utf-8") as f:
-            f.write(msg + "\n")
-
     args.out.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(args.out / "train.log", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(to_file)
+    log = logger.info
     train(args.out, seed=args.seed, steps=args.steps, minutes=args.minutes, batch=args.batch,
           lr=args.lr, threads=args.threads, checkpoint_every=args.checkpoint_every,
           eval_every=args.eval_every, resume=args.resume, arch=args.arch, log=log)
