@@ -41,7 +41,10 @@ class ConflictError(StoreError):
 
 
 class NotFoundError(InputError, KeyError):
-    """An id that does not exist under the given scope."""
+    """An id that does not exist under the given scope. ``missing``: the item
+    ids not found, where the call named several (else empty)."""
+
+    missing: tuple[str, ...] = ()
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
@@ -147,6 +150,12 @@ class ItemRecord:
     content_hash: str
     created_at: str
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The caller's metadata (``add(..., metadata=...)``), ``{}`` if none."""
+        value = self.meta.get("metadata")
+        return dict(value) if isinstance(value, dict) else {}
+
 
 @dataclass(frozen=True)
 class PageRecord:
@@ -241,6 +250,8 @@ class Deleted:
     does, and lists the new pages in ``repaged``).
     warnings: follow-up work that failed after the delete committed (e.g.
     re-rendering); the delete itself stands and is not to be repeated.
+    missing: ids the call named that were not stored under its scope (only
+    with ``missing_ok=True``; otherwise they raise :class:`NotFoundError`).
     """
 
     items: int
@@ -248,6 +259,13 @@ class Deleted:
     partial_pages: tuple[str, ...] = ()
     repaged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON values."""
+        return {"items": self.items, "pages": self.pages,
+                "partial_pages": list(self.partial_pages), "repaged": list(self.repaged),
+                "warnings": list(self.warnings), "missing": list(self.missing)}
 
 
 # --------------------------------------------------------------------------
