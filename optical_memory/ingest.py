@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.config import (
@@ -27,6 +27,7 @@ from optical_memory.config import (
 from optical_memory.errors import EmptyInputError, InputError
 from optical_memory.render.config import RenderItem, Turn
 from optical_memory.store import NewItem, text_hash
+from optical_memory.store.metadata import META_KEY, check_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.render import Renderer
@@ -191,6 +192,16 @@ def drafts_for(messages: Any, kind: str | None, counter: TextCounter, *, keep_te
         total += len(parts[-1].text)
         _check_chars(total, i + 1)
     return [_turn_draft(p, counter, keep_text) for p in parts]
+
+
+def with_metadata(drafts: list[Draft], metadata: Mapping[str, Any] | None) -> list[Draft]:
+    """``drafts`` with the caller's ``metadata`` (checked,
+    :func:`~optical_memory.store.metadata.check_metadata`) on every item."""
+    if metadata is None:
+        return drafts
+    value = check_metadata(metadata)
+    return [replace(d, item=replace(d.item, meta={**d.item.meta, META_KEY: value}))
+            for d in drafts]
 
 
 def _check_chars(total: int, items: int, where: str | None = None) -> None:
@@ -365,4 +376,5 @@ __all__ = [
     "text_draft",
     "tool_call",
     "turn_draft",
+    "with_metadata",
 ]

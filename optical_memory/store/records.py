@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +48,17 @@ class NotFoundError(InputError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+def not_found(ids: Sequence[str], scope: Scope, outcome: str) -> NotFoundError:
+    """The error for item ids not visible under ``scope`` (in its ``missing``);
+    ``outcome`` says what the call did about it ("nothing changed")."""
+    shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more"
+                                                   if len(ids) > 5 else "")
+    err = NotFoundError(f"no item {shown} under {scope} ({outcome}); ids are scoped: pass "
+                        "the user_id / agent_id / session_id the item was added with")
+    err.missing = tuple(ids)
+    return err
 
 
 # --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from optical_memory.store.records import (
     NotFoundError,
     RenditionRecord,
     dump_json,
+    not_found,
     spans_to_json,
     utc_now,
 )
@@ -359,16 +360,6 @@ def delete_items(d: Dialect, cur: Any, scope: Scope, wanted: Sequence[str] | Non
     partial = tuple(p for p in pages if p in still_held)
     return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial,
                    missing=missing)
-
-
-def not_found(ids: Sequence[str], scope: Scope, outcome: str) -> NotFoundError:
-    """The error for item ids not visible under ``scope`` (listed in ``missing``)."""
-    shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more"
-                                                   if len(ids) > 5 else "")
-    err = NotFoundError(f"no item {shown} under {scope} ({outcome}); ids are scoped: pass "
-                        "the user_id / agent_id / session_id the item was added with")
-    err.missing = tuple(ids)
-    return err
 
 
 def clear_all(d: Dialect, cur: Any) -> Deleted:
