@@ -66,7 +66,10 @@ class OpticalMemory(ItemMethods):
     URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
     :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
     and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
-    returned by ``context(vision_tokens=True)``)."""
+    returned by ``context(vision_tokens=True)``). One memory may be shared by
+    threads without a lock, and processes may share its store (``docs/
+    architecture.md``, "Threads and processes"); for asyncio code use
+    :class:`~optical_memory.aio.AsyncOpticalMemory`."""
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None, *,
                  target: str = DEFAULT_TARGET, tokenizer: str = DEFAULT_TOKENIZER,

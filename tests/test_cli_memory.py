@@ -137,7 +137,8 @@ def test_delete_items_and_all(tmp_path, memory_home):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["items"] == 2
     assert json.loads(_run("stats", "--user", "del", "--json").stdout)["items"] == 38
-    assert json.loads(_run("delete", ids[0], "--user", "del", "--json").stdout)["items"] == 0
+    gone = _run("delete", ids[0], "--user", "del", "--json")  # already deleted: says so
+    assert gone.exit_code == 1 and "no item" in gone.output and ids[0] in gone.output
     for bad in ((), (ids[2], "--all"), ("--all",)):
         res = _run("delete", *bad, "--user", "del")
         assert res.exit_code == 2, res.output
