@@ -257,11 +257,15 @@ class DeletedOut(_Out):
     repaged: list[str] = Field(
         description="New pages: the other items of pages that showed deleted text, laid "
                     "out again without it.")
+    missing: list[str] = Field(
+        default_factory=list,
+        description="Ids given that are not stored in this server's scope (already deleted, "
+                    "or never added here): nothing was deleted for them.")
 
     @classmethod
     def of(cls, d: Deleted) -> DeletedOut:
         return cls(items=d.items, pages=d.pages, partial_pages=list(d.partial_pages),
-                   repaged=list(d.repaged))
+                   repaged=list(d.repaged), missing=list(d.missing))
 
 
 __all__ = [

@@ -357,7 +357,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
             raise ToolError("give `item_ids`, or `delete_all: true` (not both, not neither)")
         if item_ids is not None and not item_ids:
             raise ToolError("item_ids is empty; give at least one id")
-        return DeletedOut.of(handle.call(lambda m: m.delete(item_ids=item_ids, **scope)))
+        return DeletedOut.of(handle.call(  # idempotent: ids already gone are listed, not errors
+            lambda m: m.delete(item_ids=item_ids, missing_ok=True, **scope)))
 
     # -- resources -----------------------------------------------------------
 

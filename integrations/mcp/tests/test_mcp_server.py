@@ -223,6 +223,7 @@ async def test_delete_is_scoped_and_idempotent(connect):
         gone = (await _ok(client, "memory_delete", {"item_ids": a["item_ids"]})).structured_content
         again = (await _ok(client, "memory_delete", {"item_ids": a["item_ids"]})).structured_content
         assert (gone["items"], again["items"]) == (1, 0)
+        assert (gone["missing"], again["missing"]) == ([], a["item_ids"])
         assert (await _ok(client, "memory_stats")).structured_content["items"] == 1
         everything = (await _ok(client, "memory_delete", {"delete_all": True})).structured_content
         assert everything["items"] == 1
@@ -295,6 +296,7 @@ async def test_two_users_on_one_store_cannot_see_each_other(connect):
             await bob.read_resource(f"optical-memory://page/{page_id}")
         bob_del = await _ok(bob, "memory_delete", {"item_ids": added["item_ids"]})
         assert bob_del.structured_content["items"] == 0
+        assert bob_del.structured_content["missing"] == added["item_ids"]
         await _ok(bob, "memory_delete", {"delete_all": True})
 
         hits = (await _ok(alice, "memory_search", {"query": "vault code Oslo"})
