@@ -20,7 +20,7 @@ METAS = [
     {"topic": "billing", "n": 1.5, "vip": False},
     {"topic": "shipping", "n": 2, "tags": ["a", "b"], "nested": {"x": 1}},
     {"topic": "Billing", "n": "1", "vip": 1},
-    {"topic": "billing é", "key with space": "yes"},
+    {"topic": "billing é", "key with space": "yes", "a.b": "dot", "类别": "中文"},
     {},
 ]
 
@@ -46,12 +46,19 @@ def filled(store, uid):
     ({"note": None}, [0]),          # explicit null only, not a missing key
     ({"topic": "billing é"}, [4]),
     ({"key with space": "yes"}, [4]),
+    ({"a.b": "dot"}, [4]),          # a dot is part of the key, not a path
+    ({"a": {"b": "dot"}}, None),    # (refused: filters compare scalars)
+    ({"类别": "中文"}, [4]),
     ({"tags": "a"}, []),            # lists are stored, not matched by a scalar
     ({"absent": "x"}, []),
     ({}, [0, 1, 2, 3, 4, 5]),
 ])
 def test_metadata_filters_agree_on_every_backend(store, filled, flt, want):
     scope, ids = filled
+    if want is None:
+        with pytest.raises(InputError):
+            store.list_items(scope, metadata=flt)
+        return
     got = [it.id for it in store.list_items(scope, metadata=flt)]
     assert got == [ids[i] for i in want]
     hits = store.search("alpha", scope, k=50, metadata=flt)
