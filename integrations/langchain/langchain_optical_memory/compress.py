@@ -291,8 +291,8 @@ def _assemble(ctx: Any, history: Sequence[BaseMessage], item_ids: Sequence[str],
         texts = [m for m in out if m is not page_msg]
         cost = int(token_counter(texts)) + acc.page_vision_tokens + old_cost
         if page_msg is not None:
-            only_text = [b for b in page_msg.content if isinstance(b, dict)
-                         and b.get("type") == "text"]
+            only_text: list[str | dict[Any, Any]] = [
+                b for b in page_msg.content if isinstance(b, dict) and b.get("type") == "text"]
             cost += int(token_counter([HumanMessage(content=only_text)]))
     # the marker and the old images' header are page-message framing; the
     # images the turns carry (kept or paged) are kept_image_tokens
