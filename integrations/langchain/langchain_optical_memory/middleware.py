@@ -60,6 +60,7 @@ from typing import Any, cast
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 
@@ -74,6 +75,16 @@ from langchain_optical_memory.recall import (
     Query,
     check_options,
     recall,
+)
+from langchain_optical_memory.tools import (
+    REMEMBER_DESCRIPTION,
+    REMEMBER_TOOL_NAME,
+    SEARCH_DESCRIPTION,
+    SEARCH_TOOL_NAME,
+    Blocks,
+    Note,
+    remember,
+    search_blocks,
 )
 from optical_memory import InputError, OpticalMemory
 from optical_memory.config import DEFAULT_KEEP_LAST
@@ -124,6 +135,31 @@ def conversation_key(first: BaseMessage) -> str:
     return f"run-{digest[:24]}"
 
 
+def run_scoped_tools(memory: Callable[[], OpticalMemory], scope_of: Callable[[Any], Scope], *,
+                     k: int, images: bool = True) -> list[BaseTool]:
+    """``search_memory`` and ``remember`` whose scope is ``scope_of(runtime)``
+    for each call (the middleware's tools)."""
+    check_options(k, MAX_PASSAGE_CHARS)
+
+    def search(query: Query, runtime: ToolRuntime) -> Blocks:
+        return search_blocks(memory(), query, scope_of(runtime), k=k, images=images)
+
+    async def asearch(query: Query, runtime: ToolRuntime) -> Blocks:
+        return await run_in_executor(None, search, query, runtime)
+
+    def remember_note(note: Note, runtime: ToolRuntime) -> str:
+        return remember(memory(), note, scope_of(runtime))
+
+    async def aremember_note(note: Note, runtime: ToolRuntime) -> str:
+        return await run_in_executor(None, remember, memory(), note, scope_of(runtime))
+
+    return [StructuredTool.from_function(func=search, coroutine=asearch, name=SEARCH_TOOL_NAME,
+                                         description=SEARCH_DESCRIPTION),
+            StructuredTool.from_function(func=remember_note, coroutine=aremember_note,
+                                         name=REMEMBER_TOOL_NAME,
+                                         description=REMEMBER_DESCRIPTION)]
+
+
 class OpticalMemoryMiddleware(AgentMiddleware):
     """Store every turn; send the model old turns as page images.
 
@@ -146,7 +182,11 @@ class OpticalMemoryMiddleware(AgentMiddleware):
             context or configurable take precedence; see module doc).
         recall_tool: add a ``recall_memory`` tool to the agent (in
             :attr:`tools`), searching the run's scope; recall_k: passages it
-            returns.
+            (and ``search_memory``) returns.
+        memory_tools: add ``search_memory`` (passages as text, each page as
+            an image block in the ``ToolMessage``) and ``remember`` (store a
+            note), over the run's user / agent in every session
+            (:mod:`~langchain_optical_memory.tools`).
     """
 
     def __init__(
@@ -164,10 +204,12 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         session_id: str | None = None,
         recall_tool: bool = False,
         recall_k: int = 4,
+        memory_tools: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(recall_tool, bool):
-            raise InputError(f"recall_tool must be True or False (got {recall_tool!r})")
+        for flag, value in (("recall_tool", recall_tool), ("memory_tools", memory_tools)):
+            if not isinstance(value, bool):
+                raise InputError(f"{flag} must be True or False (got {value!r})")
         check_options(recall_k, MAX_PASSAGE_CHARS)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
@@ -194,8 +236,10 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         self._lock = threading.Lock()  # guards the memory's creation and the scope locks
         self._scope_locks: dict[Scope, threading.Lock] = {}
         self.recall_k = recall_k
-        #: Tools the middleware adds to the agent (the recall tool, if asked for).
+        #: Tools the middleware adds to the agent (the recall tool, the memory tools).
         self.tools: list[BaseTool] = [self._recall_tool()] if recall_tool else []
+        if memory_tools:
+            self.tools += run_scoped_tools(lambda: self.memory, self.user_scope, k=recall_k)
 
     # -- memory, scope, target ------------------------------------------------
 
@@ -228,6 +272,12 @@ class OpticalMemoryMiddleware(AgentMiddleware):
             session = conversation_key(history[0]) if history else None
         return Scope(run.get("user_id") or self.user_id, run.get("agent_id") or self.agent_id,
                      session)
+
+    def user_scope(self, runtime: Any = None) -> Scope:
+        """The run's user / agent, every session: what the memory tools
+        search and where ``remember`` stores."""
+        run = run_values(runtime)
+        return Scope(run.get("user_id") or self.user_id, run.get("agent_id") or self.agent_id)
 
     def _scope_lock(self, scope: Scope) -> threading.Lock:
         with self._lock:
