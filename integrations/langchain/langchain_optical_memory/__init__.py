@@ -10,6 +10,8 @@
   tools whose ``ToolMessage`` carries page image blocks.
 - :class:`OpticalMemoryMiddleware`: ``create_agent`` middleware (needs the
   ``agents`` extra, i.e. the ``langchain`` package; imported on first use).
+- :class:`OpticalMemoryStore`: a LangGraph ``BaseStore`` kept in the memory
+  (``langgraph``, which the ``agents`` extra brings; imported on first use).
 
 Importing this package loads only ``langchain-core`` and ``optical-memory``.
 """
@@ -28,6 +30,7 @@ _LAZY = {
     "compress_messages": "langchain_optical_memory.compress",
     "OpticalMemoryRetriever": "langchain_optical_memory.retriever",
     "OpticalMemoryMiddleware": "langchain_optical_memory.middleware",
+    "OpticalMemoryStore": "langchain_optical_memory.store",
     "create_recall_tool": "langchain_optical_memory.recall",
     "create_memory_tools": "langchain_optical_memory.tools",
     "create_search_tool": "langchain_optical_memory.tools",
@@ -38,6 +41,7 @@ _LAZY = {
 __all__ = [
     "OpticalMemoryMiddleware",
     "OpticalMemoryRetriever",
+    "OpticalMemoryStore",
     "__version__",
     "compress_messages",
     "create_memory_tools",
@@ -66,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from langchain_optical_memory.middleware import OpticalMemoryMiddleware
     from langchain_optical_memory.recall import create_recall_tool
     from langchain_optical_memory.retriever import OpticalMemoryRetriever
+    from langchain_optical_memory.store import OpticalMemoryStore
     from langchain_optical_memory.tools import (
         create_memory_tools,
         create_remember_tool,

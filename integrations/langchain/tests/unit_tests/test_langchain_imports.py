@@ -13,6 +13,7 @@ import langchain_optical_memory
 EXPECTED_ALL = [
     "OpticalMemoryMiddleware",
     "OpticalMemoryRetriever",
+    "OpticalMemoryStore",
     "__version__",
     "compress_messages",
     "create_memory_tools",
