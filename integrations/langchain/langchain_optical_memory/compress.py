@@ -22,6 +22,21 @@ If the system message and the kept turns alone exceed ``max_tokens``,
 with ``keep_last=0`` still over budget, or when not even the newest message
 fits as pages, :class:`optical_memory.InputError` is raised.
 
+Rules (this module's):
+
+- never more tokens out than in: the input comes back unchanged when the
+  compressed form would not cost fewer tokens (or, with ``trigger_tokens``,
+  when the input costs at most that);
+- ``start_on="human"``: the first message after the system message(s) is a
+  human message (the page message, the note below, or the text window moved
+  forward to a human turn, the turns before it paged);
+- turns left out for the budget are named in a note (the page message's first
+  text block, or a ``HumanMessage`` of its own when no page is left);
+- images the user sent in paged turns follow the pages as image blocks,
+  billed by the target; those of turns left out are counted in the note;
+- the memory scope is made to hold exactly the messages given, by content
+  (:mod:`~langchain_optical_memory._sync`).
+
 Accounting (text tokens of the history against what the returned messages
 cost, per age tier) is reported three ways: in the page message's
 ``response_metadata["optical_memory"]``, to an ``on_accounting`` callable,
@@ -160,6 +175,8 @@ def compress(
     unchanged when ``trigger_tokens`` is not exceeded or compressing would
     not cost fewer tokens.
     """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
     check_count_option("keep_last", keep_last)
     if trigger_tokens is not None:
         check_count_option("trigger_tokens", trigger_tokens)
@@ -178,8 +195,14 @@ def compress(
     keep = _human_start(history, keep_last) if start_on == "human" else keep_last
     if trigger_tokens is not None and tokens_in <= trigger_tokens:
         return Compressed(original, None, keep, (), tokens_in, tokens_in, "below trigger")
-    fit = _fit(history, synced.item_ids, system, text, max_tokens, memory, scope, target, tgt,
-               keep, token_counter)
+    try:
+        fit = _fit(history, synced.item_ids, system, text, max_tokens, memory, scope, target,
+                   tgt, keep, token_counter)
+    except InputError:
+        if tokens_in > max_tokens:
+            raise
+        # the input fits as it is: never worse than sending it
+        return Compressed(original, None, keep, (), tokens_in, tokens_in, "no saving")
     if fit.tokens_out >= tokens_in:  # paging would not save tokens: send the input as it is
         return replace(fit, messages=original, page_ids=(), tokens_in=tokens_in,
                        tokens_out=tokens_in, reason="no saving", dropped_turns=0, old_images=0,
