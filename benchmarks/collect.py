@@ -19,6 +19,7 @@ ORDER = [
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
+    ("mcp_startup", "benchmarks/mcp_startup.py"),
     ("reliability", "benchmarks/reliability.py"),
     ("delete_repage", "benchmarks/delete_repage.py"),
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
