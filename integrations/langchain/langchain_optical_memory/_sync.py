@@ -78,7 +78,7 @@ def sync_history(memory: OpticalMemory, history: Sequence[BaseMessage], scope: S
     keep = set(kept)
     gone = [rec.id for n, rec in enumerate(stored) if n not in keep]
     if gone:
-        memory.delete(item_ids=gone, **kwargs)
+        memory.delete(item_ids=gone, missing_ok=True, **kwargs)
     new = wanted[len(kept):]
     ids = [stored[n].id for n in kept]
     tokens = sum(stored[n].text_tokens for n in kept)

@@ -185,7 +185,7 @@ class OpticalMemoryStore(BaseStore):
             self.memory.add([{"role": "user", "name": op.key, "content": text}],
                             **scope.as_kwargs())
         if old is not None:
-            self.memory.delete(item_ids=[old.id], **scope.as_kwargs())
+            self.memory.delete(item_ids=[old.id], missing_ok=True, **scope.as_kwargs())
 
     # -- BaseStore -----------------------------------------------------------
 
