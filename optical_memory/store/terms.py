@@ -142,6 +142,16 @@ def _rx() -> _Patterns:
     )
 
 
+#: The token pattern on ASCII text: no n-gram script, no combining mark can
+#: occur, so a token is a run of letters and digits (the same matches as
+#: :func:`_rx`'s pattern, without scanning the Unicode tables for them).
+_ASCII_TOKEN = re.compile(r"(?P<ng>(?!))|(?P<w>[A-Za-z0-9]+)")
+
+
+def _token_rx(folded: str) -> re.Pattern[str]:
+    return _ASCII_TOKEN if folded.isascii() else _rx().token
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _fold_cluster(cluster: str) -> str:
     decomposed = unicodedata.normalize("NFKD", cluster.casefold())
@@ -185,7 +195,7 @@ def index_tokens(text: str) -> list[str]:
     """The tokens a passage is indexed by, in order (see the module doc)."""
     tokens: list[str] = []
     unigrams: list[str] = []
-    for m in _rx().token.finditer(fold(text)):
+    for m in _token_rx(folded := fold(text)).finditer(folded):
         run = m.group("ng")
         if run:
             tokens += _bigrams(run)
@@ -249,7 +259,7 @@ def _chunk_terms(chunk: str, words: dict[tuple[str, bool], None]
     bag: list[str] = []
     phrase: list[str] = []
     has_run = False
-    for m in list(_rx().token.finditer(fold(chunk)))[:MAX_PHRASE_WORDS]:
+    for m in list(_token_rx(folded := fold(chunk)).finditer(folded))[:MAX_PHRASE_WORDS]:
         run = m.group("ng")
         if run:
             run = run[:MAX_NGRAM_QUERY_CHARS]
