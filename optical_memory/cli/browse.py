@@ -110,7 +110,7 @@ def show(ident, store, user_id, agent_id, session_id, as_json):
         raise click.ClickException(f"no {kind} {full!r} under {describe_scope(scope)}")
     data = _item_dict(rec) if kind == "item" else _page_dict(rec)
     if as_json:
-        emit_json({"kind": kind, **data})
+        emit_json({"record": kind, **data})
         return
     text = data.pop("text")
     for key, value in data.items():

@@ -480,6 +480,8 @@ def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_
         line += (f"; its page ({needle['tier']}, {needle['size']}) read back by {read_with}: "
                  f"precision {needle['precision']:.3f}, "
                  f"fact {'found' if needle['read_back'] else 'NOT found'}")
+    elif hits and not hits[0].page_id:
+        line += "; it is in the recent turns, kept as text"
     elif missing is not None:
         line += f"; not read back ({decoder} missing: see the note above)"
     if "read_back_master" in needle:

@@ -22,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import skia
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # skia is imported when a font is first loaded, not with the module
+    import skia
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ _TYPEFACES: dict[tuple[str, int], skia.Typeface] = {}
 def _file_mgr() -> skia.FontMgr:
     """A font manager for font files only: skia's custom, empty one, which
     never starts Fontconfig (the same faces and pixels as the system one)."""
+    import skia
+
     global _FILE_MGR
     if _FILE_MGR is None:
         _FILE_MGR = skia.FontMgr.New_Custom_Empty()
@@ -71,6 +75,8 @@ def _file_mgr() -> skia.FontMgr:
 def _font_mgr() -> skia.FontMgr:
     """The system font manager (Fontconfig on Linux), made only when a
     character needs a system fallback face."""
+    import skia
+
     global _SYSTEM_MGR
     if _SYSTEM_MGR is None:
         _SYSTEM_MGR = _quietly(skia.FontMgr)
@@ -123,17 +129,18 @@ def load_typeface(path: str | Path, index: int = 0) -> skia.Typeface:
     return tf
 
 
-_HINTING = {"normal": skia.FontHinting.kNormal, "slight": skia.FontHinting.kSlight,
-            "none": skia.FontHinting.kNone, "full": skia.FontHinting.kFull}
+_HINTING = {"normal": "kNormal", "slight": "kSlight", "none": "kNone", "full": "kFull"}
 
 
 def _make_font(tf: skia.Typeface, size: float, hinting: str = "normal") -> skia.Font:
     # Fixed rasterisation settings: anti-aliased, no subpixel positioning
     # (glyphs start on whole pixels: identical pixels on every machine); with
     # "normal" hinting advances are whole pixels too at integer sizes.
+    import skia
+
     font = skia.Font(tf, size)
     font.setEdging(skia.Font.Edging.kAntiAlias)
-    font.setHinting(_HINTING[hinting])
+    font.setHinting(getattr(skia.FontHinting, _HINTING[hinting]))
     font.setSubpixel(False)
     return font
 
@@ -176,6 +183,7 @@ class FontSet:
         fallback_lang: str = "zh-CN",
         hinting: str = "normal",
     ) -> None:
+
         self.size = float(size)
         self.hinting = hinting
         self.system_fallback = system_fallback
@@ -252,6 +260,8 @@ class FontSet:
         return Glyph(MISSING, 0, float(self.missing_advance))
 
     def _system_face(self, ch: str) -> int:
+        import skia
+
         if not self.system_fallback:
             return MISSING
         face = self._system.get(ch)
