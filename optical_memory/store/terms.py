@@ -326,9 +326,10 @@ def tsvector_literal(tokens: Sequence[str]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+def _word_pattern(words: tuple[str, ...], ascii_text: bool = False) -> re.Pattern[str]:
     # a word is whole when no other letter/digit/mark of a spaced script touches it
-    edge = f"[^\\W_{_rx().ngram}]|[{_rx().marks}]"
+    # (in ASCII text that is an ASCII letter or digit: no Unicode-table scan)
+    edge = "[A-Za-z0-9]" if ascii_text else f"[^\\W_{_rx().ngram}]|[{_rx().marks}]"
     alts = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
     return re.compile(f"(?<!{edge})(?:{alts})(?!{edge})")
 
@@ -343,7 +344,7 @@ def locate(text: str, query: QueryTerms) -> tuple[tuple[int, int], ...]:
     found: set[tuple[int, int]] = set()
     plain = tuple(w for w, is_run in query.words if not is_run)
     if plain:
-        found.update(m.span() for m in _word_pattern(plain).finditer(folded))
+        found.update(m.span() for m in _word_pattern(plain, folded.isascii()).finditer(folded))
     runs: set[tuple[int, int]] = set()
     for run, is_run in query.words:
         if is_run:
