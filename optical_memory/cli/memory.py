@@ -21,6 +21,7 @@ from optical_memory.cli._group import main, read_text_arg
 from optical_memory.cli.files import private_dir, write_private
 from optical_memory.config import (
     DEFAULT_DECODER,
+    DEFAULT_MIN_READBACK,
     DEFAULT_TARGET,
     DEFAULT_TOKENIZER,
 )
@@ -62,15 +63,38 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read-back decoder."),
         click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
                      help="Text tokenizer for accounting."),
+        click.option("--age-mode", type=click.Choice(["legible", "fade"]), default="legible",
+                     show_default=True, expose_value=False, callback=_age_option,
+                     help="legible: pages shrink only while they read back at least "
+                          "--min-readback; fade: pages shrink with age regardless."),
+        click.option("--min-readback", type=click.FloatRange(0, 1, min_open=True),
+                     default=DEFAULT_MIN_READBACK, show_default=True, expose_value=False,
+                     callback=_age_option, help="Legibility floor of --age-mode legible."),
+        click.option("--verify", is_flag=True, expose_value=False, callback=_age_option,
+                     help="Read every new page back at every tier as it is written (seconds "
+                          "per page with tesseract) and age it by what it measured."),
     )):
         fn = opt(fn)
     return fn
 
 
+def _age_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Collect the age options (not passed to the command) for :func:`_open`."""
+    ctx.meta.setdefault("optical_memory.aging", {})[str(param.name)] = value
+    return value
+
+
 def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = DEFAULT_DECODER,
           tokenizer: str = DEFAULT_TOKENIZER, **kw: Any):
+    from optical_memory.age import AgePolicy
     from optical_memory.memory import OpticalMemory
 
+    ctx = click.get_current_context(silent=True)
+    age = ctx.meta.get("optical_memory.aging") if ctx is not None else None
+    if age and "aging" not in kw:
+        kw["aging"] = AgePolicy(mode=age.get("age_mode", "legible"),
+                                min_readback=age.get("min_readback", DEFAULT_MIN_READBACK),
+                                verify=bool(age.get("verify", False)))
     return OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer, **kw)
 
 
@@ -138,8 +162,10 @@ def _accounting_table(acc, title: str):
 
     table = Table(title=title)
     for name, justify in (("part", "left"), ("pages", "right"), ("text tokens", "right"),
-                          ("context tokens", "right"), ("ratio", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+                          ("context tokens", "right"), ("ratio", "right"),
+                          (f"read-back ({acc.decoder})", "right")):
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         no_wrap=name in ("part", "ratio"))
     for row in acc.rows():
         table.add_row(*row)
     table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
@@ -359,11 +385,13 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
     with _open(":memory:", target, decoder, tokenizer) as mem:
         reports = mem.measure_tiers(decode=not no_decode)
-        unit = mem.aging.unit
+        unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
              "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
-             "ratio": round(r.ratio, 2),
-             "precision": None if r.precision is None else round(r.precision, 4)} for r in reports]
+             "ratio": round(r.ratio, 2), "method": r.method,
+             "precision": None if r.precision is None else round(r.precision, 4),
+             "calibrated": r.calibrated,
+             "legible": None if r.calibrated is None else r.calibrated >= floor} for r in reports]
     if as_json:
         _emit_json(rows)
         return
@@ -371,14 +399,19 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
 
     table = Table(title=f"age tiers for {target} (sample page: synthetic agent conversation)")
     for col in ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
-                f"read-back ({decoder})"):
+                f"read-back ({decoder}, this page)", "calibrated read-back", "image"):
         table.add_column(col, justify="left" if col == "tier" else "right")
     for r in rows:
+        cal = "-" if r["calibrated"] is None else (
+            f"{r['calibrated']:.3f} ({'legible' if r['legible'] else 'faded'})")
         table.add_row(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                       f"{r['width']}x{r['height']}", str(r["vision_tokens"]), str(r["text_tokens"]),
                       f"{r['ratio']:.1f}x",
-                      "-" if r["precision"] is None else f"{r['precision']:.3f}")
-    table.caption = f"tokenizer {tokenizer}"
+                      "-" if r["precision"] is None else f"{r['precision']:.3f}", cal, r["method"])
+    table.caption = (f"tokenizer {tokenizer} · age mode {mode}: "
+                     + (f"pages shrink only to tiers reading back ≥ {floor:g}" if mode == "legible"
+                        else "pages shrink with age regardless of read-back")
+                     + " · calibrated: held-out pages, benchmarks/tier_methods.py")
     _console().print(table)
 
 
