@@ -28,8 +28,8 @@ Legibility: the policy's ``mode`` is ``"legible"`` by default — a page
 moves to a smaller tier only while its read-back there stays at or above
 ``min_readback`` (0.95), measured per page with ``verify=True``, else the
 shipped calibration for the memory's decoder (tesseract reads 640² pages of
-the default layout at ~0.86, so with it pages stay fresh; the native reader
-at ~0.98). ``"fade"`` shrinks pages with age regardless, and the accounting
+the default layout at 0.845, so with it pages stay fresh; the native reader
+at 0.975). ``"fade"`` shrinks pages with age regardless, and the accounting
 says what they still read back (:mod:`optical_memory.age.legibility`).
 """
 from __future__ import annotations
