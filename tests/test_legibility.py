@@ -244,3 +244,17 @@ def test_decode_reference_scores_marker_pages_by_the_memory_rule():
     assert precision(source, read) < 0.95  # the old rule counted every marker as an error
     # a break-mode page (no marker read) is scored as before
     assert source_precision(source, "def f(x): return x + 1 print(f(2))") == 1.0
+
+
+def test_calibration_speaks_for_latin_pages_only():
+    """A Chinese page has no calibrated read-back: legible mode keeps it fresh."""
+    leg = Legibility(AgePolicy(min_readback=0.5), None, "native")
+    latin = {"scripts": {"latin": 0.97, "cyrillic": 0.03}}
+    chinese = {"scripts": {"han": 0.8, "latin": 0.2}}
+    assert leg.readback(latin, "tiny").value == calibrated_readback("native", 0.5)
+    assert leg.readback({}, "tiny").value is not None  # no scripts recorded: read as Latin
+    assert leg.readback(chinese, "tiny").value is None
+    assert leg.allowed(latin, "base", "tiny") == "tiny"
+    assert leg.allowed(chinese, "base", "tiny") == "base"
+    measured = {**chinese, "readback": {"reader": "native", "tiers": {"small": 0.99}}}
+    assert leg.allowed(measured, "base", "tiny") == "small"  # measured wins, tiny unknown

@@ -8,7 +8,9 @@ A page's read-back at a tier is known two ways:
   ``meta["readback"]`` (``{"reader": "native", "tiers": {"base": 0.99, ...}}``).
 - **calibrated**: the shipped measurement of the tier images
   (``optical_memory/data/tier_methods.json``, ``benchmarks/tier_methods.py``):
-  mean read-back of held-out pages at each tier's scale, per reader.
+  mean read-back of held-out pages at each tier's scale, per reader. It was
+  measured on Latin pages and speaks for no other script (a page whose
+  letters are ≥ 5 % CJK, Cyrillic, ... has no calibrated figure).
 
 In the policy's ``"legible"`` mode a page moves down the tiers only while its
 read-back at the next tier (measured, else calibrated) stays at or above
@@ -34,6 +36,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Key of the measured read-back in a page's ``meta``.
 READBACK_KEY = "readback"
+#: A page counts as the calibration's script (Latin) unless another script
+#: holds at least this share of its letters (``meta["scripts"]``).
+OTHER_SCRIPT_SHARE = 0.05
 TIER_METHODS_FILE = "tier_methods.json"
 _LOADED: dict[str, dict[str, Any]] = {}
 
@@ -75,6 +80,17 @@ def calibrated_readback(decoder: str, scale: float) -> float | None:
     return float(e["mean_precision"]) if e else None
 
 
+def calibrated_script(meta: Mapping[str, Any] | None) -> bool:
+    """Whether the calibration (measured on Latin pages) speaks for a page:
+    no script but Latin holds ≥ :data:`OTHER_SCRIPT_SHARE` of its letters
+    (pages without recorded scripts read as Latin, as everywhere else)."""
+    shares = (meta or {}).get("scripts")
+    if not isinstance(shares, Mapping):
+        return True
+    return all(k == "latin" or not isinstance(v, int | float) or v < OTHER_SCRIPT_SHARE
+               for k, v in shares.items())
+
+
 def measured(meta: Mapping[str, Any] | None, decoder: str) -> dict[str, float]:
     """Per tier, the read-back stored in a page's meta by ``decoder``'s reader."""
     rb = (meta or {}).get(READBACK_KEY)
@@ -107,6 +123,8 @@ class Legibility:
         got = measured(meta, self.decoder).get(tier)
         if got is not None:
             return Readback(got, "measured", self.decoder)
+        if not calibrated_script(meta):  # e.g. a Chinese page: no calibrated figure
+            return Readback(None, "calibrated", self.decoder)
         return Readback(calibrated_readback(self.decoder, self.aging.tier(tier).scale),
                         "calibrated", self.decoder)
 
@@ -165,5 +183,6 @@ def tier_readbacks(legibility: Legibility, metas: Sequence[tuple[str, Mapping[st
     return out
 
 
-__all__ = ["READBACK_KEY", "Legibility", "Readback", "calibrated_readback", "measured",
+__all__ = ["OTHER_SCRIPT_SHARE", "READBACK_KEY", "Legibility", "Readback",
+           "calibrated_readback", "calibrated_script", "measured",
            "tier_method", "tier_methods", "tier_readbacks"]

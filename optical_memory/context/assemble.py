@@ -202,7 +202,8 @@ class ContextBuilder:
                 page_id=None, tier=fresh.name, width=w, height=h,
                 vision_tokens=image_tokens(target, w, h), text_tokens=hold.text_tokens,
                 item_ids=hold.item_ids, calls=hold.calls, results=hold.results,
-                png_b64=base64.b64encode(png).decode("ascii"), **self._readback(None, fresh.name),
+                png_b64=base64.b64encode(png).decode("ascii"),
+                **self._readback(page.meta, fresh.name),
             ))
         return out
 
