@@ -119,11 +119,14 @@ def compress(
     target: str | None = None,
     keep_last: int = DEFAULT_KEEP_LAST,
     sync: bool = True,
+    query: str | None = None,
 ) -> Compressed:
     """Compress ``history`` (no leading system messages) with ``memory``.
 
     ``sync``: store the new messages of ``history`` first (see
     :func:`sync_history`); pass ``False`` when the scope already holds them.
+    ``query``: passages matching it on pages the context does not show at the
+    fresh tier come too, after the page message (``OpticalMemory.context(query=...)``).
     """
     if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
         raise InputError(f"keep_last must be an int >= 0 (got {keep_last!r})")
@@ -136,7 +139,7 @@ def compress(
         try:
             ctx = memory.context(budget, target=target, keep_last=keep, system=text,
                                  user_id=scope.user_id, agent_id=scope.agent_id,
-                                 session_id=scope.session_id)
+                                 session_id=scope.session_id, query=query)
         except InputError:
             if keep == 0 or isinstance(max_tokens, bool) or not isinstance(max_tokens, int) \
                     or max_tokens < 1:
@@ -173,6 +176,9 @@ def compress(
         blocks = next(m["content"] for m in ctx.messages if isinstance(m["content"], list))
         meta = {**acc.to_dict(), "keep_last": keep, "page_ids": list(page_ids)}
         out.append(HumanMessage(content=blocks, response_metadata={METADATA_KEY: meta}))
+    if ctx.query is not None and ctx.query.mode != "none":
+        out.append(HumanMessage(content=ctx.query.message()["content"],
+                                response_metadata={METADATA_KEY: {"query": ctx.query.to_dict()}}))
     out += kept
     return Compressed(out, acc, keep, page_ids)
 

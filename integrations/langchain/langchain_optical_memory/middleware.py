@@ -69,6 +69,15 @@ def _thread_id() -> str | None:
     return str(value) if value is not None else None
 
 
+def _latest_user_text(history: Sequence[BaseMessage]) -> str | None:
+    """The text of the latest user message (the question), if it has any."""
+    for msg in reversed(history):
+        if role_of(msg) == "user":
+            text = content_text(msg.content).strip()
+            return text or None
+    return None
+
+
 def _conversation_key(first: BaseMessage) -> str:
     """A session name for a thread-less run: its first message's id, else a
     hash of that message's role and text."""
@@ -101,6 +110,11 @@ class OpticalMemoryMiddleware(AgentMiddleware):
             answers with the exact text of the ``recall_k`` best passages
             (see :func:`~langchain_optical_memory.create_recall_tool`).
         recall_k: passages the recall tool returns.
+        query_aware: send, after the pages, the passages matching the latest
+            user message that sit on pages not shown at the fresh tier,
+            re-drawn at full resolution or as exact text, whichever the target
+            bills less (``OpticalMemory.context(query=...)``; billed inside
+            ``max_tokens``).
     """
 
     def __init__(
@@ -117,8 +131,12 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         session_id: str | None = None,
         recall_tool: bool = False,
         recall_k: int = 4,
+        query_aware: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(query_aware, bool):
+            raise InputError(f"query_aware must be True or False (got {query_aware!r})")
+        self.query_aware = query_aware
         if not isinstance(recall_tool, bool):
             raise InputError(f"recall_tool must be True or False (got {recall_tool!r})")
         check_options(recall_k, MAX_PASSAGE_CHARS)
@@ -177,7 +195,8 @@ class OpticalMemoryMiddleware(AgentMiddleware):
                     return None
             result = compress(history, system=system, max_tokens=self.max_tokens,
                               memory=self.memory, scope=scope, target=self.target,
-                              keep_last=self.keep_last, sync=False)
+                              keep_last=self.keep_last, sync=False,
+                              query=_latest_user_text(history) if self.query_aware else None)
         self.last_accounting = result.accounting
         n_sys = 1 if request.system_message else 0
         # the request's own messages, plus compress()'s page message (a HumanMessage)
