@@ -31,6 +31,7 @@ from optical_memory.niah.matched import (
     AGE_BUCKETS,
     MatchedConfig,
     age_counts,
+    query_table,
     run_matched,
     summary_table,
 )
@@ -138,7 +139,7 @@ def main() -> None:
         "decoder: the package's `native` CPU reader (numpy), tesseract 5 as a cross-check. "
         "The memory's default layout for each target (11 px condensed, 1024² for DeepSeek; "
         "9 px on 512×2048 for GPT-4o), default age tiers (base ≤ 200 items, small ≤ 1000, "
-        "tiny older), keep_last 8.",
+        "tiny older), keep_last 8 (2 for `docs`: fewer when the last turns would take more than a quarter of the smallest budget; the extractive compressor keeps the same turns verbatim).",
         "",
         "Histories (seeds " + ", ".join(str(s) for s in config.seeds) + "): `chat`, the "
         "synthetic agent session (tool calls, code, numbers; many short turns), and `docs`, "
@@ -174,6 +175,15 @@ def main() -> None:
         lines += [f"## {t}", "", summary_table(rows, t), "",
                   f"Curves: `{pngs[config.targets.index(t)].relative_to(HERE.parent)}` "
                   "(run folder, not in git).", ""]
+    if "optical-query" in config.methods:
+        lines += ["## Query-aware context on aged pages", "",
+                  "Each needle's question given as `context(B, query=question)` against the "
+                  "same tiered memory and budget without it; needles grouped by where the "
+                  "context without the query has them (the tier of the page holding them, in "
+                  "the context's text, or dropped for the budget). Query tokens: what the "
+                  "query message costs inside B (the pages give way to it).", ""]
+        for t in config.targets:
+            lines += [f"{t}:", "", query_table(rows, t), ""]
     checked = [r for r in rows if "recalled_check" in r]
     if checked:
         agree = sum(r["recalled_check"] == r["recalled"] for r in checked)

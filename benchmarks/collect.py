@@ -18,6 +18,7 @@ ORDER = [
     ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),
+    ("baselines", "benchmarks/baselines.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("reliability", "benchmarks/reliability.py"),
     ("delete_repage", "benchmarks/delete_repage.py"),

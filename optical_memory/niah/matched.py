@@ -28,8 +28,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.errors import InputError
@@ -75,7 +76,6 @@ class MatchedConfig:
     summary: AnswerEndpoint | None = None
     crosscheck: tuple[int, ...] = ()
     crosscheck_decoder: str = "tesseract"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -172,6 +172,22 @@ def recall_answer(mem, question: str) -> str:
         where = f"page {h.page_id} (tier {h.tier})" if h.page_id else "recent turn"
         blocks.append(f"[{n}] {where}: {(h.text or h.snippet).strip()[:RECALL_MAX_CHARS]}")
     return "\n\n".join(blocks) or f"No stored passage matches {question!r}."
+
+
+def where_held(ctx, history: History, holding: dict[str, set[str]]) -> dict[str, str]:
+    """Needle key → where the context has it: ``"text"`` or ``"page:<tier>"``
+    (the tier of the first context page holding it), whether it reads or not;
+    needles it does not have are left out."""
+    text = "\n".join(str(m["content"]) for m in ctx.messages if isinstance(m.get("content"), str))
+    out: dict[str, str] = {}
+    for n in history.needles:
+        if _found(n.value, text):
+            out[n.key] = "text"
+            continue
+        tiers = [p.tier for p in ctx.pages if p.page_id in holding[n.key]]
+        if tiers:
+            out[n.key] = f"page:{tiers[0]}"
+    return out
 
 
 def _held(ctx, history: History, holding: dict[str, set[str]], reader: _Reader, mem,
@@ -274,8 +290,11 @@ def _optical_rows(config: MatchedConfig, history: History, target: str, reader: 
                                      config.crosscheck_decoder)
                                if check and budget in config.crosscheck else None)
                     acc = ctx.accounting
+                    where = where_held(ctx, history, holding)
                     for n in history.needles:
-                        extra = {} if checked is None else {"recalled_check": n.key in checked}
+                        extra: dict[str, Any] = ({} if checked is None
+                                                 else {"recalled_check": n.key in checked})
+                        extra["in_context"] = where.get(n.key)
                         rows.append(_row(history, n, target, budget, method, acc.context_tokens,
                                          acc.carried_text_tokens, held.get(n.key), **extra,
                                          tiers={k: v.pages for k, v in acc.per_tier.items()}))
@@ -361,6 +380,37 @@ def summary_table(rows: Sequence[dict[str, Any]], target: str) -> str:
     return "\n".join(out)
 
 
+def query_table(rows: Sequence[dict[str, Any]], target: str) -> str:
+    """Markdown: needles grouped by where the tiered context (no query) has
+    them, recalled without and with ``context(query=question)`` at the same
+    budget, and what the query cost."""
+    key = ("kind", "seed", "budget", "key")
+    plain = {tuple(r[k] for k in key): r for r in rows
+             if r["target"] == target and r["method"] == "optical-tiered"}
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for r in rows:
+        if r["target"] != target or r["method"] != "optical-query":
+            continue
+        p = plain.get(tuple(r[k] for k in key))
+        if p is not None:
+            where = p.get("in_context") or "not in the context (dropped for the budget)"
+            groups.setdefault(where, []).append((p, r))
+    out = ["| where the tiered context has the needle | needles | recalled, tiered | recalled, "
+           "tiered + query | query tokens (mean) | query mode | context tokens, tiered → with "
+           "query (mean) |", "|---|---:|---:|---:|---:|---|---|"]
+    for where in sorted(groups):
+        pairs = groups[where]
+        modes = Counter(str(q.get("query_mode")) for _, q in pairs)
+        out.append(
+            f"| {where} | {len(pairs)} | {_pct([p['recalled'] for p, _ in pairs])} | "
+            f"{_pct([q['recalled'] for _, q in pairs])} | "
+            f"{_mean([q.get('query_tokens', 0) for _, q in pairs]):.0f} | "
+            + ", ".join(f"{m} {c}" for m, c in modes.most_common()) + " | "
+            f"{_mean([p['context_tokens'] for p, _ in pairs]):,.0f} → "
+            f"{_mean([q['context_tokens'] for _, q in pairs]):,.0f} |")
+    return "\n".join(out)
+
+
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
@@ -378,4 +428,4 @@ def age_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 
 __all__ = ["AGE_BUCKETS", "METHODS", "MatchedConfig", "age_counts", "message_text",
-           "recall_answer", "run_matched", "summary_table"]
+           "query_table", "recall_answer", "run_matched", "summary_table", "where_held"]
