@@ -131,7 +131,12 @@ def test_summarize_through_a_stub_endpoint_stays_within_budget():
 
 
 def test_matched_run_small():
-    from optical_memory.niah.matched import MatchedConfig, run_matched, summary_table
+    from optical_memory.niah.matched import (
+        MatchedConfig,
+        query_table,
+        run_matched,
+        summary_table,
+    )
 
     cfg = MatchedConfig(kinds=("chat",), history_tokens=8000, budgets=(600, 3000),
                         targets=("deepseek-ocr:base",),
@@ -152,5 +157,11 @@ def test_matched_run_small():
     assert by[("optical-tiered", 3000)] > by[("truncation", 3000)]
     assert by[("optical-query", 600)] >= by[("optical-tiered", 600)]
     assert "optical-query" in summary_table(rows, "deepseek-ocr:base")
+    # where the tiered context has each needle: a recalled one is there
+    for r in rows:
+        if r["method"] == "optical-tiered" and r["recalled"]:
+            assert r["in_context"] in ("text", "page:base", "page:small", "page:tiny")
+    table = query_table(rows, "deepseek-ocr:base")
+    assert table.count("\n") >= 2 and "| needles |" in table
     with pytest.raises(InputError):
         MatchedConfig(methods=("summary",))
