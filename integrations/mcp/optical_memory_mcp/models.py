@@ -167,6 +167,11 @@ class AccountingOut(_Out):
     ratio: float = Field(description="carried_text_tokens / context_tokens (dropped history "
                                      "is not counted as compressed).")
     page_ratio: float = Field(description="page_text_tokens / page_vision_tokens.")
+    query_tokens: int = Field(
+        default=0, description="What a query's passages cost (0 here: memory_context takes no "
+                               "query).")
+    query_mode: str = Field(default="", description="How a query's passages came: image, text, "
+                                                    "none; empty without a query.")
 
     @classmethod
     def of(cls, acc: Accounting) -> AccountingOut:
