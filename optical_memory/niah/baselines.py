@@ -301,7 +301,10 @@ def summarize(messages: Sequence[Mapping[str, Any]], budget: int, counter: TextC
         ids = counter.encode(text.strip())
         parts.append(counter.decode(ids[:share]))
     summary = "\n".join(p for p in parts if p)
-    summary = counter.decode(counter.encode(summary)[:budget - MESSAGE_OVERHEAD])
+    room = cut = budget - MESSAGE_OVERHEAD
+    while summary and counter.count(summary) > room:  # a cut prefix may re-count longer
+        summary = counter.decode(counter.encode(summary)[:max(0, cut)])
+        cut -= 1
     tokens = counter.count(summary) + MESSAGE_OVERHEAD if summary else 0
     return TextContext("summary", summary, tokens, tokens - MESSAGE_OVERHEAD if summary else 0,
                        1 if summary else 0)
