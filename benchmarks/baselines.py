@@ -190,11 +190,12 @@ def main() -> None:
         by = {m: (sum(r["recalled"] for r in checked if r["method"] == m),
                   sum(r["recalled_check"] for r in checked if r["method"] == m),
                   sum(r["method"] == m for r in checked))
-              for m in ("optical-fresh", "optical-tiered")}
+              for m in ("optical-fresh", "optical-tiered", "optical-query")
+              if any(r["method"] == m for r in checked)}
         lines += ["## Cross-check: tesseract on the same contexts", "",
                   f"{checked[0]['kind']}, {checked[0]['target']}, budget(s) "
                   f"{', '.join(str(b) for b in config.crosscheck)}: the pages holding needles "
-                  "read by tesseract as well. "
+                  "(and the query's images) read by tesseract as well. "
                   + "; ".join(f"{m}: native {a}/{n}, tesseract {b}/{n}" for m, (a, b, n) in by.items())
                   + f" (agreement {agree}/{len(checked)}).", ""]
     # headline numbers, from the rows

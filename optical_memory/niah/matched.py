@@ -61,8 +61,8 @@ RECALL_MAX_CHARS = 2000
 @dataclass(frozen=True)
 class MatchedConfig:
     """What to run. ``crosscheck``: budgets at which the first kind, seed
-    and target's ``optical-fresh`` / ``optical-tiered`` contexts are also read
-    with ``crosscheck_decoder`` (column ``recalled_check``)."""
+    and target's ``optical-fresh`` / ``optical-tiered`` / ``optical-query``
+    contexts are also read with ``crosscheck_decoder`` (column ``recalled_check``)."""
 
     kinds: tuple[str, ...] = HISTORY_KINDS
     history_tokens: int = 256_000
@@ -315,6 +315,9 @@ def _optical_rows(config: MatchedConfig, history: History, target: str, reader: 
                         acc = ctx.accounting
                         tokens = acc.context_tokens
                         extra = {"query_tokens": acc.query_tokens, "query_mode": acc.query_mode}
+                        if check and budget in config.crosscheck:
+                            extra["recalled_check"] = n.key in _held(
+                                ctx, history, holding, reader, mem, config.crosscheck_decoder)
                     rows.append(_row(history, n, target, budget, method, tokens,
                                      ctx.accounting.carried_text_tokens, held.get(n.key),
                                      **extra))
