@@ -21,6 +21,7 @@ ORDER = [
     ("tier_methods", "benchmarks/tier_methods.py"),
     ("niah_modes", "benchmarks/niah_modes.py"),
     ("target_ratios", "benchmarks/target_ratios.py"),
+    ("baselines", "benchmarks/baselines.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("mcp_startup", "benchmarks/mcp_startup.py"),
     ("reliability", "benchmarks/reliability.py"),

@@ -109,7 +109,7 @@ class OpticalMemory(ItemMethods):
         self._context = ContextBuilder(self.store, self.renderer, self.counter, self.aging,
                                        self._renditions, self._cache, target=self.target,
                                        keep_last=self.keep_last, keep_text=self.keep_text,
-                                       decoder=self.decoder_name, tokens=tokens)
+                                       decoder=self.decoder_name, tokens=tokens, ranker=ranker)
 
     @classmethod
     def from_config(cls, config: MemoryConfig | Mapping[str, Any], **kwargs: Any) -> OpticalMemory:
@@ -242,19 +242,19 @@ class OpticalMemory(ItemMethods):
         return rec
 
     def context(self, budget_tokens: int, *, target: str | None = None,
-                keep_last: int | None = None, system: str | None = None,
+                keep_last: int | None = None, system: str | None = None, query: str | None = None,
                 user_id: str = DEFAULT_USER, agent_id: str | None = None,
                 session_id: str | None = None, vision_tokens: bool = False) -> Context:
-        """Messages that fit ``budget_tokens``: the system message, the last
-        ``keep_last`` turns as text, older material as page images at their
-        age tier (oldest groups dropped first when short; :class:`InputError`
-        when the system message and kept turns alone exceed it). ``target``
-        re-bills the same images for another model. ``vision_tokens=True``
-        (needs an encoder) also returns each page's token embeddings [N, D]
-        (shared with the cache: copy before changing them in place)."""
+        """Messages that fit ``budget_tokens``: the system message, the last ``keep_last`` turns
+        as text, older material as page images at their age tier (oldest dropped first; InputError
+        if the system message and kept turns exceed it). ``target`` re-bills the images for another
+        model. ``query``: passages matching it off the fresh pages come too, re-drawn at full
+        resolution or as exact text, whichever is cheaper (``accounting.query_tokens``).
+        ``vision_tokens=True`` (needs an encoder): each page's token embeddings [N, D] (shared
+        with the cache: copy before changing them in place)."""
         return self._context.build(budget_tokens, target=target, keep_last=keep_last,
                                    system=system, scope=Scope(user_id, agent_id, session_id),
-                                   vision_tokens=vision_tokens)
+                                   vision_tokens=vision_tokens, query=query)
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Per tier: size, cost, ratio and read-back of a sample page (default: synthetic chat)."""

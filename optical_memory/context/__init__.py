@@ -3,7 +3,8 @@ images within a token budget, and the accounting of what it costs.
 
 :mod:`~optical_memory.context.budget` holds the pure parts (costs, the
 budget cut, the accounting); :mod:`~optical_memory.context.assemble` gathers
-the turns and pages of a scope and calls it.
+the turns and pages of a scope and calls it; :mod:`~optical_memory.context.query`
+adds, for ``context(query=...)``, the matching passages off the fresh pages.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from optical_memory.context.budget import (
     pages_header,
     text_message_tokens,
 )
+from optical_memory.context.query import QueryPassage, QueryView
 
 __all__ = [
     "MESSAGE_OVERHEAD",
@@ -31,6 +33,8 @@ __all__ = [
     "Context",
     "ContextPage",
     "KeptTurn",
+    "QueryPassage",
+    "QueryView",
     "TierRow",
     "atomic_groups",
     "build_context",

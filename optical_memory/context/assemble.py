@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age.renditions import Renditions
     from optical_memory.encoder.page_tokens import PageTokens
     from optical_memory.render import Renderer
+    from optical_memory.retrieve import Ranker
     from optical_memory.store import Store, StoreStats
     from optical_memory.tokens import TextCounter, VisionTarget
 
@@ -65,7 +66,7 @@ class ContextBuilder:
     def __init__(self, store: Store, renderer: Renderer, counter: TextCounter, aging: AgePolicy,
                  renditions: Renditions, cache: LRUCache, *, target: VisionTarget,
                  keep_last: int, keep_text: bool, decoder: str,
-                 tokens: PageTokens | None = None) -> None:
+                 tokens: PageTokens | None = None, ranker: Ranker | None = None) -> None:
         self.store = store
         self.target = target
         self.keep_last = keep_last
@@ -77,17 +78,21 @@ class ContextBuilder:
         self.keep_text = keep_text
         self.decoder = decoder
         self.tokens = tokens
+        self.ranker = ranker
         # the tiers shrunk below the fresh one: the page header names them
         self.low_tiers = tuple(t.name for t in aging.tiers if t.scale < aging.tiers[0].scale)
 
     def build(self, budget_tokens: int, *, target: str | None, keep_last: int | None,
-              system: str | None, scope: Scope, vision_tokens: bool = False) -> Context:
+              system: str | None, scope: Scope, vision_tokens: bool = False,
+              query: str | None = None) -> Context:
         """See :meth:`optical_memory.OpticalMemory.context`; ``None`` target /
         keep_last are the memory's."""
         keep_last = check_count("keep_last", self.keep_last if keep_last is None else keep_last,
                                 MAX_KEEP_LAST)
         if system is not None and not isinstance(system, str):
             raise InputError(f"system must be a string (got {type(system).__name__})")
+        if query is not None and (not isinstance(query, str) or not query.strip()):
+            raise InputError(f"query must be a non-empty string (got {query!r})")
         tgt = self.target if target is None else get_target(target)
         if vision_tokens:
             if self.tokens is None:
@@ -96,10 +101,11 @@ class ContextBuilder:
             from optical_memory.encoder.page_tokens import check_token_target
 
             check_token_target(tgt)
-        return self._build(budget_tokens, tgt, keep_last, system, scope, vision_tokens)
+        return self._build(budget_tokens, tgt, keep_last, system, scope, vision_tokens, query)
 
     def _build(self, budget_tokens: int, target: VisionTarget, keep_last: int,
-               system: str | None, scope: Scope, vision_tokens: bool) -> Context:
+               system: str | None, scope: Scope, vision_tokens: bool,
+               query: str | None = None) -> Context:
         window = recent_window(self.store, scope, keep_last) if self.keep_text else []
         window = [t for t in window if t.text is not None]
         in_window = {t.id for t in window}
@@ -136,19 +142,50 @@ class ContextBuilder:
         system_tokens = self.counter.count(system) if system else 0
         history = st.text_tokens + text_message_tokens(0) * st.items
         history += text_message_tokens(system_tokens) if system else 0
-        ctx = build_context(
+        args: dict[str, Any] = dict(
             budget_tokens=budget_tokens, system=system, system_tokens=system_tokens,
             turns=turns, pages=pages, count_tokens=self.counter.count,
             history_text_tokens=history, tokenizer=self.counter.name, target=target.name,
             decoder=self.decoder, low_tiers=self.low_tiers,
             min_readback=self.aging.min_readback,
         )
+        ctx = (build_context(**args) if query is None
+               else self._with_query(query, args, target, scope))
         if not vision_tokens:
             return ctx
         assert self.tokens is not None
         found = self.tokens.for_context(ctx.pages, target, scope)
         return replace(ctx, vision_tokens=tuple(t for t, _ in found),
                        token_layouts=tuple(layout for _, layout in found))
+
+    def _with_query(self, query: str, args: dict[str, Any], target: VisionTarget,
+                    scope: Scope) -> Context:
+        """The context with the passages matching ``query`` that it does not
+        show on a fresh-tier page (:mod:`optical_memory.context.query`); the
+        pages are cut again until the passages brought are those off the
+        fresh pages kept (they only grow, so this ends)."""
+        from optical_memory.context.query import QUERY_K, QueryPassage, QueryView, make_view
+        from optical_memory.retrieve import search
+
+        hits = search(self.store, query, scope, k=4 * QUERY_K, keep_text=self.keep_text,
+                      ranker=self.ranker)
+        found = [QueryPassage(h.page_id, h.tier, h.item_id, h.text) for h in hits
+                 if h.page_id and h.text and h.text.strip()][:QUERY_K]
+        fresh = self.aging.tiers[0].name
+        view = QueryView(query, "none")
+        ctx = build_context(**args, query=view)
+        room = args["budget_tokens"] - ctx.accounting.text_tokens_kept
+        need: list[QueryPassage] = []
+        for _ in range(len(found) + 1):
+            shown = {p.page_id for p in ctx.pages if p.tier == fresh}
+            want = [p for p in found if p in need or p.page_id not in shown]
+            if want == need:
+                break
+            need = want
+            view = make_view(query, need, renderer=self.renderer, target=target,
+                             count=self.counter.count, room=room)
+            ctx = build_context(**args, query=view)
+        return ctx
 
     def _stored_page(self, rec: PageRecord, target: VisionTarget, scope: Scope
                      ) -> ContextPage | None:

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.context.query import QueryView
 
 MESSAGE_OVERHEAD = 4
 PAGES_HEADER = "Earlier conversation, as page images (oldest first):"
@@ -170,6 +173,10 @@ class Accounting:
     kept_image_tokens: vision tokens of images inside the turns kept as text
         (the LangChain compressor returns the original messages; included in
         context_tokens; 0 from the memory itself, which stores text).
+    query_tokens / query_mode: what ``context(query=...)`` added (the query
+        message, included in context_tokens) and how: ``"image"`` (passages
+        re-drawn at full resolution), ``"text"`` (exact text), ``"none"``;
+        ``""`` without a query (:mod:`optical_memory.context.query`).
     """
 
     tokenizer: str
@@ -192,6 +199,8 @@ class Accounting:
     min_readback: float | None = None
     legible: TierRow = TierRow(0, 0, 0)
     faded: TierRow = TierRow(0, 0, 0)
+    query_tokens: int = 0
+    query_mode: str = ""
 
     @property
     def carried_text_tokens(self) -> int:
@@ -231,6 +240,9 @@ class Accounting:
         if self.pages:
             out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-",
                         "-"))
+        if self.query_tokens:
+            out.append((f"query: passages as {self.query_mode}", "-", "0",
+                        str(self.query_tokens), "-", "-"))
         if self.dropped_pages:
             out.append(("dropped for budget (stored, retrievable)", str(self.dropped_pages),
                         str(self.dropped_text_tokens), "0", "-", "-"))
@@ -264,6 +276,7 @@ class Accounting:
             "dropped_pages": self.dropped_pages, "dropped_text_tokens": self.dropped_text_tokens,
             "dropped_items": self.dropped_items, "carried_text_tokens": self.carried_text_tokens,
             "kept_image_tokens": self.kept_image_tokens,
+            "query_tokens": self.query_tokens, "query_mode": self.query_mode,
             "ratio": round(self.ratio, 3), "page_ratio": round(self.page_ratio, 3),
         }
 
@@ -280,6 +293,10 @@ class Context:
     token embeddings, a torch tensor [N, D] with N the page's billed
     ``vision_tokens``, and its :class:`~optical_memory.encoder.TokenLayout`;
     ``None`` otherwise.
+
+    query: with ``context(query=...)``, what the query added
+    (:class:`~optical_memory.context.query.QueryView`; its message follows
+    the page message).
     """
 
     messages: list[dict[str, Any]]
@@ -288,6 +305,7 @@ class Context:
     vision_tokens: tuple[Any, ...] | None = field(default=None, repr=False)
     token_layouts: tuple[Any, ...] | None = field(default=None, repr=False)
     header: str = ""
+    query: QueryView | None = None
 
 
 def text_message_tokens(text_tokens: int) -> int:
@@ -374,6 +392,7 @@ def build_context(
     decoder: str,
     low_tiers: Sequence[str] = (),
     min_readback: float | None = None,
+    query: QueryView | None = None,
 ) -> Context:
     """Fit system + turns + pages into ``budget_tokens``.
 
@@ -381,25 +400,28 @@ def build_context(
     ``count_tokens`` counts the header the page message is sent with
     (:func:`pages_header` of the kept pages, ``low_tiers`` naming the
     low-resolution tiers; ``min_readback`` splits the kept pages into legible
-    and faded by their ``readback``). Raises :class:`InputError` when the system message
-    and the kept turns alone exceed the budget.
+    and faded by their ``readback``). ``query``'s message, when given, is billed
+    before the pages. Raises :class:`InputError` when the system message and the
+    kept turns (and the query message) alone exceed the budget.
     """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InputError(f"budget_tokens must be a positive int (got {budget_tokens!r})")
     system_cost = text_message_tokens(system_tokens) if system else 0
     text_cost = system_cost + sum(t.tokens for t in turns)
-    if text_cost > budget_tokens:
+    query_cost = query.tokens if query is not None else 0
+    if text_cost + query_cost > budget_tokens:
         raise InputError(
             f"budget {budget_tokens} tokens is below the text that must stay: system "
             f"{system_cost} + {len(turns)} recent turns {text_cost - system_cost} = {text_cost} "
-            f"tokens; raise the budget or lower keep_last"
+            f"tokens{f' + query {query_cost}' if query_cost else ''}; raise the budget or "
+            "lower keep_last"
         )
     groups = atomic_groups(pages)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
 
     def cut(frame: int) -> int:
         """Index of the first group kept when the page message's framing is ``frame``."""
-        room, total, first = budget_tokens - text_cost - frame, sum(cost), 0
+        room, total, first = budget_tokens - text_cost - query_cost - frame, sum(cost), 0
         while first < len(groups) and total > room:
             total -= cost[first]
             first += 1
@@ -427,6 +449,8 @@ def build_context(
         blocks: list[dict[str, Any]] = [{"type": "text", "text": header}]
         blocks += [{"type": "image", "base64": p.png_b64, "mime_type": "image/png"} for p in kept]
         messages.append({"role": "user", "content": blocks})
+    if query is not None and query.mode != "none":
+        messages.append(query.message())
     messages += [dict(t.message) for t in turns]
 
     per_tier: dict[str, list[ContextPage]] = {}
@@ -443,7 +467,7 @@ def build_context(
         decoder=decoder,
         budget_tokens=budget_tokens,
         history_text_tokens=history_text_tokens,
-        context_tokens=text_cost + frame + vision,
+        context_tokens=text_cost + frame + vision + query_cost,
         text_tokens_kept=text_cost,
         kept_turns=len(turns),
         page_vision_tokens=vision,
@@ -455,8 +479,11 @@ def build_context(
         dropped_text_tokens=sum(pages[i].text_tokens for i in dropped_idx),
         dropped_items=len({item for i in dropped_idx for item in pages[i].item_ids}),
         min_readback=min_readback, legible=tier_row(legible), faded=tier_row(faded),
+        query_tokens=query_cost,
+        query_mode="" if query is None else query.mode,
     )
-    return Context(messages=messages, accounting=accounting, pages=kept, header=header)
+    return Context(messages=messages, accounting=accounting, pages=kept, header=header,
+                   query=query)
 
 
 __all__ = [

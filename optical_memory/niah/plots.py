@@ -195,6 +195,50 @@ def forgetting_curve(results: Iterable[Mapping[str, Any]], path: str | os.PathLi
     return out
 
 
+def budget_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
+                  target: str, title: str | None = None) -> Path:
+    """Matched-budget curves (:mod:`optical_memory.niah.matched` rows) for
+    ``target``: needles recalled vs budget, one line per method, one panel
+    per history kind, and the share of the history each context carries."""
+    sel = [r for r in rows if r["target"] == target]
+    if not sel:
+        raise EmptyInputError(f"no rows for target {target!r}")
+    kinds = sorted({str(r["kind"]) for r in sel})
+    methods = list(dict.fromkeys(str(r["method"]) for r in sel))
+    budgets = sorted({int(r["budget"]) for r in sel})
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(kinds), figsize=(5.5 * len(kinds), 7.5), squeeze=False)
+    for j, kind in enumerate(kinds):
+        for m in methods:
+            recall, carried = [], []
+            for b in budgets:
+                cell = [r for r in sel if r["kind"] == kind and r["method"] == m
+                        and r["budget"] == b]
+                recall.append(100 * sum(bool(r["recalled"]) for r in cell) / max(1, len(cell)))
+                carried.append(100 * sum(float(r["carried_share"]) for r in cell)
+                               / max(1, len(cell)))
+            axes[0][j].plot(budgets, recall, marker="o", label=m)
+            axes[1][j].plot(budgets, carried, marker="o", label=m)
+        axes[0][j].set_title(f"{kind}: needles recalled")
+        axes[1][j].set_title(f"{kind}: share of the history in the context")
+        for i, ylabel in ((0, "needles recalled (%)"), (1, "history carried (%)")):
+            ax = axes[i][j]
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(budgets, [_length_label(b) for b in budgets])
+            ax.set_xlabel(f"budget ({target} tokens)")
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(-2, 105)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.suptitle(title or f"Matched budget, {target}")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def markdown_grid(table: GridTable, *, percent: bool = True) -> str:
     """The grid as a markdown table (rows: depth %, columns: length)."""
     head = "| depth % | " + " | ".join(_length_label(n) for n in table.lengths) + " |"
@@ -256,6 +300,7 @@ __all__ = [
     "GKAMRADT_COLOURS",
     "GridTable",
     "TierRow",
+    "budget_curves",
     "forgetting_curve",
     "forgetting_table",
     "grid_table",

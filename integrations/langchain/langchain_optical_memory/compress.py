@@ -161,6 +161,7 @@ def compress(
     trigger_tokens: int | None = None,
     start_on: str | None = "human",
     token_counter: TokenCounter | None = None,
+    query: str | None = None,
 ) -> Compressed:
     """Compress ``history`` (no leading system messages) with ``memory``.
 
@@ -173,7 +174,9 @@ def compress(
     messages and the page message's text are counted by it instead, and
     images in the turns are left to it. Returns the input's messages
     unchanged when ``trigger_tokens`` is not exceeded or compressing would
-    not cost fewer tokens.
+    not cost fewer tokens. ``query``: passages matching it on pages the
+    context does not show at the fresh tier come too, after the page message
+    (``OpticalMemory.context(query=...)``), billed inside ``max_tokens``.
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
@@ -197,7 +200,7 @@ def compress(
         return Compressed(original, None, keep, (), tokens_in, tokens_in, "below trigger")
     try:
         fit = _fit(history, synced.item_ids, system, text, max_tokens, memory, scope, target,
-                   tgt, keep, token_counter)
+                   tgt, keep, token_counter, query)
     except InputError:
         if tokens_in > max_tokens:
             raise
@@ -237,14 +240,15 @@ _FIT_ROUNDS = 12
 def _fit(history: Sequence[BaseMessage], item_ids: Sequence[str],
          system: Sequence[SystemMessage], text: str | None, max_tokens: int,
          memory: OpticalMemory, scope: Scope, target: str | None, tgt: VisionTarget,
-         keep_last: int, token_counter: TokenCounter | None) -> Compressed:
+         keep_last: int, token_counter: TokenCounter | None,
+         query: str | None = None) -> Compressed:
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
     keep, budget = keep_last, max_tokens
     for _ in range(_FIT_ROUNDS):
         try:
             ctx = memory.context(budget, target=target, keep_last=keep, system=text,
-                                 **scope.as_kwargs())
+                                 query=query, **scope.as_kwargs())
         except InputError:
             if keep == 0:
                 raise
@@ -301,6 +305,11 @@ def _assemble(ctx: Any, history: Sequence[BaseMessage], item_ids: Sequence[str],
         out.append(page_msg)
     elif marker:
         out.append(HumanMessage(content=marker, response_metadata={METADATA_KEY: {}}))
+    query_msg: HumanMessage | None = None
+    if ctx.query is not None and ctx.query.mode != "none":
+        query_msg = HumanMessage(content=ctx.query.message()["content"],
+                                 response_metadata={METADATA_KEY: {"query": ctx.query.to_dict()}})
+        out.append(query_msg)
     out += kept
     extra_text = [memory.counter.count(marker)] if marker else []
     if old_blocks:
@@ -311,8 +320,9 @@ def _assemble(ctx: Any, history: Sequence[BaseMessage], item_ids: Sequence[str],
         cost = acc.context_tokens + images + old_cost + extra
     else:
         images = 0
-        texts = [m for m in out if m is not page_msg]
-        cost = int(token_counter(texts)) + acc.page_vision_tokens + old_cost
+        texts = [m for m in out if m is not page_msg and m is not query_msg]
+        cost = (int(token_counter(texts)) + acc.page_vision_tokens + old_cost
+                + acc.query_tokens)
         if page_msg is not None:
             only_text: list[str | dict[Any, Any]] = [
                 b for b in page_msg.content if isinstance(b, dict) and b.get("type") == "text"]

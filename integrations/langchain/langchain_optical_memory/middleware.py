@@ -64,7 +64,12 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 
-from langchain_optical_memory._messages import split_system, to_memory_message
+from langchain_optical_memory._messages import (
+    content_text,
+    role_of,
+    split_system,
+    to_memory_message,
+)
 from langchain_optical_memory._sync import identity, sync_history
 from langchain_optical_memory._targets import infer_target
 from langchain_optical_memory.compress import METADATA_KEY, Compressed, compress
@@ -105,6 +110,15 @@ def _configurable(runtime: Any = None) -> Mapping[str, Any]:
         return get_config().get("configurable") or {}
     except RuntimeError:  # called outside a runnable context
         return {}
+
+
+def latest_user_text(history: Sequence[BaseMessage]) -> str | None:
+    """The text of the latest user message (the question), if it has any."""
+    for msg in reversed(history):
+        if role_of(msg) == "user":
+            text = content_text(msg.content).strip()
+            return text or None
+    return None
 
 
 def run_values(runtime: Any = None) -> dict[str, str]:
@@ -187,6 +201,11 @@ class OpticalMemoryMiddleware(AgentMiddleware):
             an image block in the ``ToolMessage``) and ``remember`` (store a
             note), over the run's user / agent in every session
             (:mod:`~langchain_optical_memory.tools`).
+        query_aware: send, after the pages, the passages matching the latest
+            user message that sit on pages not shown at the fresh tier,
+            re-drawn at full resolution or as exact text, whichever the target
+            bills less (``OpticalMemory.context(query=...)``; billed inside
+            ``max_tokens``).
     """
 
     def __init__(
@@ -205,11 +224,14 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         recall_tool: bool = False,
         recall_k: int = 4,
         memory_tools: bool = False,
+        query_aware: bool = False,
     ) -> None:
         super().__init__()
-        for flag, value in (("recall_tool", recall_tool), ("memory_tools", memory_tools)):
+        for flag, value in (("recall_tool", recall_tool), ("memory_tools", memory_tools),
+                            ("query_aware", query_aware)):
             if not isinstance(value, bool):
                 raise InputError(f"{flag} must be True or False (got {value!r})")
+        self.query_aware = query_aware
         check_options(recall_k, MAX_PASSAGE_CHARS)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InputError(f"max_tokens must be a positive int (got {max_tokens!r})")
@@ -306,7 +328,8 @@ class OpticalMemoryMiddleware(AgentMiddleware):
         with self._scope_lock(scope):
             result = compress(history, system=system, max_tokens=self.max_tokens,
                               memory=memory, scope=scope, target=target,
-                              keep_last=self.keep_last, trigger_tokens=self.trigger_tokens)
+                              keep_last=self.keep_last, trigger_tokens=self.trigger_tokens,
+                              query=latest_user_text(history) if self.query_aware else None)
         if not result.compressed:
             return None, result, target
         n_sys = 1 if request.system_message else 0

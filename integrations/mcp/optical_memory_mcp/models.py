@@ -181,6 +181,11 @@ class AccountingOut(_Out):
         default=None, description="Kept pages reading back at or above the floor.")
     faded: TierRowOut | None = Field(
         default=None, description="Kept pages reading back below the floor, or unknown.")
+    query_tokens: int = Field(
+        default=0, description="What a query's passages cost (0 here: memory_context takes no "
+                               "query).")
+    query_mode: str = Field(default="", description="How a query's passages came: image, text, "
+                                                    "none; empty without a query.")
 
     @classmethod
     def of(cls, acc: Accounting) -> AccountingOut:

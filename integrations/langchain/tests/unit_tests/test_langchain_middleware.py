@@ -136,3 +136,40 @@ def test_bad_arguments_raise():
         OpticalMemoryMiddleware(max_tokens=10, trigger_tokens=-1)
     with OpticalMemory(":memory:") as mem, pytest.raises(InputError, match="tokenizer"):
         OpticalMemoryMiddleware(max_tokens=10, memory=mem, tokenizer="cl100k_base")
+
+
+def test_query_aware_sends_the_passages_matching_the_question(recorder):
+    from optical_memory.age import AgePolicy, Tier
+    from optical_memory.conversation import generate_conversation
+
+    fast = AgePolicy((Tier("base", 20, 1.0), Tier("small", 60, 0.625), Tier("tiny", None, 0.5)),
+                     mode="fade")
+    memory = OpticalMemory(":memory:", aging=fast)
+    fact = "The Lindholm depot access code is 739215."
+    turns = generate_conversation(tokens=6000, seed=5).messages
+    history = [HumanMessage(f"Please remember this. {fact}"), AIMessage("Noted."),
+               *(HumanMessage(m["content"]) if m["role"] == "user" else AIMessage(m["content"])
+                 for m in turns if m["role"] in ("user", "assistant") and m.get("content")),
+               HumanMessage("What is the Lindholm depot access code?")]
+    model = recorder([AIMessage("739215")])
+    mw = OpticalMemoryMiddleware(max_tokens=6000, keep_last=4, memory=memory, session_id="q",
+                                 query_aware=True)
+    agent = create_agent(model, tools=[], system_prompt=SYSTEM, middleware=[mw])
+    out = agent.invoke({"messages": history})
+    sent = model.calls[0]
+    meta = out["messages"][-1].response_metadata["optical_memory"]
+    acc = meta["accounting"]
+    assert meta["compressed"] and meta["tokens_out"] <= 6000
+    assert acc["query_tokens"] > 0 and acc["query_mode"] in ("image", "text")
+    assert acc["context_tokens"] <= 6000
+    # page message, then the query message, then the recent turns
+    query_msg = sent[2]
+    assert isinstance(query_msg, HumanMessage) and isinstance(query_msg.content, list)
+    assert "match the current question" in query_msg.content[0]["text"]
+    if acc["query_mode"] == "text":
+        assert fact in query_msg.content[0]["text"]
+    else:
+        assert _images(query_msg)
+    assert sent[-1].content == "What is the Lindholm depot access code?"
+    with pytest.raises(InputError):
+        OpticalMemoryMiddleware(max_tokens=10, query_aware="yes")  # type: ignore[arg-type]
