@@ -48,6 +48,7 @@ from optical_memory.store import (
     ItemRecord,
     NotFoundError,
     PageRecord,
+    ScopeCount,
     Store,
     StoreStats,
     open_store,
@@ -164,9 +165,8 @@ class OpticalMemory:
 
     def check_messages(self, messages: Sequence[Any], *, names: Sequence[str] | None = None) -> int:
         """Check chat messages as :meth:`add` would, storing nothing; their text
-        tokens. For a caller storing a long log in several adds (each at most
-        :data:`~optical_memory.config.MAX_ADD_CHARS`) that must reject a bad
-        log first; ``names`` name each message in errors (default ``messages[i]``)."""
+        tokens (to reject a long log before storing it in several adds);
+        ``names`` name each message in errors (default ``messages[i]``)."""
         return check_messages(messages, self.counter, self.renderer, keep_text=self.keep_text,
                               names=names)
 
@@ -191,10 +191,9 @@ class OpticalMemory:
                agent_id: str | None = None, session_id: str | None = None,
                repage: bool = True) -> Deleted:
         """Delete items (all under the scope, or ``item_ids``) and the pages left
-        holding none. A page that also held other items still shows the deleted
-        text; with ``repage`` (default) those items are laid out again without
-        it (new ids in ``repaged``, keeping the old pages' place and tier).
-        Pages that cannot be re-rendered (no text kept) are in ``partial_pages``."""
+        holding none. Other items on a page showing deleted text are laid out
+        again with ``repage`` (new ids in ``repaged``, same place and tier);
+        pages that cannot be (no text kept) are in ``partial_pages``."""
         scope = Scope(user_id, agent_id, session_id)
         deleted = self.store.delete(scope, item_ids=item_ids)
         self._context.forget_pending()
@@ -217,9 +216,8 @@ class OpticalMemory:
     def decode(self, page: str | Hit, *, tier: str | None = None, decoder: str | None = None,
                user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None) -> DecodedPage:
-        """Read a page (by id, or a :class:`Hit`'s page) back to text at ``tier``
-        (default its current tier) with ``decoder`` (default the memory's).
-        Without ``user_id`` a hit is read in the scope it was found in."""
+        """Read a page (id or :class:`Hit`) back to text at ``tier`` (default: its
+        own) with ``decoder``; without ``user_id`` a hit is read where found."""
         if isinstance(page, Hit):
             page, found_in = hit_page(page, self.keep_last)
             if user_id is None and found_in is not None:
@@ -241,8 +239,7 @@ class OpticalMemory:
         return self._renditions.png(rec, rec.tier if tier is None else tier, scope)
 
     def _page(self, page_id: str, scope: Scope) -> PageRecord:
-        rec = self.store.get_page(page_id, scope)
-        if rec is None:
+        if (rec := self.store.get_page(page_id, scope)) is None:
             raise NotFoundError(f"no page {page_id!r} under {scope}")
         return rec
 
@@ -251,12 +248,11 @@ class OpticalMemory:
                 user_id: str = DEFAULT_USER, agent_id: str | None = None,
                 session_id: str | None = None, vision_tokens: bool = False) -> Context:
         """Messages that fit ``budget_tokens``: the system message, the last
-        ``keep_last`` turns as text, older material as page images at their
-        age tier (oldest groups dropped first when short; :class:`InputError`
-        when the system message and kept turns alone exceed it). ``target``
-        re-bills the same images for another model. ``vision_tokens=True``
-        (needs an encoder) also returns each page's token embeddings [N, D]
-        (shared with the cache: copy before changing them in place)."""
+        ``keep_last`` turns as text, older pages as images at their age tier
+        (oldest dropped first when short; :class:`InputError` when the system
+        message and kept turns exceed it). ``target`` re-bills the images for
+        another model. ``vision_tokens=True`` (needs an encoder) also returns
+        each page's token embeddings [N, D] (shared with the cache: copy first)."""
         return self._context.build(budget_tokens, target=target, keep_last=keep_last,
                                    system=system, scope=Scope(user_id, agent_id, session_id),
                                    vision_tokens=vision_tokens)
@@ -287,6 +283,10 @@ class OpticalMemory:
               session_id: str | None = None) -> StoreStats:
         """Totals under the scope (items, pages per tier, tokens, bytes)."""
         return self.store.stats(Scope(user_id, agent_id, session_id))
+
+    def scopes(self) -> list[ScopeCount]:
+        """Every stored (user, agent, session), item and page counts (store-wide)."""
+        return self.store.scopes()
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Each tier's size, token cost, ratio and read-back on one sample page

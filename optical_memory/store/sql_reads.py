@@ -16,6 +16,7 @@ from optical_memory.store.records import (
     ItemRecord,
     PageRecord,
     RenditionRecord,
+    ScopeCount,
     SearchHit,
     StoreStats,
     spans_from_json,
@@ -240,6 +241,18 @@ def stats_queries(d: Dialect, scope: Scope) -> list[tuple[str, list[Any]]]:
     ]
 
 
+def scopes_query(d: Dialect) -> Statement:
+    """Every exact scope holding items or pages, with both counts."""
+    cols = "user_id, agent_id, session_id"
+    return (
+        f"SELECT {cols}, sum(ni) AS items, sum(np) AS pages FROM ("
+        f"SELECT {cols}, count(*) AS ni, 0 AS np FROM {d.items} GROUP BY {cols} UNION ALL "
+        f"SELECT {cols}, 0 AS ni, count(*) AS np FROM {d.pages} GROUP BY {cols}"
+        f") t GROUP BY {cols}",
+        [],
+    )
+
+
 def stats_record(results: Sequence[Sequence[Row]]) -> StoreStats:
     """``StoreStats`` from the rows of :func:`stats_queries`, in order."""
     items, tier_rows, png, renditions = results
@@ -314,6 +327,13 @@ class SqlReads:
     def pages_for_item(self: _Reader, item_id: str, scope: Scope) -> list[PageRecord]:
         rows = self._guarded_read(*pages_for_item_query(self._sql, item_id, scope))
         return [page_record(r) for r in rows]
+
+    def scopes(self: _Reader) -> list[ScopeCount]:
+        rows = self._guarded_read(*scopes_query(self._sql))
+        found = [ScopeCount(Scope(r["user_id"], r["agent_id"], r["session_id"]),
+                            int(r["items"]), int(r["pages"])) for r in rows]
+        return sorted(found, key=lambda c: (c.scope.user_id, c.scope.agent_id or "",
+                                            c.scope.session_id or ""))
 
     def get_rendition(
         self: _Reader, page_id: str, tier: str, scope: Scope
