@@ -76,9 +76,10 @@ def test_views_render_from_the_public_api(mem, uid):
     rec = mem.get_page(page.id, user_id=user)
     boxes = sum(len(span_boxes(rec, i, mem.render_config)) for i in rec.item_ids)
     assert boxes > 0 and view.text.count('class="ov span"') == len(tiers) * boxes
+    assert 'id="closeup"' not in view.text
     focused = c.get(f"/page/{page.id}?user={user}&item={rec.item_ids[1]}")
-    assert focused.text.count('class="ov span"') == len(tiers) * len(
-        span_boxes(rec, rec.item_ids[1], mem.render_config))
+    assert focused.text.count('class="ov span"') == (len(tiers) + 1) * len(
+        span_boxes(rec, rec.item_ids[1], mem.render_config))  # every tier + the close-up
     for item_id in page.item_ids[:3]:
         assert f'id="item-{item_id}"' in view.text
     one = c.get(f"/page/{page.id}?user={user}&tier={tiers[-1]}")
@@ -99,7 +100,9 @@ def test_search_highlights_the_hit_on_its_page(mem, uid):
     target = links(res.text, "hit-link")[0]
     page = c.get(target)
     assert page.status_code == 200
-    assert page.text.count('class="ov hit"') == len(mem.aging.names)  # once per tier
+    # the hit's words, once per tier and once in the close-up
+    assert page.text.count('class="ov hit"') == len(mem.aging.names) + 1
+    assert 'id="closeup"' in page.text
     assert c.get(f"/search?user={user}&q=zzzqqq").text.count("No match") == 1
 
 
@@ -232,3 +235,23 @@ def test_hit_boxes_find_the_words_on_the_page(tmp_path):
     boxes = hit_boxes(page, hit.item_id, item.text, hit.span, m.render_config)
     assert len(boxes) == 1 and boxes[0].x1 > boxes[0].x0
     assert page_offset(page, hit.item_id, item.text, len(item.text) + 5) is None
+
+
+@pytest.mark.slow  # tesseract reads ~6 pages
+def test_page_and_context_read_back_per_tier(tmp_path):
+    m = OpticalMemory(str(tmp_path / "r.db"), keep_last=2)
+    seed(m, n=120)
+    c = client(m)
+    page = m.list_pages(user_id="alice")[0]
+    res = c.get(f"/page/{page.id}?user=alice&readback=1")
+    rows = res.text.split('id="readback"')[1].split("</table>")[0]
+    found = re.findall(r"<tr><td>(\w+)</td><td>(\d+)×(\d+)</td><td>(\w+)</td>\s*"
+                       r'<td class="num">([\d.]+)</td>', rows)
+    assert [r[0] for r in found] == list(m.aging.names)
+    direct = m.decode(page.id, tier=m.aging.names[0], user_id="alice")
+    assert float(found[0][4]) == pytest.approx(direct.precision, abs=1e-3)
+    assert float(found[0][4]) > 0.9
+    ctx = c.get("/context?user=alice&budget=6000&readback=1")
+    table = ctx.text.split('id="context-readback"')[1].split("</table>")[0]
+    assert re.search(r'<td class="num">1</td><td class="num">0\.9\d\d</td>', table)
+    m.close()

@@ -22,6 +22,7 @@ from optical_memory.store import ItemRecord, PageRecord
 #: Colours the items of a page are highlighted in, in turn.
 PALETTE = ("#e6550d", "#3182bd", "#31a354", "#756bb1", "#d6616b", "#8c6d31", "#17becf",
            "#bcbd22")
+HIT_COLOR = "#ffd400"
 #: Most characters of an item's text shown in lists (the page view shows all).
 PREVIEW_CHARS = 160
 
@@ -153,6 +154,37 @@ class PageView:
     overlays: list[Overlay]
     focus: str | None
     readback: list[Any] = field(default_factory=list)
+    closeup: Closeup | None = None
+
+
+@dataclass(frozen=True)
+class Closeup:
+    """The master page enlarged ``zoom`` times in a ``width`` × ``height`` window
+    whose top-left corner sits at ``(-left, -top)`` of the enlarged image: the
+    hit (or the highlighted item) legible at a glance."""
+
+    zoom: float
+    width: int
+    height: int
+    left: float
+    top: float
+    image_width: float
+
+    @classmethod
+    def around(cls, boxes: Sequence[Box], size: tuple[int, int], *, zoom: float = 1.6,
+               width: int = 880, height: int = 230) -> Closeup | None:
+        if not boxes:
+            return None
+        b = boxes[0]
+        cx, cy = (b.x0 + b.x1) / 2 * zoom, (b.y0 + b.y1) / 2 * zoom
+        iw, ih = size[0] * zoom, size[1] * zoom
+        if b.x1 * zoom + 40 <= width:  # the line's start and the run both fit
+            left = 0.0
+        else:
+            left = min(max(cx - width / 2, 0.0), max(iw - width, 0.0))
+            left = min(left, max(b.x0 * zoom - 40, 0.0))  # keep the run's start in view
+        top = min(max(cy - height / 2, 0.0), max(ih - height, 0.0))
+        return cls(zoom, width, height, round(left, 1), round(top, 1), iw)
 
 
 def page_view(mem: OpticalMemory, page_id: str, scope: Scope, *,
@@ -170,6 +202,7 @@ def page_view(mem: OpticalMemory, page_id: str, scope: Scope, *,
     numbers = _turn_numbers(mem, page, scope)
     items: list[PageItem] = []
     overlays: list[Overlay] = []
+    near: list[Box] = []
     for n, item_id in enumerate(page.item_ids):
         color = PALETTE[n % len(PALETTE)]
         rec = mem.get_item(item_id, **kw)
@@ -177,12 +210,17 @@ def page_view(mem: OpticalMemory, page_id: str, scope: Scope, *,
         shown = rec.text[sp.start:sp.end] if rec is not None and rec.text is not None else ""
         items.append(PageItem(rec, item_id, color, shown, sp.start, sp.end, numbers.get(item_id)))
         if focus is None or focus == item_id:
-            overlays += [Overlay.of(b, size, color, "span", item_id)
-                         for b in span_boxes(page, item_id, mem.render_config)]
+            boxes = span_boxes(page, item_id, mem.render_config)
+            overlays += [Overlay.of(b, size, color, "span", item_id) for b in boxes]
+            if focus == item_id:
+                near = boxes
     if hit is not None:
-        overlays += hit_overlays(mem, page, hit[0], hit[1], scope)
+        found = _hit_boxes(mem, page, hit[0], hit[1], scope)
+        overlays += [Overlay.of(b, size, HIT_COLOR, "hit", hit[0]) for b in found]
+        near = found or near
     tiers = [TierView(t, *mem.aging.size(t, size), t == page.tier) for t in mem.aging.names]
-    return PageView(page, scope, items, tiers, overlays, focus)
+    return PageView(page, scope, items, tiers, overlays, focus,
+                    closeup=Closeup.around(near, size))
 
 
 def _turn_numbers(mem: OpticalMemory, page: PageRecord, scope: Scope) -> dict[str, int]:
@@ -191,13 +229,18 @@ def _turn_numbers(mem: OpticalMemory, page: PageRecord, scope: Scope) -> dict[st
     return {t.id: n for n, t in enumerate(turns, 1) if t.id in ids}
 
 
-def hit_overlays(mem: OpticalMemory, page: PageRecord, item_id: str, span: tuple[int, int],
-                 scope: Scope) -> list[Overlay]:
+def _hit_boxes(mem: OpticalMemory, page: PageRecord, item_id: str, span: tuple[int, int],
+               scope: Scope) -> list[Box]:
     item = mem.get_item(item_id, **scope.as_kwargs())
     if item is None or item.text is None:
         return []
-    boxes = hit_boxes(page, item_id, item.text, span, mem.render_config)
-    return [Overlay.of(b, (page.width, page.height), "#ffd400", "hit", item_id) for b in boxes]
+    return hit_boxes(page, item_id, item.text, span, mem.render_config)
+
+
+def hit_overlays(mem: OpticalMemory, page: PageRecord, item_id: str, span: tuple[int, int],
+                 scope: Scope) -> list[Overlay]:
+    boxes = _hit_boxes(mem, page, item_id, span, scope)
+    return [Overlay.of(b, (page.width, page.height), HIT_COLOR, "hit", item_id) for b in boxes]
 
 
 def read_back(mem: OpticalMemory, page_id: str, scope: Scope) -> list[Any]:
