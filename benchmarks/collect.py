@@ -21,6 +21,7 @@ ORDER = [
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("reliability", "benchmarks/reliability.py"),
     ("delete_repage", "benchmarks/delete_repage.py"),
+    ("inspector", "benchmarks/inspector.py"),
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
     ("encoder_speed_cpu_tuned", "benchmarks/encoder_speed.py --tune-malloc"),
     ("encoder_cpu_memory", "benchmarks/encoder_cpu_memory.py"),

@@ -92,6 +92,37 @@ def test_views_render_from_the_public_api(mem, uid):
     assert Image.open(io.BytesIO(thumb.content)).width == 160
 
 
+def test_timeline_numbers_the_newest_turns_back_and_all_on_request(mem, uid):
+    from optical_memory.inspect import views
+    from optical_memory.scope import Scope
+
+    scope = Scope(f"{uid}a")
+    full = views.timeline(mem, scope, window=None)
+    part = views.timeline(mem, scope, window=150)
+    assert full.complete and not part.complete and part.numbered == 150
+    total = full.numbered
+    assert total == 300
+    cards = {c.page.id: c for _, cs in full.tiers for c in cs}
+    numbered = 0
+    for _, cs in part.tiers:
+        for c in cs:
+            f = cards[c.page.id]
+            if c.first_turn is None:
+                assert c.unnumbered == c.items and f.first_turn <= total - 150
+            elif c.unnumbered == 0:  # counted back: 1 = the newest turn
+                numbered += 1
+                assert (c.first_turn, c.last_turn) == (total + 1 - f.last_turn,
+                                                       total + 1 - f.first_turn)
+            else:  # straddles the window: its newest turns are numbered
+                assert c.first_turn == total + 1 - f.last_turn and c.last_turn == 150
+    assert numbered >= 1
+    assert [i.id for _, i in part.waiting] == [i.id for _, i in full.waiting]
+    assert [n for n, _ in full.waiting] == list(range(total - len(full.waiting) + 1, total + 1))
+    c = client(mem)
+    html = c.get(f"/scope?user={uid}a").text  # 300 turns: under the window, all numbered
+    assert 'id="number-all"' not in html and "turns 1–" in html
+
+
 def test_search_highlights_the_hit_on_its_page(mem, uid):
     user = f"{uid}a"
     c = client(mem)

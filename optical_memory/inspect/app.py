@@ -114,7 +114,9 @@ def create_app(mem: OpticalMemory, *, allow_writes: bool = False,
         return render("home.html", request, scopes=mem.scopes(), memory=repr(mem))
 
     def scope_page(request: Request) -> Response:
-        return render("scope.html", request, t=views.timeline(mem, scope_of(request)),
+        window = None if request.query_params.get("numbers") == "all" else views.NUMBER_WINDOW
+        return render("scope.html", request, t=views.timeline(mem, scope_of(request),
+                                                              window=window),
                       thumb=THUMB_WIDTH)
 
     def page(request: Request) -> Response:

@@ -78,32 +78,45 @@ class Overlay:
 # --------------------------------------------------------------------------
 
 
+#: Turns the timeline lists at first (the newest): listing every turn of a
+#: 10,000-turn scope costs more than the rest of the view, so older pages are
+#: numbered on request (``numbers=all``).
+NUMBER_WINDOW = 1000
+
+
 @dataclass(frozen=True)
 class PageCard:
     page: PageRecord
-    first_turn: int | None  # 1-based turn numbers within the scope
+    first_turn: int | None  # the lowest and highest turn number it holds (see Timeline)
     last_turn: int | None
     items: int
     chars: int
+    unnumbered: int = 0  # items it holds that got no number (older turns, documents)
 
 
 @dataclass(frozen=True)
 class Timeline:
+    """``complete``: every turn was listed and is numbered from the first (1 =
+    the oldest); else only the newest ``numbered`` are, counted back from the
+    newest (1 = the newest turn)."""
+
     scope: Scope
-    turns: int
-    text_tokens: int
-    tiers: list[tuple[str, list[PageCard]]]  # youngest tier first, pages oldest first
-    waiting: list[tuple[int, ItemRecord]]  # turns on no page yet (the recent window)
-    other_items: int  # documents and texts (on pages, not turns)
+    tiers: list[tuple[str, list[PageCard]]]  # youngest tier first, pages in store order
+    waiting: list[tuple[int, ItemRecord]]  # turns on no page yet, oldest first
     stats: Any
+    complete: bool
+    numbered: int
 
 
-def timeline(mem: OpticalMemory, scope: Scope, *, waiting_limit: int = 200) -> Timeline:
-    """The scope's pages grouped by tier, each with the turn numbers it
-    holds, and the turns on no page yet (newest ``waiting_limit``)."""
+def timeline(mem: OpticalMemory, scope: Scope, *, window: int | None = NUMBER_WINDOW,
+             waiting_limit: int = 200) -> Timeline:
+    """The scope's pages grouped by tier, each with the numbers of the turns
+    it holds (the newest ``window`` turns, or all with ``window=None``), and
+    the turns on no page yet (newest ``waiting_limit``)."""
     kw = scope.as_kwargs()
-    turns = mem.list_turns(**kw)
-    number = {t.id: n for n, t in enumerate(turns, 1)}
+    recent = mem.list_turns(**kw, newest_first=True, limit=window)
+    complete = window is None or len(recent) < window
+    number = {t.id: (len(recent) - k if complete else k + 1) for k, t in enumerate(recent)}
     pages = mem.list_pages(**kw)
     on_page: set[str] = set()
     by_tier: dict[str, list[PageCard]] = {}
@@ -111,14 +124,14 @@ def timeline(mem: OpticalMemory, scope: Scope, *, waiting_limit: int = 200) -> T
         nums = [number[i] for i in p.item_ids if i in number]
         on_page.update(p.item_ids)
         card = PageCard(p, min(nums) if nums else None, max(nums) if nums else None,
-                        len(p.item_ids), sum(s.end - s.start for s in p.spans))
+                        len(p.item_ids), sum(s.end - s.start for s in p.spans),
+                        len(p.item_ids) - len(nums))
         by_tier.setdefault(p.tier, []).append(card)
     order = list(mem.aging.names) + sorted(set(by_tier) - set(mem.aging.names))
     tiers = [(t, by_tier[t]) for t in order if t in by_tier]
-    waiting = [(number[t.id], t) for t in turns if t.id not in on_page][-waiting_limit:]
-    stats = mem.stats(**kw)
-    return Timeline(scope, len(turns), sum(t.text_tokens for t in turns), tiers, waiting,
-                    stats.items - len(turns), stats)
+    waiting = [(number[t.id], t) for t in reversed(recent) if t.id not in on_page]
+    return Timeline(scope, tiers, waiting[-waiting_limit:], mem.stats(**kw), complete,
+                    len(recent))
 
 
 # --------------------------------------------------------------------------

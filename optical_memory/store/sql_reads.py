@@ -5,6 +5,7 @@ mixin that runs them. Every value is a bound parameter.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -34,10 +35,26 @@ class Row(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
 
 
+@functools.lru_cache(maxsize=1024)
+def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> Scope:
+    """The (frozen) scope of a row, built and checked once per distinct value:
+    listing 10,000 items of one scope checks its ids once, not 10,000 times."""
+    return Scope(user_id, agent_id, session_id)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, with the empty list and object (most rows) short-cut."""
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return json.loads(text)
+
+
 def item_record(row: Row) -> ItemRecord:
     return ItemRecord(
         id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        scope=_scope(row["user_id"], row["agent_id"], row["session_id"]),
         seq=row["seq"],
         kind=row["kind"],
         role=row["role"],
@@ -45,8 +62,8 @@ def item_record(row: Row) -> ItemRecord:
         time=row["time"],
         text=row["text"],
         text_tokens=row["text_tokens"],
-        tool_call_ids=tuple(json.loads(row["tool_call_ids"])),
-        meta=json.loads(row["meta"]),
+        tool_call_ids=tuple(_loads(row["tool_call_ids"])),
+        meta=_loads(row["meta"]),
         content_hash=row["content_hash"],
         created_at=row["created_at"],
     )
@@ -56,7 +73,7 @@ def page_record(row: Row) -> PageRecord:
     png = row["png"]
     return PageRecord(
         id=row["id"],
-        scope=Scope(row["user_id"], row["agent_id"], row["session_id"]),
+        scope=_scope(row["user_id"], row["agent_id"], row["session_id"]),
         seq=row["seq"],
         width=row["width"],
         height=row["height"],
