@@ -205,6 +205,40 @@ def test_host_guards():
     assert res.exit_code == 1 and "--allow-remote" in res.output
 
 
+def test_serve_command_starts_and_answers(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from inspect_seed import free_port
+
+    db = tmp_path / "s.db"
+    with OpticalMemory(str(db), keep_last=2) as m:
+        seed(m, n=60)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "optical_memory", "serve", "--store", str(db),
+                             "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        body = ""
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        assert "alice" in body and "read-only" in body, proc.stderr.read() if proc.poll() else ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "http://127.0.0.1:" in proc.stderr.read()
+
+
 def test_dns_rebinding_host_header_is_refused():
     m = OpticalMemory(":memory:")
     c = client(m)

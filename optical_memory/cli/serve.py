@@ -47,6 +47,12 @@ def serve(store, host, port, allow_remote, allow_writes, niah_dirs, target, deco
         click.echo("WARNING: --allow-remote: the inspector has no authentication; anyone who "
                    f"can reach {host}:{port} can read everything in this store"
                    + (" and delete from it" if allow_writes else "") + ".", err=True)
+    if port == 0:  # pick the free port here, so the address printed is the real one
+        import socket
+
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
     mem = OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer)
     try:
         app = create_app(mem, allow_writes=allow_writes, niah_dirs=niah_dirs, host=host,
