@@ -3,7 +3,8 @@ Playwright (``executable_path``: no browser download), over a live server on a
 random loopback port and a seeded store.
 
 Clicks scope → page → tier → search hit (highlight present) → context (image
-count and accounting equal the library's own ``context()``), and fails on
+count and accounting equal the library's own ``context()``) → the repository's
+NIAH results (plots and forgetting table), and fails on
 any failed request, HTTP error or console error. Screenshots of each view go
 to ``$OPTICAL_MEMORY_SCREENSHOTS`` (default ``runs/inspector-screens``, not
 in git). Skipped, saying why, only where chromium or Playwright is missing
@@ -71,7 +72,7 @@ def test_click_through_scope_page_tier_hit_and_context(browser_page, tmp_path):
     mem = OpticalMemory(str(tmp_path / "m.db"), keep_last=4)
     seed(mem, n=400)
     try:
-        with serving(create_app(mem)) as base:
+        with serving(create_app(mem, niah_dirs=[ROOT / "benchmarks" / "niah"])) as base:
             page.goto(base + "/")
             page.screenshot(path=str(shots / "1-scopes.png"))
             assert page.locator("#scopes tbody tr").count() == 2
@@ -138,6 +139,14 @@ def test_click_through_scope_page_tier_hit_and_context(browser_page, tmp_path):
                 "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
             assert [tuple(r) for r in rows] == ctx.accounting.rows()
             page.screenshot(path=str(shots / "7-context.png"))
+
+            page.click("header nav >> text=NIAH results")
+            page.click("a.niah-link >> nth=0")
+            page.wait_for_load_state("networkidle")
+            plots = page.eval_on_selector_all(".plots img", "els => els.map(e => e.naturalWidth)")
+            assert plots and all(w > 0 for w in plots)
+            assert page.locator("#niah-tiers tbody tr").count() >= 1
+            page.screenshot(path=str(shots / "8-niah.png"))
     finally:
         mem.close()
     assert not problems, "\n".join(problems)

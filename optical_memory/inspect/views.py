@@ -413,8 +413,10 @@ def niah_folder(roots: Sequence[Path], name: str) -> NiahFolder:
     from optical_memory.niah.plots import forgetting_table
     from optical_memory.niah.runner import load_results
 
-    try:
+    try:  # cell JSON files, and packed *.jsonl.gz files of cells
         cells = load_results(folder)
+        for packed in sorted(folder.glob("*.jsonl.gz")):
+            cells += load_results(packed)
         tiers = forgetting_table(cells) if cells else []
     except Exception:  # a folder of plots only, or cells of another version
         cells, tiers = [], []
