@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, replace
+from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.age.policy import AgePolicy
@@ -38,21 +38,20 @@ from optical_memory.decode import readback
 from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
 from optical_memory.errors import InputError, after_commit
-from optical_memory.ingest import AddResult, check_limits, check_messages, drafts_for, text_draft
+from optical_memory.ingest import (
+    AddResult,
+    check_limits,
+    check_messages,
+    drafts_for,
+    text_draft,
+    with_metadata,
+)
+from optical_memory.memory_items import ItemList, ItemMethods, MemoryItem, UpdateResult
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
 from optical_memory.retrieve import Hit, Ranker, hit_page, search
 from optical_memory.scope import DEFAULT_USER, Scope
-from optical_memory.store import (
-    Deleted,
-    ItemRecord,
-    NotFoundError,
-    PageRecord,
-    ScopeCount,
-    Store,
-    StoreStats,
-    open_store,
-)
+from optical_memory.store import NotFoundError, PageRecord, Store, open_store
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter, get_target
 
 if TYPE_CHECKING:  # pragma: no cover - torch is optional
@@ -61,13 +60,16 @@ if TYPE_CHECKING:  # pragma: no cover - torch is optional
     from optical_memory.ingest import Draft
 
 
-class OpticalMemory:
+class OpticalMemory(ItemMethods):
     """Long-term agent memory, old material kept as page images. ``store``: a
     :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path /
     URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
     :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
     and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
-    returned by ``context(vision_tokens=True)``)."""
+    returned by ``context(vision_tokens=True)``). One memory may be shared by
+    threads without a lock, and processes may share its store (``docs/
+    architecture.md``, "Threads and processes"); for asyncio code use
+    :class:`~optical_memory.aio.AsyncOpticalMemory`."""
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None, *,
                  target: str = DEFAULT_TARGET, tokenizer: str = DEFAULT_TOKENIZER,
@@ -138,13 +140,16 @@ class OpticalMemory:
 
     def add(self, messages: str | Sequence[Mapping[str, Any] | Turn | Any] | Mapping[str, Any]
             | Turn, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-            session_id: str | None = None, kind: str | None = None) -> AddResult:
+            session_id: str | None = None, kind: str | None = None,
+            metadata: Mapping[str, Any] | None = None) -> AddResult:
         """Store chat turns (one or a list of message dicts in OpenAI or
         LangChain shape, :class:`~optical_memory.render.Turn` objects or
-        LangChain messages) or a string (``kind`` "text" or "document"). Bad
-        input raises :class:`InputError` and stores nothing (:mod:`~optical_memory.ingest`)."""
+        LangChain messages) or a string (``kind`` "text" or "document"), each
+        item with ``metadata`` (a JSON dict, filterable). Bad input raises
+        :class:`InputError` and stores nothing (:mod:`~optical_memory.ingest`)."""
         scope = Scope(user_id, agent_id, session_id)
-        drafts = drafts_for(messages, kind, self.counter, keep_text=self.keep_text)
+        drafts = with_metadata(drafts_for(messages, kind, self.counter, keep_text=self.keep_text),
+                               metadata)
         if isinstance(messages, str) or not self.keep_text:
             return self._add_paged(drafts, scope)
         check_limits(drafts, self.renderer)
@@ -158,15 +163,18 @@ class OpticalMemory:
         return AddResult(tuple(ids), made, sum(d.item.text_tokens for d in drafts), warnings)
 
     def add_document(self, text: str, *, title: str | None = None, user_id: str = DEFAULT_USER,
-                     agent_id: str | None = None, session_id: str | None = None) -> AddResult:
+                     agent_id: str | None = None, session_id: str | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> AddResult:
         """Store a (markdown) document, rendered to pages at once."""
         draft = text_draft(text, "document", title, self.counter, keep_text=self.keep_text)
-        return self._add_paged([draft], Scope(user_id, agent_id, session_id))
+        return self._add_paged(with_metadata([draft], metadata),
+                               Scope(user_id, agent_id, session_id))
 
     def check_messages(self, messages: Sequence[Any], *, names: Sequence[str] | None = None) -> int:
         """Check chat messages as :meth:`add` would, storing nothing; their text
-        tokens (to reject a long log before storing it in several adds);
-        ``names`` name each message in errors (default ``messages[i]``)."""
+        tokens. For a caller storing a long log in several adds (each at most
+        :data:`~optical_memory.config.MAX_ADD_CHARS`) that must reject a bad
+        log first; ``names`` name each message in errors (default ``messages[i]``)."""
         return check_messages(messages, self.counter, self.renderer, keep_text=self.keep_text,
                               names=names)
 
@@ -187,37 +195,25 @@ class OpticalMemory:
         moved = age_pages(self.store, self.aging, self._renditions, scope)[1]
         return CompactResult(tuple(made), paged, moved)
 
-    def delete(self, *, item_ids: Sequence[str] | None = None, user_id: str = DEFAULT_USER,
-               agent_id: str | None = None, session_id: str | None = None,
-               repage: bool = True) -> Deleted:
-        """Delete items (all under the scope, or ``item_ids``) and the pages left
-        holding none. Other items on a page showing deleted text are laid out
-        again with ``repage`` (new ids in ``repaged``, same place and tier);
-        pages that cannot be (no text kept) are in ``partial_pages``."""
-        scope = Scope(user_id, agent_id, session_id)
-        deleted = self.store.delete(scope, item_ids=item_ids)
-        self._context.forget_pending()
-        if not (repage and deleted.partial_pages):
-            return deleted
-        made, kept, warns = self._pager.repage(deleted.partial_pages, scope)
-        self._context.forget_pending()
-        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made), warnings=warns)
-
     def retrieve(self, query: str, *, k: int = 5, user_id: str = DEFAULT_USER,
                  agent_id: str | None = None, session_id: str | None = None,
-                 semantic: bool | None = None) -> list[Hit]:
+                 semantic: bool | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> list[Hit]:
         """Up to ``k`` matches for ``query``, best first, each with its page
         (when paged), the matching span and a score (BM25; re-ordered by
-        meaning with a ranker, see :func:`~optical_memory.retrieve.search`)."""
+        meaning with a ranker, see :func:`~optical_memory.retrieve.search`);
+        with ``metadata``, only items whose metadata equals each entry."""
         check_count("k", k, MAX_K)
         return search(self.store, query, Scope(user_id, agent_id, session_id), k=k,
-                      keep_text=self.keep_text, ranker=self.ranker, semantic=semantic)
+                      keep_text=self.keep_text, ranker=self.ranker, semantic=semantic,
+                      metadata=metadata)
 
     def decode(self, page: str | Hit, *, tier: str | None = None, decoder: str | None = None,
                user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None) -> DecodedPage:
-        """Read a page (id or :class:`Hit`) back to text at ``tier`` (default: its
-        own) with ``decoder``; without ``user_id`` a hit is read where found."""
+        """Read a page (by id, or a :class:`Hit`'s page) back to text at ``tier``
+        (default its current tier) with ``decoder`` (default the memory's).
+        Without ``user_id`` a hit is read in the scope it was found in."""
         if isinstance(page, Hit):
             page, found_in = hit_page(page, self.keep_last)
             if user_id is None and found_in is not None:
@@ -239,7 +235,8 @@ class OpticalMemory:
         return self._renditions.png(rec, rec.tier if tier is None else tier, scope)
 
     def _page(self, page_id: str, scope: Scope) -> PageRecord:
-        if (rec := self.store.get_page(page_id, scope)) is None:
+        rec = self.store.get_page(page_id, scope)
+        if rec is None:
             raise NotFoundError(f"no page {page_id!r} under {scope}")
         return rec
 
@@ -248,45 +245,15 @@ class OpticalMemory:
                 user_id: str = DEFAULT_USER, agent_id: str | None = None,
                 session_id: str | None = None, vision_tokens: bool = False) -> Context:
         """Messages that fit ``budget_tokens``: the system message, the last
-        ``keep_last`` turns as text, older pages as images at their age tier
-        (oldest dropped first when short; :class:`InputError` when the system
-        message and kept turns exceed it). ``target`` re-bills the images for
-        another model. ``vision_tokens=True`` (needs an encoder) also returns
-        each page's token embeddings [N, D] (shared with the cache: copy first)."""
+        ``keep_last`` turns as text, older material as page images at their
+        age tier (oldest groups dropped first when short; :class:`InputError`
+        when the system message and kept turns alone exceed it). ``target``
+        re-bills the same images for another model. ``vision_tokens=True``
+        (needs an encoder) also returns each page's token embeddings [N, D]
+        (shared with the cache: copy before changing them in place)."""
         return self._context.build(budget_tokens, target=target, keep_last=keep_last,
                                    system=system, scope=Scope(user_id, agent_id, session_id),
                                    vision_tokens=vision_tokens)
-
-    def get_item(self, item_id: str, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                 session_id: str | None = None) -> ItemRecord | None:
-        """The stored item ``item_id`` visible under the scope, else ``None``."""
-        return self.store.get_item(item_id, Scope(user_id, agent_id, session_id))
-
-    def get_page(self, page_id: str, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                 session_id: str | None = None) -> PageRecord | None:
-        """The stored page ``page_id`` (master PNG included), else ``None``."""
-        return self.store.get_page(page_id, Scope(user_id, agent_id, session_id))
-
-    def list_turns(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                   session_id: str | None = None, newest_first: bool = False,
-                   limit: int | None = None) -> list[ItemRecord]:
-        """The chat turns under the scope, oldest first (or newest first)."""
-        return self.store.list_items(Scope(user_id, agent_id, session_id), kinds=["turn"],
-                                     newest_first=newest_first, limit=limit)
-
-    def list_pages(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                   session_id: str | None = None) -> list[PageRecord]:
-        """The pages under the scope, without their PNGs, in store order."""
-        return self.store.list_pages(Scope(user_id, agent_id, session_id), with_png=False)
-
-    def stats(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-              session_id: str | None = None) -> StoreStats:
-        """Totals under the scope (items, pages per tier, tokens, bytes)."""
-        return self.store.stats(Scope(user_id, agent_id, session_id))
-
-    def scopes(self) -> list[ScopeCount]:
-        """Every stored (user, agent, session), item and page counts (store-wide)."""
-        return self.store.scopes()
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Each tier's size, token cost, ratio and read-back on one sample page
@@ -297,4 +264,5 @@ class OpticalMemory:
 
 
 __all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",
-           "OpticalMemory", "TierReport", "default_render_config"]
+           "ItemList", "MemoryItem", "OpticalMemory", "TierReport", "UpdateResult",
+           "default_render_config"]

@@ -239,6 +239,13 @@ def test_serve_command_starts_and_answers(tmp_path):
     assert "http://127.0.0.1:" in proc.stderr.read()
 
 
+def test_serve_never_creates_a_store(tmp_path):
+    missing = tmp_path / "typo" / "memory.db"
+    res = CliRunner().invoke(main, ["serve", "--store", str(missing), "--port", "0"])
+    assert res.exit_code == 1 and "nothing was created" in res.output
+    assert not missing.parent.exists()
+
+
 def test_dns_rebinding_host_header_is_refused():
     m = OpticalMemory(":memory:")
     c = client(m)

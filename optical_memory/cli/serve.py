@@ -40,7 +40,7 @@ def serve(store, host, port, allow_remote, allow_writes, niah_dirs, target, deco
         raise click.ClickException(
             f"the inspector needs the 'inspect' extra ({exc.name} is missing): "
             "pip install 'optical-memory[inspect]'") from None
-    from optical_memory.memory import OpticalMemory
+    from optical_memory.cli.common import open_memory
 
     check_host(host, allow_remote=allow_remote)
     if allow_remote:
@@ -53,7 +53,8 @@ def serve(store, host, port, allow_remote, allow_writes, niah_dirs, target, deco
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-    mem = OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer)
+    # an inspector never creates a store (a mistyped --store path fails here)
+    mem = open_memory(store, target=target, decoder=decoder, tokenizer=tokenizer)
     try:
         app = create_app(mem, allow_writes=allow_writes, niah_dirs=niah_dirs, host=host,
                          allow_remote=allow_remote)

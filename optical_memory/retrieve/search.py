@@ -8,6 +8,7 @@ the pages' read-back is what is searched.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,17 +58,20 @@ class Hit:
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
-           ranker: Ranker | None = None, semantic: bool | None = None) -> list[Hit]:
+           ranker: Ranker | None = None, semantic: bool | None = None,
+           metadata: Mapping[str, Any] | None = None) -> list[Hit]:
     """Up to ``k`` hits for ``query`` under ``scope``, best first: the store
     ranks passages (what one page shows of one item, :mod:`~optical_memory.store.passages`),
     so each hit is on the page holding its best passage. With a ranker
     (``semantic`` defaults to "when one is configured") the top ``4k``
-    keyword candidates are re-ordered by meaning."""
+    keyword candidates are re-ordered by meaning. ``metadata``: only items
+    whose metadata equals each entry (:mod:`~optical_memory.store.metadata`)."""
     use_ranker = ranker is not None if semantic is None else semantic
     if use_ranker and ranker is None:
         raise ConfigError("semantic=True needs a ranker (OpticalMemory(ranker=MiniLMRanker()))")
     sources = ("item",) if keep_text else ("page",)
-    found = store.search(query, scope, k=4 * k if use_ranker else k, sources=sources)
+    found = store.search(query, scope, k=4 * k if use_ranker else k, sources=sources,
+                         metadata=metadata)
     if use_ranker and found:
         assert ranker is not None
         scores = rerank(query, [h.snippet for h in found], [h.score for h in found], ranker)
