@@ -29,6 +29,9 @@ DEFAULT_KEEP_LAST = 8
 #: Read-back precision the default page layout is chosen to reach
 #: (the densest calibrated layout reading back at least this much).
 DEFAULT_READBACK = 0.98
+#: Legibility floor of the default age policy: in its "legible" mode a page
+#: moves to a smaller tier only while it reads back at least this much there.
+DEFAULT_MIN_READBACK = 0.95
 #: Font size (px) used when no calibration fits the target and decoder:
 #: 11 px on a 1024² page reads back ≈ 0.986 with tesseract on prose.
 FALLBACK_FONT_PX = 11.0
@@ -139,20 +142,22 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
     code are newline-heavy, and breaking lines there leaves half of each page
     blank (measured on the synthetic conversation at 11 px, 1024²: ~1,300
     text tokens per page with breaks, ~2,870 with markers). Without a
-    calibration for ``decoder`` it is the target's page at
-    :data:`FALLBACK_FONT_PX`.
+    calibration for ``decoder`` it is the layout calibrated for
+    :data:`DEFAULT_DECODER` (the native reader was trained on that layout),
+    and without either the target's page at :data:`FALLBACK_FONT_PX`.
     """
     from optical_memory.render import RenderConfig
     from optical_memory.tokens import get_target
 
     config: RenderConfig | None = None
-    try:
-        from optical_memory.fit import recommended_config
+    from optical_memory.fit import recommended_config
 
-        config = recommended_config(target, decoder=decoder, threshold=readback)
-    except (ConfigError, InputError) as exc:
-        logger.info("no calibrated layout for %s / %s (%s); using %g px", target, decoder,
-                    exc, FALLBACK_FONT_PX)
+    for dec in dict.fromkeys((decoder, DEFAULT_DECODER)):
+        try:
+            config = recommended_config(target, decoder=dec, threshold=readback)
+            break
+        except (ConfigError, InputError) as exc:
+            logger.info("no calibrated layout for %s / %s (%s)", target, dec, exc)
     if config is None:
         w, h = get_target(target).page_size
         config = RenderConfig(width=w, height=h, font_size=FALLBACK_FONT_PX)
@@ -163,6 +168,7 @@ __all__ = [
     "CACHE_BYTES",
     "DEFAULT_DECODER",
     "DEFAULT_KEEP_LAST",
+    "DEFAULT_MIN_READBACK",
     "DEFAULT_READBACK",
     "DEFAULT_TARGET",
     "DEFAULT_TOKENIZER",

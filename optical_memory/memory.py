@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
-from optical_memory.age.policy import AgePolicy
+from optical_memory.age import AgePolicy, Legibility
 from optical_memory.age.renditions import Renditions
 from optical_memory.age.sweep import age_pages
 from optical_memory.cache import LRUCache
@@ -101,7 +101,8 @@ class OpticalMemory(ItemMethods):
             tokens = PageTokens(self.store, encoder, self.target, self._cache)
             self.encoder_name = tokens.name
         self._decoders = Decoders(self.decoder_name, self.decoder_options)
-        self._renditions = Renditions(self.store, self.aging, self.target, self._cache, tokens)
+        self._renditions = Renditions(self.store, self.aging, self.target, self._cache, tokens,
+                                      Legibility(self.aging, self._decoders, self.decoder_name))
         self._pager = Pager(self.store, self.renderer, self.counter, self.aging, self._renditions,
                             keep_text=self.keep_text, keep_last=self.keep_last,
                             read=None if self.keep_text else self._decoders.read)
@@ -256,11 +257,10 @@ class OpticalMemory(ItemMethods):
                                    vision_tokens=vision_tokens)
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
-        """Each tier's size, token cost, ratio and read-back on one sample page
-        (default: a page of the synthetic conversation)."""
+        """Per tier: size, cost, ratio and read-back of a sample page (default: synthetic chat)."""
         items = readback.sample_items(sample, self.counter)
         return readback.measure_tiers(items, self.renderer, self.aging, self.target, self.counter,
-                             self._decoders if decode else None)
+                             self._decoders if decode else None, self.decoder_name)
 
 
 __all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",

@@ -81,7 +81,8 @@ def _png_pixels(png: bytes) -> np.ndarray:
 
 
 def test_pages_age_down_tiers_from_master(tmp_path, uid):
-    policy = AgePolicy((Tier("base", 40, 1.0), Tier("small", 120, 0.625), Tier("tiny", None, 0.5)))
+    policy = AgePolicy((Tier("base", 40, 1.0), Tier("small", 120, 0.625), Tier("tiny", None, 0.5)),
+                       mode="fade")
     conv = generate_conversation(tokens=24_000, seed=5)
     with OpticalMemory(tmp_path / "m.db", render_config=CFG, aging=policy, keep_last=4) as mem:
         half = len(conv.messages) // 3
@@ -139,7 +140,8 @@ def test_pages_age_down_tiers_from_master(tmp_path, uid):
 
 
 def test_age_in_tokens(tmp_path, uid):
-    policy = AgePolicy((Tier("base", 3000, 1.0), Tier("tiny", None, 0.5)), unit="tokens")
+    policy = AgePolicy((Tier("base", 3000, 1.0), Tier("tiny", None, 0.5)), unit="tokens",
+                       mode="fade")
     conv = generate_conversation(tokens=20_000, seed=9)
     with OpticalMemory(tmp_path / "m.db", render_config=CFG, aging=policy, keep_last=4) as mem:
         mem.add(conv.messages, user_id=uid)

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from optical_memory import InputError, OpticalMemory
+from optical_memory.age import AgePolicy
 from optical_memory.context import (
     MESSAGE_OVERHEAD,
     PAGES_HEADER,
@@ -227,7 +228,8 @@ def test_window_starting_on_a_tool_result_includes_its_call(tmp_path):
 
 def test_context_messages_and_pending_page(filled):
     path, conv = filled
-    with OpticalMemory(path, render_config=CFG, keep_last=8) as mem:
+    fade = AgePolicy(mode="fade")  # shrink with age regardless of read-back
+    with OpticalMemory(path, render_config=CFG, keep_last=8, aging=fade) as mem:
         ctx = mem.context(10**6, user_id="u", system="S")
         assert ctx.messages[0] == {"role": "system", "content": "S"}
         blocks = ctx.messages[1]["content"]

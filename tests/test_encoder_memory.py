@@ -35,7 +35,8 @@ from optical_memory.tokens import get_target  # noqa: E402
 
 CFG = RenderConfig(width=1024, height=1024, font_size=11, newline_mode="marker")
 # ages in items: the newest document is base, the one before small, older tiny
-POLICY = AgePolicy((Tier("base", 0, 1.0), Tier("small", 1, 0.625), Tier("tiny", None, 0.5)))
+POLICY = AgePolicy((Tier("base", 0, 1.0), Tier("small", 1, 0.625), Tier("tiny", None, 0.5)),
+                   mode="fade")
 DOCS = 3
 ROWS = {"base": 273, "small": 111, "tiny": 73}
 SCOPE = Scope("u")

@@ -360,7 +360,8 @@ def test_delete_keeps_page_order_and_age_of_rerendered_pages(tmp_path, uid):
     separately, never merged onto one page."""
     from optical_memory.aging import AgePolicy, Tier
 
-    policy = AgePolicy((Tier("base", max_age=60, scale=1.0), Tier("small", None, scale=0.625)))
+    policy = AgePolicy((Tier("base", max_age=60, scale=1.0), Tier("small", None, scale=0.625)),
+                       mode="fade")
     with OpticalMemory(tmp_path / "m.db", render_config=CFG, keep_last=4, aging=policy) as mem:
         scope = mem_scope(uid)
         mem.add(_turns(400), user_id=uid)

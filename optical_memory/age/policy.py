@@ -3,8 +3,9 @@
 Every page is rendered once, at the *master* resolution (the target's
 ``page_size``), and stored as a PNG. As newer items arrive the page ages and
 moves down the tiers of an :class:`AgePolicy`; each tier is a scale of the
-master side, and a page in a lower tier is a Lanczos resample **of the stored
-master PNG** (never a re-render, never a resample of a resample).
+master side, and a page in a lower tier is a resample **of the stored master
+PNG** (never a resample of a resample) by the method measured to read back
+best there (Lanczos at every tier measured so far: ``benchmarks/tier_methods.py``).
 
 Default tiers (:data:`DEFAULT_TIERS`), age counted in items (turns and
 documents) added after the page's newest item:
@@ -23,10 +24,13 @@ cheapest single-view mode that sees the rendition without shrinking it (so a
 names it, and a configured DeepEncoder encodes the rendition in that mode),
 else the target's own rule on the rendition size (``target.tokens(w, h)``).
 
-What the tiers cost in legibility is measured, not assumed: ``optical-memory
-tiers`` reads a sample page back at every tier (10–11 px text
-resampled to 640 still reads ≥ 0.9 with tesseract after upscaling; at 512 it
-needs rapidocr or ≥ 12 px text; see ``docs/measurements.md``).
+Legibility: the policy's ``mode`` is ``"legible"`` by default — a page
+moves to a smaller tier only while its read-back there stays at or above
+``min_readback`` (0.95), measured per page with ``verify=True``, else the
+shipped calibration for the memory's decoder (tesseract reads 640² pages of
+the default layout at 0.845, so with it pages stay fresh; the native reader
+at 0.975). ``"fade"`` shrinks pages with age regardless, and the accounting
+says what they still read back (:mod:`optical_memory.age.legibility`).
 """
 from __future__ import annotations
 
@@ -34,11 +38,15 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from optical_memory.config import DEFAULT_MIN_READBACK
 from optical_memory.errors import ConfigError
 from optical_memory.tokens import VisionTarget, get_target
 from optical_memory.tokens.billing import image_tokens
 
 AGE_UNITS = ("turns", "tokens")
+#: ``"legible"``: a page shrinks only while it still reads back at or above
+#: ``min_readback``; ``"fade"``: pages shrink with age regardless.
+AGE_MODES = ("legible", "fade")
 
 
 @dataclass(frozen=True)
@@ -83,10 +91,24 @@ class AgePolicy:
           ``"tokens"`` (text tokens of those items).
     Tiers must have increasing ``max_age``, non-increasing ``scale``, unique
     names, and only the last may have ``max_age=None``.
+
+    mode: ``"legible"`` (default): a page moves to a smaller tier only while
+          its read-back there stays ≥ ``min_readback`` (measured per page
+          with ``verify``, else the shipped calibration for the memory's
+          decoder; unknown: it stays); ``"fade"``: pages shrink with age
+          regardless, and the accounting says what they still read back
+          (:mod:`~optical_memory.age.legibility`).
+    min_readback: the legibility floor, in (0, 1].
+    verify: read every page back at every tier as it is written (the
+          memory's decoder; seconds per page with tesseract) and store the
+          scores in the page's ``meta["readback"]``.
     """
 
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     unit: str = "turns"
+    mode: str = "legible"
+    min_readback: float = DEFAULT_MIN_READBACK
+    verify: bool = False
     _by_name: dict[str, Tier] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +118,13 @@ class AgePolicy:
             raise ConfigError("an AgePolicy needs at least one tier")
         if self.unit not in AGE_UNITS:
             raise ConfigError(f"age unit must be one of {AGE_UNITS} (got {self.unit!r})")
+        if self.mode not in AGE_MODES:
+            raise ConfigError(f"age mode must be one of {AGE_MODES} (got {self.mode!r})")
+        if isinstance(self.min_readback, bool) or not isinstance(self.min_readback, int | float) \
+                or not 0 < self.min_readback <= 1:
+            raise ConfigError(f"min_readback must be in (0, 1] (got {self.min_readback!r})")
+        if not isinstance(self.verify, bool):
+            raise ConfigError(f"verify must be a bool (got {self.verify!r})")
         names = [t.name for t in tiers]
         if len(set(names)) != len(names):
             raise ConfigError(f"tier names must be unique (got {names})")
@@ -160,7 +189,9 @@ class AgePolicy:
 
 
 __all__ = [
+    "AGE_MODES",
     "AGE_UNITS",
+    "DEFAULT_MIN_READBACK",
     "DEFAULT_TIERS",
     "AgePolicy",
     "Tier",

@@ -1,9 +1,14 @@
 """Tier renditions: a page's image at the size of its age tier.
 
 Every page is stored once as its master PNG; a smaller tier's image is a
-Lanczos resample **of the master** (:func:`resample_png`; never a re-render,
-never a resample of a resample), stored as a rendition and cached in process
-as base64 for the context's hot path. With a DeepEncoder configured, every
+resample **of the master** (never a resample of a resample) by the method
+measured to read back best at that tier for the memory's decoder
+(:func:`~optical_memory.age.legibility.tier_method`; Lanczos, :func:`resample_png`,
+on every tier measured so far), stored as a rendition and cached in process
+as base64 for the context's hot path. The rendition PNG records how it was
+made in a ``tEXt`` chunk (:func:`rendition_meta`: method, and the read-back
+measured for the page at that tier with the reader that measured it);
+renditions stored before carry none and are Lanczos resamples. With a DeepEncoder configured, every
 tier's rendition (the full-size one repeating the master PNG) also carries
 the page's vision tokens (:class:`~optical_memory.encoder.page_tokens.PageTokens`).
 """
@@ -11,14 +16,16 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.cache import LRUCache
 from optical_memory.scope import Scope
 from optical_memory.tokens.billing import deepseek_mode
 
 if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.age.legibility import Legibility
     from optical_memory.age.policy import AgePolicy
     from optical_memory.encoder.page_tokens import PageTokens
     from optical_memory.store import PageRecord, Store
@@ -26,6 +33,43 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: ``(page_id, tier, master size, master PNG or None)``: one rendition to make.
 Job = tuple[str, str, tuple[int, int], "bytes | None"]
+#: Keyword of the ``tEXt`` chunk holding a rendition's meta (JSON).
+META_CHUNK = "optical-memory"
+
+
+def rendition_png(master_png: bytes, size: Sequence[int], method: str = "lanczos",
+                  meta: Mapping[str, Any] | None = None) -> bytes:
+    """The master resampled to ``size`` by pixel ``method``, as PNG with
+    ``{"method": method, **meta}`` in its ``tEXt`` chunk."""
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    from optical_memory.age.methods import resample_pixels
+
+    with Image.open(io.BytesIO(master_png)) as img:
+        img.load()
+        gray = np.asarray(img.convert("L"), dtype=np.uint8)
+    px = resample_pixels(gray, size, method)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(META_CHUNK, json.dumps({"method": method, **(meta or {})}, sort_keys=True))
+    buf = io.BytesIO()
+    Image.fromarray(px).save(buf, format="PNG", optimize=False, compress_level=6, pnginfo=info)
+    return buf.getvalue()
+
+
+def rendition_meta(png: bytes) -> dict[str, Any]:
+    """How a stored rendition was made: ``{"method": ..., "readback": ...,
+    "reader": ...}`` (``{"method": "lanczos"}`` for renditions stored before
+    the method was recorded)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        raw = getattr(img, "text", {}).get(META_CHUNK)
+    try:
+        meta = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        meta = {}
+    return meta if isinstance(meta, dict) and meta.get("method") else {"method": "lanczos"}
 
 
 def resample_png(master_png: bytes, size: Sequence[int]) -> bytes:
@@ -52,12 +96,28 @@ class Renditions:
     """Makes, stores and serves tier images of stored pages."""
 
     def __init__(self, store: Store, aging: AgePolicy, target: VisionTarget, cache: LRUCache,
-                 tokens: PageTokens | None = None) -> None:
+                 tokens: PageTokens | None = None, legibility: Legibility | None = None,
+                 decoder: str = "native") -> None:
         self.store = store
         self.aging = aging
         self.target = target
         self.cache = cache
         self.tokens = tokens
+        self.legibility = legibility
+        self.decoder = legibility.decoder if legibility is not None else decoder
+
+    def make(self, master_png: bytes, tier: str, size: Sequence[int],
+             page_meta: Mapping[str, Any] | None = None) -> bytes:
+        """``tier``'s image of a page by the tier's measured method, its meta
+        (method; the page's read-back there and the reader, when measured) inside."""
+        from optical_memory.age.legibility import measured, tier_method
+
+        meta: dict[str, Any] = {}
+        got = measured(page_meta, self.decoder).get(tier)
+        if got is not None:
+            meta = {"readback": got, "reader": self.decoder}
+        return rendition_png(master_png, size, tier_method(self.decoder,
+                                                           self.aging.tier(tier).scale), meta)
 
     def ensure(self, jobs: Sequence[Job], scope: Scope) -> None:
         """Store each job's tier rendition unless present. Without an encoder
@@ -79,9 +139,12 @@ class Renditions:
             if rend is not None:
                 png = rend.png
             else:
+                page_meta = None
                 if master_png is None:
-                    master_png = self.master_png(page_id, scope)
-                png = master_png if full else resample_png(master_png, size)
+                    rec = self.page(page_id, scope)
+                    master_png, page_meta = rec.png, rec.meta
+                    assert master_png is not None
+                png = master_png if full else self.make(master_png, tier, size, page_meta)
             if self.tokens is None:
                 self.store.put_rendition(
                     RenditionRecord(page_id, tier, size[0], size[1], png), scope)
@@ -120,12 +183,18 @@ class Renditions:
             len)
 
     def master_png(self, page_id: str, scope: Scope) -> bytes:
+        png = self.page(page_id, scope).png
+        assert png is not None
+        return png
+
+    def page(self, page_id: str, scope: Scope) -> PageRecord:
+        """The stored page with its master PNG (:class:`NotFoundError` if gone)."""
         from optical_memory.store import NotFoundError
 
         rec = self.store.get_page(page_id, scope)
         if rec is None or rec.png is None:
             raise NotFoundError(f"no page {page_id!r} under {scope}")
-        return rec.png
+        return rec
 
 
-__all__ = ["Job", "Renditions", "resample_png"]
+__all__ = ["META_CHUNK", "Job", "Renditions", "rendition_meta", "rendition_png", "resample_png"]

@@ -3,8 +3,10 @@
 A page's age is what its exact scope has gained since its newest item
 (items or text tokens, per the policy's unit): the scope's totals minus the
 page's ranks (:class:`~optical_memory.render.paging.PageInfo`). A page moves
-to the tier its age calls for, never up: deleting items does not make pages
-younger. Renditions (and vision tokens) are made before the tier is set, so
+to the tier its age calls for (in the policy's ``"legible"`` mode only as far
+as its read-back stays at the floor:
+:class:`~optical_memory.age.legibility.Legibility`), never up: deleting items
+does not make pages younger. Renditions (and vision tokens) are made before the tier is set, so
 a page never points at a tier image that does not exist. A page another
 process deletes during the sweep is skipped, not an error.
 """
@@ -45,6 +47,8 @@ def age_pages(store: Store, aging: AgePolicy, renditions: Renditions, scope: Sco
         turns, tokens = st.items - info.item_rank, st.text_tokens - info.token_rank
         age = turns if aging.unit == "turns" else tokens
         want = aging.tier_for_age(max(0, age)).name
+        if renditions.legibility is not None:  # "legible": only while it still reads back
+            want = renditions.legibility.allowed(p.meta, p.tier, want)
         if p.tier in aging.names and aging.rank(want) <= aging.rank(p.tier):
             out.append(p)
             continue

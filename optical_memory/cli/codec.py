@@ -169,7 +169,9 @@ def decode(images, decoder, lang, reference, workers, as_json):
     unless --lang names them, or finds them itself with --lang auto (about
     twice the time; with --json each page reports the languages read).
     """
-    from optical_memory.decode import decode_many, precision
+    from optical_memory.decode import decode_many
+    from optical_memory.decode.metrics import source_precision
+    from optical_memory.render.config import NEWLINE_MARKER
 
     if images.count("-") > 1:
         raise click.UsageError("stdin (-) can be read once")
@@ -189,7 +191,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
                               progress=lambda done, total: bar.update(1))
     ref = read_text_arg(reference) if reference else None
     text = "\n".join(r.text for r in results)
-    prec = precision(ref, text) if ref is not None else None
+    # marker-mode pages are scored as the memory scores them (newlines = markers)
+    prec = source_precision(ref, text, NEWLINE_MARKER) if ref is not None else None
     if as_json:
         out = {"decoder": decoder,
                "pages": [{"image": i, "text": r.text, "seconds": round(r.seconds, 3),

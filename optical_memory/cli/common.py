@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from optical_memory.config import DEFAULT_DECODER, DEFAULT_TARGET, DEFAULT_TOKENIZER
+from optical_memory.config import (
+    DEFAULT_DECODER,
+    DEFAULT_MIN_READBACK,
+    DEFAULT_TARGET,
+    DEFAULT_TOKENIZER,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.memory import OpticalMemory
@@ -46,9 +51,25 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read-back decoder."),
         click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
                      help="Text tokenizer for accounting."),
+        click.option("--age-mode", type=click.Choice(["legible", "fade"]), default="legible",
+                     show_default=True, expose_value=False, callback=_age_option,
+                     help="legible: pages shrink only while they read back at least "
+                          "--min-readback; fade: pages shrink with age regardless."),
+        click.option("--min-readback", type=click.FloatRange(0, 1, min_open=True),
+                     default=DEFAULT_MIN_READBACK, show_default=True, expose_value=False,
+                     callback=_age_option, help="Legibility floor of --age-mode legible."),
+        click.option("--verify", is_flag=True, expose_value=False, callback=_age_option,
+                     help="Read every new page back at every tier as it is written (seconds "
+                          "per page with tesseract) and age it by what it measured."),
     )):
         fn = opt(fn)
     return fn
+
+
+def _age_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Collect the age options (not passed to the command) for :func:`open_memory`."""
+    ctx.meta.setdefault("optical_memory.aging", {})[str(param.name)] = value
+    return value
 
 
 def sqlite_path(store: str | None) -> Path | None:
@@ -87,6 +108,15 @@ def open_memory(store: str | None, target: str = DEFAULT_TARGET,
     if not create:
         check_store_exists(store)
     from optical_memory.memory import OpticalMemory
+
+    ctx = click.get_current_context(silent=True)
+    age = ctx.meta.get("optical_memory.aging") if ctx is not None else None
+    if age and "aging" not in kw:
+        from optical_memory.age import AgePolicy
+
+        kw["aging"] = AgePolicy(mode=age.get("age_mode", "legible"),
+                                min_readback=age.get("min_readback", DEFAULT_MIN_READBACK),
+                                verify=bool(age.get("verify", False)))
 
     return OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer, **kw)
 

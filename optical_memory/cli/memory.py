@@ -101,7 +101,8 @@ def _print_accounting(acc, title: str) -> None:
                f"whole context {acc.ratio:.1f}x"
                + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
                   f"for the budget" if acc.dropped_pages else ""))
-    cols = ("part", "pages", "text tokens", "context tokens", "ratio")
+    cols = ("part", "pages", "text tokens", "context tokens", "ratio",
+            f"read-back ({acc.decoder})")
     print_table(cols, acc.rows(), title=title, caption=caption, right=cols[1:])
 
 
@@ -356,23 +357,33 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
     with _open(":memory:", target, decoder, tokenizer) as mem:
         reports = mem.measure_tiers(decode=not no_decode)
-        unit = mem.aging.unit
+        unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
              "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
-             "ratio": round(r.ratio, 2),
-             "precision": None if r.precision is None else round(r.precision, 4)} for r in reports]
+             "ratio": round(r.ratio, 2), "method": r.method,
+             "precision": None if r.precision is None else round(r.precision, 4),
+             "calibrated": r.calibrated,
+             "legible": None if r.calibrated is None else r.calibrated >= floor} for r in reports]
     if as_json:
         _emit_json(rows)
         return
     cols = ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
-            f"read-back ({decoder})")
+            f"read-back ({decoder}, this page)", "calibrated read-back", "image")
     print_table(cols, [(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                         f"{r['width']}x{r['height']}", str(r["vision_tokens"]),
                         str(r["text_tokens"]), f"{r['ratio']:.1f}x",
-                        "-" if r["precision"] is None else f"{r['precision']:.3f}")
+                        "-" if r["precision"] is None else f"{r['precision']:.3f}",
+                        "-" if r["calibrated"] is None else
+                        f"{r['calibrated']:.3f} ({'legible' if r['legible'] else 'faded'})",
+                        r["method"])
                        for r in rows],
                 title=f"age tiers for {target} (sample page: synthetic agent conversation)",
-                caption=f"tokenizer {tokenizer}", right=cols[1:])
+                caption=(f"tokenizer {tokenizer} · age mode {mode}: "
+                         + (f"pages shrink only to tiers reading back ≥ {floor:g}"
+                            if mode == "legible"
+                            else "pages shrink with age regardless of read-back")
+                         + " · calibrated: held-out pages, benchmarks/tier_methods.py"),
+                right=cols[1:])
 
 
 def _demo_out() -> Path:

@@ -9,7 +9,7 @@ is skipped, not an error.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +141,7 @@ class ContextBuilder:
             turns=turns, pages=pages, count_tokens=self.counter.count,
             history_text_tokens=history, tokenizer=self.counter.name, target=target.name,
             decoder=self.decoder, low_tiers=self.low_tiers,
+            min_readback=self.aging.min_readback,
         )
         if not vision_tokens:
             return ctx
@@ -165,8 +166,16 @@ class ContextBuilder:
             text_tokens=info.text_tokens if info else 0,
             item_ids=rec.item_ids,
             calls=info.calls if info else (), results=info.results if info else (),
-            png_b64=png_b64,
+            png_b64=png_b64, **self._readback(rec.meta, rec.tier),
         )
+
+    def _readback(self, meta: Mapping[str, Any] | None, tier: str) -> dict[str, Any]:
+        """A page's read-back at ``tier`` and its source (ContextPage fields)."""
+        leg = self.renditions.legibility
+        if leg is None:
+            return {}
+        rb = leg.readback(meta, tier)
+        return {"readback": rb.value, "readback_source": rb.source if rb.value is not None else ""}
 
     def _pending_pages(self, waiting: Sequence[ItemRecord], target: VisionTarget
                        ) -> list[ContextPage]:
@@ -194,6 +203,7 @@ class ContextBuilder:
                 vision_tokens=image_tokens(target, w, h), text_tokens=hold.text_tokens,
                 item_ids=hold.item_ids, calls=hold.calls, results=hold.results,
                 png_b64=base64.b64encode(png).decode("ascii"),
+                **self._readback(page.meta, fresh.name),
             ))
         return out
 

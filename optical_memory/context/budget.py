@@ -81,6 +81,10 @@ class ContextPage:
     text_tokens: text tokens of the source characters the page holds.
     calls / results: ids of tool calls made / answered by items on the page.
     png_b64: the tier image, base64 PNG.
+    readback: the page's read-back precision at its tier by the memory's
+              decoder, ``readback_source`` "measured" (this page, at write
+              time) or "calibrated" (the shipped tier calibration); ``None``
+              when neither is known.
     """
 
     page_id: str | None
@@ -93,6 +97,8 @@ class ContextPage:
     calls: tuple[str, ...] = ()
     results: tuple[str, ...] = ()
     png_b64: str = field(default="", repr=False)
+    readback: float | None = None
+    readback_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,35 @@ class KeptTurn:
 
 @dataclass(frozen=True)
 class TierRow:
+    """Kept pages of one tier (or of the legible / faded split): their count,
+    text tokens held, vision tokens, and mean read-back (text-token weighted;
+    ``None`` when a page's is unknown) with its source ("measured",
+    "calibrated" or "mixed")."""
+
     pages: int
     text_tokens: int
     vision_tokens: int
+    readback: float | None = None
+    readback_source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pages": self.pages, "text_tokens": self.text_tokens,
+                "vision_tokens": self.vision_tokens,
+                "readback": None if self.readback is None else round(self.readback, 4),
+                "readback_source": self.readback_source}
+
+
+def tier_row(pages: Sequence[ContextPage]) -> TierRow:
+    """The :class:`TierRow` of ``pages``."""
+    text = sum(p.text_tokens for p in pages)
+    known = all(p.readback is not None for p in pages) and bool(pages)
+    rb = None
+    if known:
+        weight = sum(max(1, p.text_tokens) for p in pages)
+        rb = sum((p.readback or 0.0) * max(1, p.text_tokens) for p in pages) / weight
+    sources = {p.readback_source for p in pages if p.readback_source}
+    source = "" if not sources else sources.pop() if len(sources) == 1 else "mixed"
+    return TierRow(len(pages), text, sum(p.vision_tokens for p in pages), rb, source)
 
 
 @dataclass(frozen=True)
@@ -121,7 +153,11 @@ class Accounting:
     page_vision_tokens: vision tokens of the pages in the context.
     page_text_tokens: text tokens those pages hold.
     page_message_tokens: the page message's framing (overhead + header).
-    per_tier: tier → (pages, text tokens held, vision tokens), kept pages only.
+    per_tier: tier → :class:`TierRow` (pages, text tokens held, vision
+        tokens, read-back and its source), kept pages only.
+    min_readback: the age policy's legibility floor; ``legible`` / ``faded``:
+        the kept pages whose read-back is at or above it / below it or
+        unknown (:class:`TierRow` each).
     dropped_pages: pages left out for the budget (still stored), holding
         dropped_text_tokens of dropped_items items (an item split across
         pages is kept or dropped whole).
@@ -153,6 +189,9 @@ class Accounting:
     dropped_text_tokens: int
     dropped_items: int = 0
     kept_image_tokens: int = 0
+    min_readback: float | None = None
+    legible: TierRow = TierRow(0, 0, 0)
+    faded: TierRow = TierRow(0, 0, 0)
 
     @property
     def carried_text_tokens(self) -> int:
@@ -167,28 +206,46 @@ class Accounting:
     def page_ratio(self) -> float:
         return self.page_text_tokens / self.page_vision_tokens if self.page_vision_tokens else 0.0
 
-    def rows(self) -> list[tuple[str, str, str, str, str]]:
-        """Table rows ``(part, pages, text tokens, context tokens, ratio)``."""
+    def rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """Table rows ``(part, pages, text tokens, context tokens, ratio,
+        read-back)``; read-back "0.981 (calibrated)" / "(measured)", "?" unknown."""
 
         def r(text: int, cost: int) -> str:
             return f"{text / cost:.1f}x" if cost else "-"
 
+        def rb(row: TierRow) -> str:
+            if row.readback is None:
+                return "?"
+            return f"{row.readback:.3f}" + (f" ({row.readback_source})"
+                                            if row.readback_source else "")
+
         out = [("system + recent turns (text)", "-", str(self.text_tokens_kept),
-                str(self.text_tokens_kept), r(self.text_tokens_kept, self.text_tokens_kept))]
+                str(self.text_tokens_kept), r(self.text_tokens_kept, self.text_tokens_kept),
+                "exact")]
         for tier, row in self.per_tier.items():
             out.append((f"pages, tier {tier}", str(row.pages), str(row.text_tokens),
-                        str(row.vision_tokens), r(row.text_tokens, row.vision_tokens)))
+                        str(row.vision_tokens), r(row.text_tokens, row.vision_tokens), rb(row)))
         if self.kept_image_tokens:
-            out.append(("images in recent turns", "-", "0", str(self.kept_image_tokens), "-"))
+            out.append(("images in recent turns", "-", "0", str(self.kept_image_tokens), "-",
+                        "-"))
         if self.pages:
-            out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-"))
+            out.append(("page message framing", "-", "0", str(self.page_message_tokens), "-",
+                        "-"))
         if self.dropped_pages:
             out.append(("dropped for budget (stored, retrievable)", str(self.dropped_pages),
-                        str(self.dropped_text_tokens), "0", "-"))
+                        str(self.dropped_text_tokens), "0", "-", "-"))
         label = ("total: history carried, as text → context" if self.dropped_pages
                  else "total: history as text → context")
         out.append((label, str(self.pages), str(self.carried_text_tokens),
-                    str(self.context_tokens), r(self.carried_text_tokens, self.context_tokens)))
+                    str(self.context_tokens), r(self.carried_text_tokens, self.context_tokens),
+                    "-"))
+        if self.pages and self.min_readback is not None:
+            floor = f"{self.min_readback:g}"
+            for name, row in ((f"of which legible (read-back ≥ {floor})", self.legible),
+                              (f"of which faded (read-back < {floor} or unknown)", self.faded)):
+                out.append((name, str(row.pages), str(row.text_tokens), str(row.vision_tokens),
+                            r(row.text_tokens, row.vision_tokens),
+                            rb(row) if row.pages else "-"))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,8 +258,9 @@ class Accounting:
             "page_vision_tokens": self.page_vision_tokens,
             "page_text_tokens": self.page_text_tokens,
             "page_message_tokens": self.page_message_tokens, "pages": self.pages,
-            "per_tier": {k: {"pages": v.pages, "text_tokens": v.text_tokens,
-                             "vision_tokens": v.vision_tokens} for k, v in self.per_tier.items()},
+            "per_tier": {k: v.to_dict() for k, v in self.per_tier.items()},
+            "min_readback": self.min_readback, "legible": self.legible.to_dict(),
+            "faded": self.faded.to_dict(),
             "dropped_pages": self.dropped_pages, "dropped_text_tokens": self.dropped_text_tokens,
             "dropped_items": self.dropped_items, "carried_text_tokens": self.carried_text_tokens,
             "kept_image_tokens": self.kept_image_tokens,
@@ -315,13 +373,15 @@ def build_context(
     target: str,
     decoder: str,
     low_tiers: Sequence[str] = (),
+    min_readback: float | None = None,
 ) -> Context:
     """Fit system + turns + pages into ``budget_tokens``.
 
     ``system_tokens`` is the tokenizer count of the system text;
     ``count_tokens`` counts the header the page message is sent with
     (:func:`pages_header` of the kept pages, ``low_tiers`` naming the
-    low-resolution tiers). Raises :class:`InputError` when the system message
+    low-resolution tiers; ``min_readback`` splits the kept pages into legible
+    and faded by their ``readback``). Raises :class:`InputError` when the system message
     and the kept turns alone exceed the budget.
     """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
@@ -369,12 +429,12 @@ def build_context(
         messages.append({"role": "user", "content": blocks})
     messages += [dict(t.message) for t in turns]
 
-    per_tier: dict[str, list[int]] = {}
+    per_tier: dict[str, list[ContextPage]] = {}
     for p in kept:
-        row = per_tier.setdefault(p.tier, [0, 0, 0])
-        row[0] += 1
-        row[1] += p.text_tokens
-        row[2] += p.vision_tokens
+        per_tier.setdefault(p.tier, []).append(p)
+    floor = -1.0 if min_readback is None else min_readback
+    legible = [p for p in kept if p.readback is not None and p.readback >= floor]
+    faded = [p for p in kept if p.readback is None or p.readback < floor]
     vision = sum(p.vision_tokens for p in kept)
     frame = page_frame
     accounting = Accounting(
@@ -390,10 +450,11 @@ def build_context(
         page_text_tokens=sum(p.text_tokens for p in kept),
         page_message_tokens=frame,
         pages=len(kept),
-        per_tier={k: TierRow(*v) for k, v in per_tier.items()},
+        per_tier={k: tier_row(v) for k, v in per_tier.items()},
         dropped_pages=len(dropped_idx),
         dropped_text_tokens=sum(pages[i].text_tokens for i in dropped_idx),
         dropped_items=len({item for i in dropped_idx for item in pages[i].item_ids}),
+        min_readback=min_readback, legible=tier_row(legible), faded=tier_row(faded),
     )
     return Context(messages=messages, accounting=accounting, pages=kept, header=header)
 
@@ -412,4 +473,5 @@ __all__ = [
     "extend_window",
     "pages_header",
     "text_message_tokens",
+    "tier_row",
 ]

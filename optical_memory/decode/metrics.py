@@ -54,6 +54,18 @@ def precision(
     return 1.0 - Levenshtein.distance(reference, hypothesis) / longest
 
 
+def source_precision(source: str, hypothesis: str, marker: str = "\u00bb") -> float:
+    """Read-back precision of page(s) against the *source text* they were
+    rendered from, by the memory's rule: when the read-back shows the newline
+    ``marker`` (a marker-mode page), the source's newlines are the markers the
+    page drew and whitespace next to a marker does not count
+    (:func:`precision` with ``marker``); else plain :func:`precision`."""
+    if marker and marker in hypothesis:
+        source = re.sub(r"\r\n|\r|\n", marker, source)
+        return precision(source, hypothesis, marker=marker)
+    return precision(source, hypothesis)
+
+
 def cer(reference: str, hypothesis: str, *, normalize: bool = True) -> float:
     """Character error rate: edit_distance / len(reference); may exceed 1.
 

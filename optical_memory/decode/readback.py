@@ -43,7 +43,9 @@ class DecodedPage:
 
 @dataclass(frozen=True)
 class TierReport:
-    """One tier measured on a sample page (``optical-memory tiers``)."""
+    """One tier measured on a sample page (``optical-memory tiers``);
+    ``calibrated``: the shipped calibration's read-back for the decoder at
+    this tier (held-out pages), ``method``: how the tier image is made."""
 
     tier: str
     max_age: int | None
@@ -54,6 +56,8 @@ class TierReport:
     ratio: float
     precision: float | None
     seconds: float | None
+    calibrated: float | None = None
+    method: str = "master"
 
 
 class Decoders:
@@ -155,31 +159,38 @@ def sample_items(sample: str | None, counter: TextCounter) -> list[RenderItem]:
 
 def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePolicy,
                   target: VisionTarget, counter: TextCounter,
-                  decoder: Decoder | Decoders | None) -> list[TierReport]:
+                  decoder: Decoder | Decoders | None, decoder_name: str = "") -> list[TierReport]:
     """Each tier's size, token cost, ratio and read-back (``decoder``, or the
     memory's :class:`Decoders` reading the page with the options its scripts
     call for; ``None`` skips reading) on the first page ``items`` fill."""
-    from optical_memory.age.renditions import resample_png
+    from optical_memory.age.legibility import calibrated_readback, tier_method
+    from optical_memory.age.methods import resample_pixels
     from optical_memory.render.paging import page_holding
     from optical_memory.tokens.billing import image_tokens
+    from optical_memory.types import encode_png
 
     page = renderer.draw(renderer.layout(list(items))[0])
     if isinstance(decoder, Decoders):
+        decoder_name = decoder_name or decoder.default
         decoder = decoder.for_page(page)
+    decoder_name = decoder_name or getattr(decoder, "name", "")
     texts = {it.item_id: it.text for it in items}
     held = page_holding(page.spans, texts, {}, counter).text_tokens
     master = page.to_png()
     out = []
     for tier in aging.tiers:
         w, h = aging.size(tier, (page.width, page.height))
-        png = master if (w, h) == (page.width, page.height) else resample_png(master, (w, h))
+        method = tier_method(decoder_name, tier.scale)
+        png = master if method == "master" else encode_png(
+            resample_pixels(page.pixels, (w, h), method))
         vt = image_tokens(target, w, h)
         prec = secs = None
         if decoder is not None:
             res = decoder.decode(with_layout(png, page.meta, decoder))
             prec = precision(page.text, res.text, marker=NEWLINE_MARKER)
             secs = res.seconds
-        out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs))
+        out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs,
+                              calibrated_readback(decoder_name, tier.scale), method))
     return out
 
 

@@ -208,7 +208,15 @@ class Pager:
         tier = self.aging.tier_for_age(age).name
         draft = NewPage.from_page(page, tier=tier, keep_text=self.keep_text, readback=readback)
         info = PageInfo(item_rank, token_rank, hold.text_tokens, hold.calls, hold.results)
-        return replace(draft, meta={**draft.meta, META_KEY: info.to_json()})
+        meta = {**draft.meta, META_KEY: info.to_json()}
+        legibility = self.renditions.legibility
+        if legibility is not None:  # the legibility gate: measure (verify), then cap the tier
+            if self.aging.verify:
+                from optical_memory.age.legibility import READBACK_KEY
+
+                meta[READBACK_KEY] = legibility.measure(page)
+            tier = legibility.allowed(meta, self.aging.names[0], tier)
+        return replace(draft, meta=meta, tier=tier)
 
     def store_renditions(self, pages: Iterable[NewPage], scope: Scope) -> None:
         self.renditions.ensure([(p.id, p.tier, (p.width, p.height), p.png) for p in pages], scope)

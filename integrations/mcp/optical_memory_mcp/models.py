@@ -137,6 +137,12 @@ class TierRowOut(_Out):
     pages: int
     text_tokens: int
     vision_tokens: int
+    readback: float | None = Field(
+        default=None, description="Mean read-back precision of these pages by the memory's "
+                                  "decoder (None: unknown).")
+    readback_source: str = Field(
+        default="", description="'measured' (per page, at write time), 'calibrated' (the "
+                                "shipped tier calibration) or 'mixed'.")
 
 
 class AccountingOut(_Out):
@@ -169,6 +175,12 @@ class AccountingOut(_Out):
     ratio: float = Field(description="carried_text_tokens / context_tokens (dropped history "
                                      "is not counted as compressed).")
     page_ratio: float = Field(description="page_text_tokens / page_vision_tokens.")
+    min_readback: float | None = Field(
+        default=None, description="The age policy's legibility floor.")
+    legible: TierRowOut | None = Field(
+        default=None, description="Kept pages reading back at or above the floor.")
+    faded: TierRowOut | None = Field(
+        default=None, description="Kept pages reading back below the floor, or unknown.")
 
     @classmethod
     def of(cls, acc: Accounting) -> AccountingOut:

@@ -170,7 +170,8 @@ async def test_search_gives_the_exact_passage_of_an_aged_page(store_path):
     from optical_memory_mcp import ServerConfig, create_server
 
     SMALL, KEEP_LAST = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker"), 4
-    policy = AgePolicy((Tier("base", 4, 1.0), Tier("small", 12, 0.625), Tier("tiny", None, 0.5)))
+    policy = AgePolicy((Tier("base", 4, 1.0), Tier("small", 12, 0.625), Tier("tiny", None, 0.5)),
+                       mode="fade")
     cfg = ServerConfig(store=store_path, user_id="alice", keep_last=KEEP_LAST)
     with OpticalMemory(store_path, render_config=SMALL, keep_last=KEEP_LAST, aging=policy) as mem:
         async with Client(create_server(cfg, memory=mem)) as client:

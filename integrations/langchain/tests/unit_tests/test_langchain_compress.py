@@ -298,7 +298,7 @@ def test_images_in_kept_turns_count_against_the_budget(conversation):
     assert out[-1] is photo and acc.kept_image_tokens == per_photo
     assert acc.context_tokens == (acc.text_tokens_kept + acc.page_message_tokens
                                   + acc.page_vision_tokens + per_photo)
-    assert ("images in recent turns", "-", "0", str(per_photo), "-") in acc.rows()
+    assert ("images in recent turns", "-", "0", str(per_photo), "-", "-") in acc.rows()
     # a tight budget: pages give way to the photo, and the total stays within it
     tight = acc.text_tokens_kept + per_photo + 400
     seen.clear()

@@ -23,7 +23,8 @@ from optical_memory.render import RenderConfig
 FACT = "The Lindholm depot access code is 739215."
 QUESTION = "What is the Lindholm depot access code?"
 #: Ages counted in turns: past 4 newer turns a page is "small", past 12 "tiny".
-POLICY = AgePolicy((Tier("base", 4, 1.0), Tier("small", 12, 0.625), Tier("tiny", None, 0.5)))
+POLICY = AgePolicy((Tier("base", 4, 1.0), Tier("small", 12, 0.625), Tier("tiny", None, 0.5)),
+                   mode="fade")
 SMALL = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker")
 
 
