@@ -27,6 +27,7 @@ ORDER = [
     ("reliability", "benchmarks/reliability.py"),
     ("delete_repage", "benchmarks/delete_repage.py"),
     ("cli_speed", "benchmarks/cli_speed.py"),
+    ("inspector", "benchmarks/inspector.py"),
     ("encoder_speed_cpu", "benchmarks/encoder_speed.py"),
     ("encoder_speed_cpu_tuned", "benchmarks/encoder_speed.py --tune-malloc"),
     ("encoder_cpu_memory", "benchmarks/encoder_cpu_memory.py"),

@@ -37,7 +37,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.items import ItemList, MemoryItem, UpdateResult
     from optical_memory.render.paging import CompactResult
     from optical_memory.retrieve import Hit
-    from optical_memory.store import Deleted, ItemRecord, PageRecord, Store, StoreStats
+    from optical_memory.store import (
+        Deleted,
+        ItemRecord,
+        PageRecord,
+        ScopeCount,
+        Store,
+        StoreStats,
+    )
 
 T = TypeVar("T")
 
@@ -140,6 +147,9 @@ class AsyncOpticalMemory:
 
     async def stats(self, **kwargs: Any) -> StoreStats:
         return await self._run(self.sync.stats, **kwargs)
+
+    async def scopes(self) -> list[ScopeCount]:
+        return await self._run(self.sync.scopes)
 
     async def tier_png(self, page_id: str, tier: str | None = None, **kwargs: Any) -> bytes:
         return await self._run(self.sync.tier_png, page_id, tier, **kwargs)

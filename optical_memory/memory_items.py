@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from optical_memory import items
 from optical_memory.items import ItemList, MemoryItem, UpdateResult
 from optical_memory.scope import DEFAULT_USER, Scope
-from optical_memory.store import Deleted, ItemRecord, PageRecord, StoreStats
+from optical_memory.store import Deleted, ItemRecord, PageRecord, ScopeCount, StoreStats
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.cache import LRUCache
@@ -128,6 +128,12 @@ class ItemMethods:
               session_id: str | None = None) -> StoreStats:
         """Totals under the scope (items, pages per tier, tokens, bytes)."""
         return self.store.stats(Scope(user_id, agent_id, session_id))
+
+    def scopes(self) -> list[ScopeCount]:
+        """Every stored (user, agent, session) with its item and page counts:
+        store-wide, the one read that crosses users, for admin tools such as
+        ``optical-memory serve``."""
+        return self.store.scopes()
 
 
 __all__ = ["ItemList", "ItemMethods", "MemoryItem", "UpdateResult"]

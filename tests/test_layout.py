@@ -100,8 +100,8 @@ def test_the_facade_is_thin_and_modules_stay_small():
     assert not big, f"modules over 600 lines: {big}"
 
 
-def test_integrations_niah_and_cli_use_the_public_api_only():
-    dirs = [ROOT / "integrations", PKG / "niah", PKG / "cli"]
+def test_integrations_niah_cli_and_inspector_use_the_public_api_only():
+    dirs = [ROOT / "integrations", PKG / "niah", PKG / "cli", PKG / "inspect"]
     bad = []
     for d in dirs:
         for path in d.rglob("*.py"):

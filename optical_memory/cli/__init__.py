@@ -10,6 +10,7 @@ from optical_memory.cli import (
     codec as _codec,  # noqa: F401  (registers commands)
     memory as _memory,  # noqa: F401  (registers commands)
     niah as _niah,  # noqa: F401  (registers commands)
+    serve as _serve,  # noqa: F401  (registers commands)
 )
 from optical_memory.cli._group import main
 

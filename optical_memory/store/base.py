@@ -77,6 +77,7 @@ from optical_memory.store.records import (
     NotFoundError,
     PageRecord,
     RenditionRecord,
+    ScopeCount,
     SearchHit,
     StoreError,
     StoreStats,
@@ -106,6 +107,7 @@ __all__ = [
     "PageRecord",
     "RenditionRecord",
     "Scope",
+    "ScopeCount",
     "SearchHit",
     "Store",
     "StoreError",
@@ -265,6 +267,12 @@ class Store(Protocol):
         ...
 
     def stats(self, scope: Scope) -> StoreStats: ...
+
+    def scopes(self) -> list[ScopeCount]:
+        """Every exact scope holding items or pages, with their counts, by
+        ``user_id``, ``agent_id``, ``session_id`` (store-wide: the one read
+        that crosses users, for admin tools such as ``optical-memory serve``)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -5,7 +5,7 @@
   caller may choose before rendering, since a page's spans name item ids);
 - frozen *records* a read returns (:class:`ItemRecord`, :class:`PageRecord`,
   :class:`RenditionRecord`, :class:`SearchHit`, :class:`StoreStats`,
-  :class:`Deleted`);
+  :class:`ScopeCount`, :class:`Deleted`);
 - ids, content hashes, timestamps and the JSON of stored columns
   (:func:`new_id`, :func:`text_hash`, :func:`utc_now`, :func:`dump_json`,
   :func:`spans_to_json`, :func:`spans_from_json`).
@@ -248,6 +248,16 @@ class StoreStats:
     page_png_bytes: int
     rendition_bytes: int
     tiers: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ScopeCount:
+    """One exact scope that holds rows, with its item and page counts
+    (:meth:`Store.scopes <optical_memory.store.base.Store.scopes>`)."""
+
+    scope: Scope
+    items: int
+    pages: int
 
 
 @dataclass(frozen=True)
