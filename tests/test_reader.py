@@ -228,3 +228,78 @@ def test_training_smoke_run_resumes_and_exports(tmp_path):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy().transpose(0, 2, 1)
     np.testing.assert_allclose(reader.logits(x[:, 0]), ref, atol=1e-3, rtol=1e-3)
+
+
+# -- engines ------------------------------------------------------------------
+
+needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                               reason="onnxruntime not installed")
+
+
+@needs_ort
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_int8_onnx_engine_reads_as_the_numpy_engine(page: Page, scale: float):
+    tier = _tier(page, scale)
+    fast = get_decoder("native", engine="onnx").decode(tier)
+    exact = get_decoder("native", engine="numpy").decode(tier)
+    assert fast.meta["engine"] == "onnx" and exact.meta["engine"] == "numpy"
+    p_fast = precision(page.text, fast.text, marker=NEWLINE_MARKER)
+    p_exact = precision(page.text, exact.text, marker=NEWLINE_MARKER)
+    assert abs(p_fast - p_exact) <= 0.004, (p_fast, p_exact)
+    assert p_fast >= FLOORS[scale]
+
+
+def _weights_copy(tmp_path):
+    import shutil
+
+    dest = tmp_path / "weights"
+    shutil.copytree(default_weights().parent, dest)
+    return dest
+
+
+@needs_ort
+def test_engine_auto_falls_back_to_numpy(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    import json
+
+    from optical_memory.errors import ConfigError
+
+    dest = _weights_copy(tmp_path)
+    assert NumpyReader(dest / "reader.json").engine == "onnx"
+    recipe = json.loads((dest / "reader.json").read_text(encoding="utf-8"))
+    recipe["onnx"]["weights_sha256"] = "0" * 64  # an ONNX file made from other weights
+    (dest / "reader.json").write_text(json.dumps(recipe), encoding="utf-8")
+    assert NumpyReader(dest / "reader.json").engine == "numpy"
+    with pytest.raises(ConfigError, match="other weights"):
+        NumpyReader(dest / "reader.json", engine="onnx")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert NumpyReader(engine="auto").engine == "numpy"
+    with pytest.raises(ConfigError, match="onnxruntime is not installed"):
+        NumpyReader(engine="onnx")
+    with pytest.raises(ConfigError):
+        NumpyReader(engine="gpu")
+
+
+@needs_ort
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx not installed")
+def test_quantize_exports_an_int8_model_close_to_float(tmp_path):
+    from optical_memory.reader.quantize import calibration_batches, export_onnx
+
+    dest = _weights_copy(tmp_path)
+    (dest / "reader.int8.onnx").unlink()
+    out = export_onnx(dest, batches=1, seed=7)
+    assert out.is_file()
+    reader = NumpyReader(dest / "reader.json", engine="onnx")
+    x = calibration_batches(reader, 1, seed=99)[0]
+    agree = (reader.logits(x).argmax(-1) == reader.logits_numpy(x).argmax(-1)).mean()
+    assert agree > 0.97, agree
+
+
+def test_decode_many_reads_native_pages_in_threads(page: Page):
+    from optical_memory.decode import decode_many
+
+    tiers = [_tier(page, s) for s in (1.0, 0.625, 0.5)]
+    one = [get_decoder("native").decode(t).text for t in tiers]
+    many = decode_many(tiers, decoder="native", workers=2)
+    assert [r.text for r in many] == one

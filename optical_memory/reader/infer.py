@@ -1,16 +1,29 @@
-"""The reader at inference: numpy only (no torch, no onnxruntime).
+"""The reader at inference, without torch: two engines over the same weights.
 
 :class:`NumpyReader` loads the exported weights (``weights/reader.npz`` and
 its recipe ``weights/reader.json``, shipped in the package) and reads a batch
-of line crops. Every layer is one matrix product over the whole batch
-(3×3 convolutions as im2col in channels-last layout, dilated 1-D
-convolutions as three stacked shifted copies), so the work runs in the BLAS
-numpy links against. Lines are read in batches of similar width (sorted) to
-waste little on padding.
+of line crops with one of
+
+- ``"onnx"``: the int8 model ``weights/reader.int8.onnx`` (made from the same
+  weights by :mod:`optical_memory.reader.quantize`) in onnxruntime, the fast
+  path (about 5× the numpy engine on this project's CPU, read-back within
+  0.1 point of it: ``benchmarks/results/reader.md``);
+- ``"numpy"``: the float32 model in numpy: every layer one matrix product over
+  the whole batch (3×3 convolutions as im2col, dilated 1-D convolutions as
+  three stacked shifted copies) in the BLAS numpy links against. No
+  dependency beyond numpy.
+
+``engine="auto"`` (the default) takes ``"onnx"`` when onnxruntime is
+installed (the ``rapidocr`` extra) and the recipe lists an ONNX file made
+from these weights, else ``"numpy"``. Lines are read in batches of similar
+width (sorted) to waste little on padding.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +37,9 @@ from optical_memory.reader.charset import BLANK, Codec
 
 WEIGHTS_DIR = "weights"
 RECIPE_FILE = "reader.json"
+ENGINES = ("auto", "onnx", "numpy")
+
+logger = logging.getLogger("optical_memory.reader")
 
 
 def default_weights() -> Path:
@@ -98,9 +114,14 @@ def _script(token: str) -> int:
 
 class NumpyReader:
     """The exported line reader. ``recipe``: path of ``reader.json`` (None:
-    the weights shipped in the package)."""
+    the weights shipped in the package). ``engine``: "auto", "onnx" or
+    "numpy" (see the module doc); ``threads``: onnxruntime's intra-op threads
+    (0: one per core)."""
 
-    def __init__(self, recipe: str | Path | None = None) -> None:
+    def __init__(self, recipe: str | Path | None = None, engine: str = "auto",
+                 threads: int = 0) -> None:
+        if engine not in ENGINES:
+            raise ConfigError(f"reader engine must be one of {ENGINES} (got {engine!r})")
         path = Path(recipe) if recipe is not None else default_weights()
         if not path.is_file():
             raise ConfigError(f"reader weights recipe not found: {str(path)!r}")
@@ -138,6 +159,46 @@ class NumpyReader:
         self._script_classes = {s: np.nonzero(self._script == s)[0] for s in (1, 2, 3)}
         hw = self.w["head.w"]  # [K, C, 1]
         self.head = (np.ascontiguousarray(hw[:, :, 0]), self.w["head.b"])
+        self._session: Any = None
+        self.engine = "numpy"
+        if engine != "numpy":
+            why = self._open_onnx(threads)
+            if why is not None:
+                if engine == "onnx":
+                    raise ConfigError(f"reader engine 'onnx' unavailable: {why}")
+                logger.debug("reader engine numpy: %s", why)
+
+    def _open_onnx(self, threads: int) -> str | None:
+        """Open the recipe's int8 ONNX model; the reason when it cannot be used."""
+        spec = self.recipe.get("onnx")
+        if not spec:
+            return "the recipe lists no ONNX model"
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime is not installed (the rapidocr extra)"
+        onnx_path = self.path.parent / spec["file"]
+        npz = self.path.parent / self.recipe["weights"]
+        try:
+            blob = onnx_path.read_bytes()
+            if hashlib.sha256(npz.read_bytes()).hexdigest() != spec.get("weights_sha256"):
+                return f"{onnx_path.name} was made from other weights than {npz.name}"
+            if hashlib.sha256(blob).hexdigest() != spec.get("sha256"):
+                return f"{onnx_path.name} does not match its recorded SHA-256"
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = max(0, int(threads))
+            opts.log_severity_level = 3
+            # no busy-waiting between ops: the cores are shared with the caller
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # onnxruntime would move the first QuantizeLinear above the
+            # float max-pool, which then runs on uint8 in a slow layout (+60 %)
+            self._session = ort.InferenceSession(
+                blob, opts, providers=["CPUExecutionProvider"],
+                disabled_optimizers=["QDQPropagationTransformer"])
+        except Exception as exc:  # any load failure: the caller falls back to numpy
+            return f"cannot load {onnx_path.name}: {exc}"
+        self.engine = "onnx"
+        return None
 
     @property
     def parameters(self) -> int:
@@ -145,6 +206,14 @@ class NumpyReader:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """[N, H, W] ink (0..1, W a multiple of pool_w) → logits [N, T, classes]."""
+        if self._session is not None:
+            out: np.ndarray = self._session.run(
+                None, {"x": x[:, None].astype(np.float32, copy=False)})[0]
+            return out
+        return self.logits_numpy(x)
+
+    def logits_numpy(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`logits` by the float32 numpy engine, whatever the engine."""
         h = x[None].astype(np.float32, copy=False)
         h = _pool(_conv2d(h, *self.k2["b1"]), self.pool_w)
         h = _pool(_conv2d(h, *self.k2["b2"]), 1)
@@ -173,8 +242,10 @@ class NumpyReader:
             for j, i in enumerate(idx):
                 x[j, :, :widths[j]] = (255.0 - crops[i].astype(np.float32)) * (1.0 / 255.0)
             logits = self.logits(x)
+            best = logits.argmax(axis=2)
             for j, i in enumerate(idx):
-                out[i] = self._decode(logits[j, : widths[j] // self.pool_w])
+                t = widths[j] // self.pool_w
+                out[i] = self._decode(logits[j, :t], best[j, :t])
         return [r for r in out if r is not None]
 
     def _one_script(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -208,8 +279,9 @@ class NumpyReader:
             i = j
         return out
 
-    def _decode(self, logits: np.ndarray) -> LineRead:
-        best = logits.argmax(axis=1)
+    def _decode(self, logits: np.ndarray, best: np.ndarray | None = None) -> LineRead:
+        if best is None:
+            best = logits.argmax(axis=1)
         keep = (best != BLANK) & np.concatenate([[True], best[1:] != best[:-1]])
         ids = best[keep]
         if ids.size == 0:
