@@ -174,8 +174,6 @@ def test_unknown_class_reads_as_replacement_mark_and_is_counted():
     assert read.text == f"ab{UNKNOWN}c" and read.unknown == 1
 
 
-@pytest.mark.xfail(strict=False, reason="the shipped weights saw about one glyph outside the "
-                   "set in 4,000 and rarely emit the unknown class (README)")
 def test_unknown_glyphs_are_counted_not_guessed():
     cfg = default_render_config("deepseek-ocr:base")
     page = Renderer(cfg).render_text("Hello 世界 world, and 東京 again.")[0]
@@ -184,6 +182,36 @@ def test_unknown_glyphs_are_counted_not_guessed():
     assert UNKNOWN in result.text
     assert not any("\u4e00" <= ch <= "\u9fff" for ch in result.text)
     assert "Hello" in result.text and "world" in result.text
+    off = get_decoder("native", unknown=False).decode(page)
+    assert UNKNOWN not in off.text  # the model alone guesses letters over the ideographs
+
+
+def test_mark_unknown_width_and_doubt_rules():
+    from optical_memory.reader.unknown import advances, em_frames, mark_unknown
+
+    codec = Codec()
+    adv = advances(codec.charset, codec.max_space_run)
+    em = em_frames(16, 1.1, 3)
+    uid = codec.unknown_id
+    sp = frozenset({codec.encode(" ")[0]})
+    t, h, space = codec.encode("t")[0], codec.encode("h")[0], codec.encode(" ")[0]
+    inked = np.ones(40, bool)
+    inked[20:22] = False
+    # "h" at 0, " " at 20, "t" at 22 whose span (22..40) is far wider than a "t"
+    ids = np.array([h, space, t])
+    frames = np.array([0, 20, 22])
+    prob = np.array([0.99, 0.99, 1.0])
+    low = np.zeros(3)
+    out = mark_unknown(ids, frames, prob, low, inked, em, adv, uid, sp)
+    n_h = round(20 / em)  # "h"'s span is wide too: 20 inked frames
+    assert list(out) == [uid] * n_h + [space] + [uid] * round(18 / em)
+    # spans that fit their characters: nothing marked
+    fit = np.array([0, 2, 4])
+    assert list(mark_unknown(ids, fit, prob, low, inked[:6], em, adv, uid, sp)) == list(ids)
+    # doubt: low probability while the unknown class is likely
+    doubt = mark_unknown(ids, fit, np.array([0.99, 0.99, 0.4]), np.array([0, 0, 0.2]),
+                         inked[:6], em, adv, uid, sp)
+    assert list(doubt) == [h, space, uid]
 
 
 def test_memory_reads_its_pages_with_native(tmp_path):

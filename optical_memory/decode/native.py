@@ -11,7 +11,9 @@ float32 in numpy (``engine``; :mod:`optical_memory.reader.infer`).
 
 It reads what the memory draws: Latin (with Latin-1 and Extended-A), Greek,
 Cyrillic, common symbols and the newline marker. Glyphs outside that set
-come back as U+FFFD and are counted in ``meta["unknown"]``; pages in CJK
+come back as U+FFFD and are counted in ``meta["unknown"]`` (the model's
+unknown class, and guesses found by width and doubt:
+:mod:`optical_memory.reader.unknown`); pages in CJK
 belong with tesseract (``lang="chi_sim+eng"``) or rapidocr.
 """
 from __future__ import annotations
@@ -56,6 +58,8 @@ class NativeDecoder:
         "numpy" (float32, no dependency beyond numpy).
     threads: onnxruntime threads per page (0: one per core; :func:`decode_many`
         gives each of its workers cores // workers and reads pages in threads).
+    unknown: mark guesses over glyphs outside the character set as U+FFFD
+        (counted in ``meta["unknown"]``; :mod:`optical_memory.reader.unknown`).
     """
 
     name = "native"
@@ -68,7 +72,8 @@ class NativeDecoder:
     uses_layout = True
 
     def __init__(self, weights: str | Path | None = None, lines: str = "auto",
-                 batch: int = 32, engine: str = "auto", threads: int = 0) -> None:
+                 batch: int = 32, engine: str = "auto", threads: int = 0,
+                 unknown: bool = True) -> None:
         from optical_memory.reader.infer import ENGINES
 
         if lines not in LINE_MODES:
@@ -82,6 +87,7 @@ class NativeDecoder:
         self.reader = _reader(None if weights is None else str(weights), engine, threads)
         self.lines = lines
         self.batch = batch
+        self.unknown = bool(unknown)
 
     @classmethod
     def availability(cls) -> bool | str:
@@ -110,7 +116,14 @@ class NativeDecoder:
         crops = crop_lines(gray, boxes, height=self.reader.height, stretch=self.reader.stretch)
         t_lines = time.perf_counter() - t0
         present = [c for c in crops if c is not None]
-        reads = iter(self.reader.read(present, batch=self.batch))
+        spacing = None
+        if meta and source == "layout":
+            try:
+                spacing = float(meta["line_spacing"])
+            except (KeyError, TypeError, ValueError):
+                spacing = None
+        reads = iter(self.reader.read(present, batch=self.batch, line_spacing=spacing,
+                                      mark_unknown=self.unknown))
         texts: list[str] = []
         confidences: list[float | None] = []
         unknown = 0

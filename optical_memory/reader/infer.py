@@ -157,6 +157,9 @@ class NumpyReader:
         for cid in range(self.codec.num_classes):
             self._script[cid] = _script(self.codec.token(cid))
         self._script_classes = {s: np.nonzero(self._script == s)[0] for s in (1, 2, 3)}
+        self._space_ids = frozenset(cid for cid in range(1, self.codec.num_classes)
+                                    if self.codec.token(cid).strip() == ""
+                                    and self.codec.token(cid))
         hw = self.w["head.w"]  # [K, C, 1]
         self.head = (np.ascontiguousarray(hw[:, :, 0]), self.w["head.b"])
         self._session: Any = None
@@ -229,8 +232,18 @@ class NumpyReader:
         out += hb[:, None]
         return out.reshape(-1, n, t).transpose(1, 2, 0)
 
-    def read(self, crops: Sequence[np.ndarray], batch: int = 16) -> list[LineRead]:
-        """Read line crops (uint8 [height, W_i], white = 255), batched by width."""
+    def read(self, crops: Sequence[np.ndarray], batch: int = 16, *,
+             line_spacing: float | None = None, mark_unknown: bool = True) -> list[LineRead]:
+        """Read line crops (uint8 [height, W_i], white = 255), batched by width.
+
+        mark_unknown: replace guesses over glyphs outside the character set
+            by U+FFFD (:mod:`optical_memory.reader.unknown`), which needs the
+            pages' ``line_spacing`` (None: the memory's default).
+        """
+        from optical_memory.reader import unknown as unk
+
+        em = unk.em_frames(self.height, self.stretch, self.pool_w,
+                           line_spacing or unk.DEFAULT_LINE_SPACING) if mark_unknown else 0.0
         out: list[LineRead | None] = [None] * len(crops)
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1])
         for start in range(0, len(order), batch):
@@ -243,9 +256,14 @@ class NumpyReader:
                 x[j, :, :widths[j]] = (255.0 - crops[i].astype(np.float32)) * (1.0 / 255.0)
             logits = self.logits(x)
             best = logits.argmax(axis=2)
+            # a frame is inked when its pool_w columns hold ink in the crop's core rows
+            a, b = self.height // 5, self.height - self.height // 5
+            core = x[:, a:b, :w].max(axis=1).reshape(len(idx), -1, self.pool_w).max(axis=2)
+            inked = core >= unk.INK_LEVEL
             for j, i in enumerate(idx):
                 t = widths[j] // self.pool_w
-                out[i] = self._decode(logits[j, :t], best[j, :t])
+                out[i] = self._decode(logits[j, :t], best[j, :t],
+                                      inked[j, :t] if mark_unknown else None, em)
         return [r for r in out if r is not None]
 
     def _one_script(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -279,7 +297,11 @@ class NumpyReader:
             i = j
         return out
 
-    def _decode(self, logits: np.ndarray, best: np.ndarray | None = None) -> LineRead:
+    def _decode(self, logits: np.ndarray, best: np.ndarray | None = None,
+                inked: np.ndarray | None = None, em: float = 0.0) -> LineRead:
+        """Best-path CTC of one line's logits [T, classes]; with ``inked``
+        ([T] bool) and ``em`` (frames), guesses over unknown glyphs are
+        marked (:func:`optical_memory.reader.unknown.mark_unknown`)."""
         if best is None:
             best = logits.argmax(axis=1)
         keep = (best != BLANK) & np.concatenate([[True], best[1:] != best[:-1]])
@@ -289,7 +311,17 @@ class NumpyReader:
         rows = logits[keep]
         ids = self._one_script(ids, rows)
         top = rows.max(axis=1, keepdims=True)
-        prob = 1.0 / np.exp(rows - top).sum(axis=1)
+        expo = np.exp(rows - top)
+        total = expo.sum(axis=1)
+        prob = 1.0 / total
+        if inked is not None and em > 0:
+            from optical_memory.reader import unknown as unk
+
+            uid = self.codec.unknown_id
+            ids = unk.mark_unknown(
+                ids, np.nonzero(keep)[0], prob, expo[:, uid] / total, inked, em,
+                unk.advances(self.codec.charset, self.codec.max_space_run), uid,
+                self._space_ids)
         unknown = int((ids == self.codec.unknown_id).sum())
         return LineRead(self.codec.decode(int(i) for i in ids), float(prob.mean()), unknown)
 
