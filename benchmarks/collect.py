@@ -15,6 +15,7 @@ ORDER = [
     ("render_speed", "benchmarks/render_speed.py"),
     ("fidelity", "benchmarks/fidelity.py"),
     ("reader", "benchmarks/reader.py"),
+    ("reader_speed", "benchmarks/reader.py --speed-only"),
     ("reader_density", "benchmarks/reader_density.py"),
     ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
