@@ -6,8 +6,8 @@ of line crops with one of
 
 - ``"onnx"``: the int8 model ``weights/reader.int8.onnx`` (made from the same
   weights by :mod:`optical_memory.reader.quantize`) in onnxruntime, the fast
-  path (about 5× the numpy engine on this project's CPU, read-back within
-  0.1 point of it: ``benchmarks/results/reader.md``);
+  path (about 7× less CPU per page than the numpy engine on this project's
+  CPU, read-back within 0.0001 of it: ``benchmarks/results/reader.md``);
 - ``"numpy"``: the float32 model in numpy: every layer one matrix product over
   the whole batch (3×3 convolutions as im2col, dilated 1-D convolutions as
   three stacked shifted copies) in the BLAS numpy links against. No
