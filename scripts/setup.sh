@@ -30,7 +30,7 @@ pip_install() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v "^WARNING: 
 pip_install --upgrade pip
 # torch for the DeepEncoder extra: the pinned version has a CPU wheel on these machines.
 .venv/bin/python -c "import torch" 2>/dev/null || pip_install "torch==${TORCH_VERSION:-2.13.0}"
-pip_install -e ".[dev,rapidocr,encoder,niah,postgres,semantic,inspect]"
+pip_install -e ".[dev,rapidocr,encoder,niah,postgres,semantic,inspect,reader-train]"
 # integrations: standalone distributions living in this repository
 pip_install -e integrations/mcp -e "integrations/langchain[agents,test]"
 .venv/bin/python -c "import optical_memory, torch, skia; print('optical-memory', optical_memory.__version__, 'ready in .venv')"

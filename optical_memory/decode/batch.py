@@ -2,7 +2,9 @@
 
 OCR of a dense page is CPU-bound and single-threaded at its best setting
 (tesseract with OMP_THREAD_LIMIT=1), so throughput comes from one process per
-core. Each worker process builds its decoder once and reuses it.
+core. Each worker process builds its decoder once and reuses it. A decoder
+marked ``thread_safe`` (its heavy work runs outside the GIL: the native
+reader) reads pages in threads of this process instead, sharing one instance.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any
 
 from optical_memory.config import DEFAULT_DECODER
@@ -95,10 +97,18 @@ def decode_many(
 
     out: list[DecodeResult | None] = [None] * total
     done = 0
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(decoder, worker_options)
-    ) as pool:
-        futures = [pool.submit(_worker_decode, i, image) for i, image in enumerate(items)]
+    pool: Executor
+    work: Callable[[int, ImageInput], tuple[int, DecodeResult]] = _worker_decode
+    if getattr(local, "thread_safe", False):
+        pool = ThreadPoolExecutor(max_workers=workers)
+
+        def work(index: int, image: ImageInput) -> tuple[int, DecodeResult]:
+            return index, local.decode(image)
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                   initargs=(decoder, worker_options))
+    with pool:
+        futures = [pool.submit(work, i, image) for i, image in enumerate(items)]
         try:
             for fut in as_completed(futures):
                 index, result = fut.result()

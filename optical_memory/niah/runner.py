@@ -57,7 +57,10 @@ class NiahConfig:
     control: the queried needles are left out, and their would-be page is
     read and scored (must score 0). ``readback=False`` skips decoding
     (answer-only runs). ``font_px`` overrides the font size of the memory's
-    default layout (:func:`~optical_memory.memory.default_render_config`)."""
+    default layout (:func:`~optical_memory.memory.default_render_config`);
+    ``layout_decoder`` draws the pages in the layout calibrated for another
+    decoder than the one reading them (e.g. tesseract's pages read by
+    ``native``)."""
 
     lengths: tuple[int, ...]
     depths: tuple[float, ...]
@@ -74,6 +77,7 @@ class NiahConfig:
     readback: bool = True
     omit_needle: bool = False
     answer: AnswerEndpoint | None = None
+    layout_decoder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lengths", tuple(int(x) for x in self.lengths))
@@ -224,13 +228,15 @@ def run_cell(config: NiahConfig, length: int, depth: float,
                          seed=cell_seed(config.seed, length, depth),
                          omit_targets=config.omit_needle)
     render_config = None
-    if config.font_px:
+    if config.font_px or config.layout_decoder:
         from dataclasses import replace
 
         from optical_memory.memory import default_render_config
 
-        render_config = replace(default_render_config(config.target, config.decoder),
-                                font_size=float(config.font_px))
+        render_config = default_render_config(config.target,
+                                              config.layout_decoder or config.decoder)
+        if config.font_px:
+            render_config = replace(render_config, font_size=float(config.font_px))
     out = []
     with OpticalMemory(":memory:", target=config.target, tokenizer=config.tokenizer,
                        decoder=config.decoder, keep_last=0, render_config=render_config,

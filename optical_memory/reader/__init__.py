@@ -7,8 +7,13 @@ on the CPU; it says nothing of how a given vision model reads them.
   symbols, the newline marker; anything else is read as U+FFFD and counted);
 - :mod:`~optical_memory.reader.lines`: line boxes from a page's layout or its
   ink profile, and the crops the model reads;
-- :mod:`~optical_memory.reader.infer`: the model in numpy (the default path;
-  no torch);
+- :mod:`~optical_memory.reader.infer`: the model at inference, without torch:
+  int8 in onnxruntime (``weights/reader.int8.onnx``) when it is installed,
+  else float32 in numpy;
+- :mod:`~optical_memory.reader.unknown`: guesses over glyphs outside the
+  character set found (by width and doubt) and marked U+FFFD;
+- :mod:`~optical_memory.reader.quantize`: the int8 ONNX export
+  (``python -m optical_memory.reader.quantize``; needs the ``onnx`` package);
 - :mod:`~optical_memory.reader.model`, :mod:`~optical_memory.reader.data`,
   :mod:`~optical_memory.reader.train`: the torch model, its data drawn by the
   renderer, and the training CLI (``python -m optical_memory.reader.train``).
