@@ -41,7 +41,7 @@ from optical_memory.errors import InputError, after_commit
 from optical_memory.ingest import AddResult, check_limits, check_messages, drafts_for, text_draft
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
-from optical_memory.retrieve import Hit, Ranker, hit_page, search
+from optical_memory.retrieve import Hit, Ranker, SemanticIndex, hit_page, search
 from optical_memory.scope import DEFAULT_USER, Scope
 from optical_memory.store import (
     Deleted,
@@ -62,11 +62,10 @@ if TYPE_CHECKING:  # pragma: no cover - torch is optional
 
 class OpticalMemory:
     """Long-term agent memory, old material kept as page images. ``store``: a
-    :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path /
-    URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
-    :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
-    and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
-    returned by ``context(vision_tokens=True)``)."""
+    :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path / URL, or
+    ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are :class:`MemoryConfig`'s
+    fields, plus a ``ranker`` (semantic search, e.g. ``MiniLMRanker()``) and a DeepEncoder
+    ``encoder`` (pages keep vision tokens per tier: ``context(vision_tokens=True)``)."""
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None, *,
                  target: str = DEFAULT_TARGET, tokenizer: str = DEFAULT_TOKENIZER,
@@ -91,6 +90,7 @@ class OpticalMemory:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else open_store(store)
         self._cache = LRUCache(config.cache_bytes)
+        self._vectors = SemanticIndex(self.store, ranker) if ranker is not None else None
         self.encoder, self.encoder_name, tokens = encoder, None, None
         if encoder is not None:
             from optical_memory.encoder.page_tokens import PageTokens
@@ -101,7 +101,8 @@ class OpticalMemory:
         self._renditions = Renditions(self.store, self.aging, self.target, self._cache, tokens)
         self._pager = Pager(self.store, self.renderer, self.counter, self.aging, self._renditions,
                             keep_text=self.keep_text, keep_last=self.keep_last,
-                            read=None if self.keep_text else self._decoders.read)
+                            read=None if self.keep_text else self._decoders.read,
+                            on_write=self._vectors.after_write if self._vectors else None)
         self._context = ContextBuilder(self.store, self.renderer, self.counter, self.aging,
                                        self._renditions, self._cache, target=self.target,
                                        keep_last=self.keep_last, keep_text=self.keep_text,
@@ -207,12 +208,11 @@ class OpticalMemory:
     def retrieve(self, query: str, *, k: int = 5, user_id: str = DEFAULT_USER,
                  agent_id: str | None = None, session_id: str | None = None,
                  semantic: bool | None = None) -> list[Hit]:
-        """Up to ``k`` matches for ``query``, best first, each with its page
-        (when paged), the matching span and a score (BM25; re-ordered by
-        meaning with a ranker, see :func:`~optical_memory.retrieve.search`)."""
+        """Up to ``k`` matches for ``query``, best first, each on the page of its best passage
+        (BM25; with a ranker fused with meaning: :func:`~optical_memory.retrieve.search`)."""
         check_count("k", k, MAX_K)
         return search(self.store, query, Scope(user_id, agent_id, session_id), k=k,
-                      keep_text=self.keep_text, ranker=self.ranker, semantic=semantic)
+                      keep_text=self.keep_text, ranker=self._vectors, semantic=semantic)
 
     def decode(self, page: str | Hit, *, tier: str | None = None, decoder: str | None = None,
                user_id: str | None = None, agent_id: str | None = None,

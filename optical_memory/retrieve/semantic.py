@@ -1,0 +1,184 @@
+"""Semantic candidates: passage embeddings kept in step with the store, searched
+exactly in numpy and fused with the keyword (BM25) candidates.
+
+:class:`SemanticIndex` embeds every passage (:mod:`~optical_memory.store.passages`)
+with a :class:`~optical_memory.retrieve.rerank.Ranker` and stores the
+vectors beside it (:mod:`~optical_memory.store.vectors`; they are deleted
+with their passage). The memory refreshes the index after each of its
+writes (:meth:`SemanticIndex.after_write`), and every semantic search
+refreshes it first, so passages written by another process, or before the
+ranker was configured, are embedded on the first search that sees them.
+
+:func:`hybrid_search` ranks the union of the two candidate lists by
+reciprocal rank fusion (RRF, constant :data:`RRF_K`): a candidate scores
+``1 / (RRF_K + rank)`` in each list where it is among the first
+:data:`CANDIDATES`. Its keyword term is weighted by how much of the query it
+holds (the idf of its matched terms over the query's total,
+``Store.query_weight``): BM25 also matches the common words of a question,
+and an unweighted keyword rank would let passages sharing only "what" and
+"the" outrank the passage that means the same as the question. The hit is on
+the page of the candidate's better-ranked passage, with that passage's text.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optical_memory.cache import LRUCache
+from optical_memory.errors import ConfigError, after_commit
+from optical_memory.scope import Scope
+from optical_memory.store import SOURCES, SearchHit
+from optical_memory.store.query import make_snippet
+from optical_memory.store.terms import locate, query_terms
+from optical_memory.store.vectors import PassageRef, PassageVectorStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.retrieve.rerank import Ranker
+    from optical_memory.store import Store
+
+#: Passages embedded per call of the ranker (and per write of their vectors).
+EMBED_BATCH = 64
+#: Candidates taken from each list (keyword, vector) before fusion (at least ``4 * k``).
+CANDIDATES = 50
+#: The RRF constant: a candidate at rank r in a list scores 1 / (RRF_K + r).
+RRF_K = 60
+#: Bytes of vectors kept by text, so a turn's passages are not embedded again when paged.
+CACHE_BYTES = 16 * 1024 * 1024
+
+Key = tuple[str, str | None, str | None]
+
+
+def unit_vectors(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (zero rows stay zero)."""
+    m = np.asarray(vectors, dtype=np.float32)
+    if m.ndim != 2:
+        raise ConfigError(f"the ranker returned vectors of shape {m.shape}, not (n, dim)")
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+
+
+class SemanticIndex:
+    """The passage vectors of ``store`` by ``ranker`` (its ``name`` labels them)."""
+
+    def __init__(self, store: Store, ranker: Ranker, *, cache_bytes: int = CACHE_BYTES) -> None:
+        if not isinstance(store, PassageVectorStore):
+            raise ConfigError(f"{store!r} keeps no passage vectors: semantic search needs the "
+                              "SQLite or PostgreSQL store")
+        self.store: PassageVectorStore = store
+        self.ranker = ranker
+        self.model = str(ranker.name)
+        self._cache = LRUCache(cache_bytes)
+
+    def __repr__(self) -> str:
+        return f"SemanticIndex({self.store!r}, model={self.model!r})"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` (those embedded before come from the cache)."""
+        out: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if todo:
+            fresh = unit_vectors(self.ranker.embed([texts[i] for i in todo]))
+            for i, vec in zip(todo, fresh):
+                out[i] = vec
+                self._cache.put(texts[i], vec, vec.nbytes + len(texts[i]))
+        return np.stack([v for v in out if v is not None]) if out else np.zeros((0, 0))
+
+    def refresh(self, scope: Scope, sources: Sequence[str] = SOURCES) -> int:
+        """Embed the passages visible under ``scope`` that have no vector of
+        this model yet; returns how many were embedded."""
+        done: set[int] = set()
+        while True:
+            todo = [r for r in self.store.passages_without_vectors(
+                scope, self.model, sources=sources, limit=EMBED_BATCH) if r.pid not in done]
+            if not todo:  # (a passage written back refused, e.g. deleted meanwhile, is not retried)
+                return len(done)
+            vectors = self.embed([r.text or "" for r in todo])
+            self.store.put_passage_vectors(self.model, todo, [v.astype("<f4").tobytes()
+                                                              for v in vectors])
+            done.update(r.pid for r in todo)
+
+    def after_write(self, scope: Scope) -> str | None:
+        """:meth:`refresh` after a committed write: a failure is logged and
+        returned as a warning (the next search embeds what is missing)."""
+        try:
+            self.refresh(scope)
+        except Exception as exc:  # the write committed: report, never fail it
+            return after_commit(f"embedding new passages under {scope}", exc)
+        return None
+
+    def nearest(self, query: str, scope: Scope, sources: Sequence[str], n: int
+                ) -> list[tuple[PassageRef, float]]:
+        """The ``n`` passages nearest ``query`` by cosine, the best one per
+        (source, item, page), best first (ties by passage id)."""
+        refs, blobs = self.store.passage_vectors(scope, self.model, sources=sources)
+        q = self.embed([query])[0]
+        keep = [i for i, b in enumerate(blobs) if len(b) == 4 * q.shape[0]]
+        if not keep:
+            return []
+        matrix = np.frombuffer(b"".join(blobs[i] for i in keep), dtype="<f4").reshape(
+            len(keep), q.shape[0])
+        sims = matrix @ q
+        out: list[tuple[PassageRef, float]] = []
+        seen: set[Key] = set()
+        for j in np.lexsort((np.arange(len(keep)), -sims)):  # by similarity, then by id
+            ref = refs[keep[j]]
+            if ref.key not in seen:
+                seen.add(ref.key)
+                out.append((ref, float(sims[j])))
+                if len(out) == n:
+                    break
+        return out
+
+
+def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, *, k: int,
+                  sources: Sequence[str]) -> list[SearchHit]:
+    """Up to ``k`` hits for ``query``: keyword and vector candidates fused
+    (see the module doc), best first; ``score`` is the fused score."""
+    terms = query_terms(query)
+    if not terms or k == 0 or not sources:
+        return []
+    index.refresh(scope, sources)
+    n = max(CANDIDATES, 4 * k)
+    keyword = store.search(query, scope, k=n, sources=sources)
+    total = index.store.query_weight(query)
+    vector = index.nearest(query, scope, sources, n)
+    fused: dict[Key, float] = {}
+    kw_rank: dict[Key, int] = {}
+    vec_rank: dict[Key, int] = {}
+    for rank, h in enumerate(keyword, 1):
+        key = (h.source, h.item_id, h.page_id)
+        kw_rank[key] = rank
+        share = min(1.0, h.score / total) if total > 0 else 0.0
+        fused[key] = fused.get(key, 0.0) + share / (RRF_K + rank)
+    for rank, (ref, _) in enumerate(vector, 1):
+        vec_rank[ref.key] = rank
+        fused[ref.key] = fused.get(ref.key, 0.0) + 1.0 / (RRF_K + rank)
+    order = sorted(fused, key=lambda key: (-fused[key], min(kw_rank.get(key, n + 1),
+                                                           vec_rank.get(key, n + 1))))[:k]
+    by_key = {(h.source, h.item_id, h.page_id): h for h in keyword}
+    refs = {ref.key: ref for ref, _ in vector}
+    want = [refs[key].pid for key in order
+            if vec_rank.get(key, n + 1) < kw_rank.get(key, n + 1)]
+    texts = {r.pid: r for r in index.store.get_passages(want, scope, sources=sources)}
+    hits = []
+    for key in order:
+        best = refs.get(key)
+        if best is not None and best.pid in texts:
+            got = texts[best.pid]
+            body = got.text or ""
+            found = locate(body, terms)
+            hits.append(SearchHit(
+                source=got.source, item_id=got.item_id, page_id=got.page_id,
+                score=fused[key], snippet=make_snippet(body, found),
+                offsets=tuple((a + got.start, b + got.start) for a, b in found),
+                passage=(got.start, got.end), text=body))
+        elif key in by_key:
+            hits.append(replace(by_key[key], score=fused[key]))
+    return hits
+
+
+__all__ = ["CANDIDATES", "EMBED_BATCH", "RRF_K", "SemanticIndex", "hybrid_search",
+           "unit_vectors"]
