@@ -1,9 +1,11 @@
 """Semantic candidates: passage embeddings kept in step with the store, searched
 exactly in numpy and fused with the keyword (BM25) candidates.
 
-:class:`SemanticIndex` embeds every passage (:mod:`~optical_memory.store.passages`)
-with a :class:`~optical_memory.retrieve.rerank.Ranker` and stores the
-vectors beside it (:mod:`~optical_memory.store.vectors`; they are deleted
+:class:`SemanticIndex` embeds every passage (:mod:`~optical_memory.store.passages`,
+~100 words) with a :class:`~optical_memory.retrieve.rerank.Ranker`, as
+pieces of whole sentences of at most :data:`PIECE_WORDS` words (a fact of one
+sentence in a passage of other matter would be drowned in one vector of
+the whole), and stores the vectors beside it (:mod:`~optical_memory.store.vectors`; they are deleted
 with their passage). The memory refreshes the index after each of its
 writes (:meth:`SemanticIndex.after_write`), and every semantic search
 refreshes it first, so passages written by another process, or before the
@@ -12,15 +14,21 @@ ranker was configured, are embedded on the first search that sees them.
 :func:`hybrid_search` ranks the union of the two candidate lists by
 reciprocal rank fusion (RRF, constant :data:`RRF_K`): a candidate scores
 ``1 / (RRF_K + rank)`` in each list where it is among the first
-:data:`CANDIDATES`. Its keyword term is weighted by how much of the query it
-holds (the idf of its matched terms over the query's total,
+:data:`CANDIDATES`. Its keyword term is weighted by the square of how much
+of the query it holds (the idf of its matched terms over the query's total,
 ``Store.query_weight``): BM25 also matches the common words of a question,
 and an unweighted keyword rank would let passages sharing only "what" and
-"the" outrank the passage that means the same as the question. The hit is on
-the page of the candidate's better-ranked passage, with that passage's text.
+"the" outrank the passage that means the same as the question (on the
+tuning questions, plain RRF with constant 60 found 18 of 24 in the top 3,
+this 22, as many as the vectors alone; on keyword queries, vectors alone
+found 26 of 45 and this all 45). A passage is
+as near a query as its nearest piece. The hit is on the page of the
+passage that gave the candidate more of its score, with that passage's text.
 """
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -43,12 +51,40 @@ if TYPE_CHECKING:  # pragma: no cover
 EMBED_BATCH = 64
 #: Candidates taken from each list (keyword, vector) before fusion (at least ``4 * k``).
 CANDIDATES = 50
-#: The RRF constant: a candidate at rank r in a list scores 1 / (RRF_K + r).
-RRF_K = 60
+#: The RRF constant: a candidate at rank r in a list scores 1 / (RRF_K + r) (keyword
+#: list: times the square of its share of the query's idf). Chosen on the tuning
+#: part of ``benchmarks/paraphrase.py`` with ``benchmarks/retrieval.py``'s needles.
+RRF_K = 30
 #: Bytes of vectors kept by text, so a turn's passages are not embedded again when paged.
 CACHE_BYTES = 16 * 1024 * 1024
 
+#: Most words in one embedded piece of a passage.
+PIECE_WORDS = 40
+
 Key = tuple[str, str | None, str | None]
+_WIDE = re.compile(r"[\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff]")
+_SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` as the pieces it is embedded in: runs of whole sentences of
+    at most :data:`PIECE_WORDS` words (two CJK characters count as one; a
+    longer sentence is one piece)."""
+    out: list[str] = []
+    run: list[str] = []
+    words = 0
+    for sentence in _SENTENCE.split(text):
+        n = len(sentence.split()) + len(_WIDE.findall(sentence)) // 2  # CJK: 2 characters a word
+        if not sentence.strip():
+            continue
+        if run and words + n > PIECE_WORDS:
+            out.append(" ".join(run))
+            run, words = [], 0
+        run.append(sentence.strip())
+        words += n
+    if run:
+        out.append(" ".join(run))
+    return out or [text]
 
 
 def unit_vectors(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -95,9 +131,11 @@ class SemanticIndex:
                 scope, self.model, sources=sources, limit=EMBED_BATCH) if r.pid not in done]
             if not todo:  # (a passage written back refused, e.g. deleted meanwhile, is not retried)
                 return len(done)
-            vectors = self.embed([r.text or "" for r in todo])
-            self.store.put_passage_vectors(self.model, todo, [v.astype("<f4").tobytes()
-                                                              for v in vectors])
+            parts = [pieces(r.text or "") for r in todo]
+            vectors = self.embed([p for ps in parts for p in ps]).astype("<f4")
+            cuts = np.cumsum([0, *(len(ps) for ps in parts)])
+            self.store.put_passage_vectors(self.model, todo, [
+                vectors[a:b].tobytes() for a, b in itertools.pairwise(cuts)])
             done.update(r.pid for r in todo)
 
     def after_write(self, scope: Scope) -> str | None:
@@ -111,16 +149,19 @@ class SemanticIndex:
 
     def nearest(self, query: str, scope: Scope, sources: Sequence[str], n: int
                 ) -> list[tuple[PassageRef, float]]:
-        """The ``n`` passages nearest ``query`` by cosine, the best one per
-        (source, item, page), best first (ties by passage id)."""
+        """The ``n`` passages nearest ``query`` by cosine (a passage's best
+        piece), the best one per (source, item, page), best first (ties by
+        passage id)."""
         refs, blobs = self.store.passage_vectors(scope, self.model, sources=sources)
         q = self.embed([query])[0]
-        keep = [i for i, b in enumerate(blobs) if len(b) == 4 * q.shape[0]]
+        row = 4 * q.shape[0]
+        keep = [i for i, b in enumerate(blobs) if b and len(b) % row == 0]
         if not keep:
             return []
         matrix = np.frombuffer(b"".join(blobs[i] for i in keep), dtype="<f4").reshape(
-            len(keep), q.shape[0])
-        sims = matrix @ q
+            -1, q.shape[0])
+        starts = np.cumsum([0, *(len(blobs[i]) // row for i in keep)])[:-1]
+        sims = np.maximum.reduceat(matrix @ q, starts)  # a passage: its best piece
         out: list[tuple[PassageRef, float]] = []
         seen: set[Key] = set()
         for j in np.lexsort((np.arange(len(keep)), -sims)):  # by similarity, then by id
@@ -145,23 +186,22 @@ def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, 
     keyword = store.search(query, scope, k=n, sources=sources)
     total = index.store.query_weight(query)
     vector = index.nearest(query, scope, sources, n)
-    fused: dict[Key, float] = {}
-    kw_rank: dict[Key, int] = {}
-    vec_rank: dict[Key, int] = {}
+    kw_part: dict[Key, float] = {}
+    vec_part: dict[Key, float] = {}
     for rank, h in enumerate(keyword, 1):
-        key = (h.source, h.item_id, h.page_id)
-        kw_rank[key] = rank
         share = min(1.0, h.score / total) if total > 0 else 0.0
-        fused[key] = fused.get(key, 0.0) + share / (RRF_K + rank)
+        kw_part[(h.source, h.item_id, h.page_id)] = share**2 / (RRF_K + rank)
     for rank, (ref, _) in enumerate(vector, 1):
-        vec_rank[ref.key] = rank
-        fused[ref.key] = fused.get(ref.key, 0.0) + 1.0 / (RRF_K + rank)
-    order = sorted(fused, key=lambda key: (-fused[key], min(kw_rank.get(key, n + 1),
-                                                           vec_rank.get(key, n + 1))))[:k]
+        vec_part[ref.key] = 1.0 / (RRF_K + rank)
+    fused = {key: kw_part.get(key, 0.0) + vec_part.get(key, 0.0)
+             for key in (*kw_part, *vec_part)}
+    # best first; ties: the larger single part, then keyword order, then vector order
+    order = sorted(fused, key=lambda key: (-fused[key], -max(kw_part.get(key, 0.0),
+                                                             vec_part.get(key, 0.0))))[:k]
     by_key = {(h.source, h.item_id, h.page_id): h for h in keyword}
     refs = {ref.key: ref for ref, _ in vector}
-    want = [refs[key].pid for key in order
-            if vec_rank.get(key, n + 1) < kw_rank.get(key, n + 1)]
+    # the passage of the list that gave the candidate more of its score
+    want = [refs[key].pid for key in order if vec_part.get(key, 0.0) > kw_part.get(key, 0.0)]
     texts = {r.pid: r for r in index.store.get_passages(want, scope, sources=sources)}
     hits = []
     for key in order:
@@ -180,5 +220,5 @@ def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, 
     return hits
 
 
-__all__ = ["CANDIDATES", "EMBED_BATCH", "RRF_K", "SemanticIndex", "hybrid_search",
-           "unit_vectors"]
+__all__ = ["CANDIDATES", "EMBED_BATCH", "PIECE_WORDS", "RRF_K", "SemanticIndex",
+           "hybrid_search", "pieces", "unit_vectors"]

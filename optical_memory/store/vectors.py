@@ -2,8 +2,9 @@
 
 Table ``passage_vectors`` / ``om_passage_vectors`` (migration
 ``0005_passage_vectors``): ``passage_id`` (a foreign key to the passage,
-ON DELETE CASCADE), ``model`` (the embedder's name) and ``vector`` (float32,
-little-endian, unit length, as a BLOB / ``bytea``). A passage is deleted
+ON DELETE CASCADE), ``model`` (the embedder's name) and ``vector`` (one or more float32
+vectors, little-endian, unit length, one per piece of the passage, as a
+BLOB / ``bytea``). A passage is deleted
 with its item or page (add's ``replaces``, ``delete``, re-paging), and its
 vectors go with it by cascade; new passages have none until an embedder
 writes them (:class:`~optical_memory.retrieve.semantic.SemanticIndex`, after
