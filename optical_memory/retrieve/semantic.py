@@ -164,7 +164,8 @@ class SemanticIndex:
         sims = np.maximum.reduceat(matrix @ q, starts)  # a passage: its best piece
         out: list[tuple[PassageRef, float]] = []
         seen: set[Key] = set()
-        for j in np.lexsort((np.arange(len(keep)), -sims)):  # by similarity, then by id
+        pids = np.array([refs[i].pid for i in keep])
+        for j in np.lexsort((pids, -sims)):  # by similarity, then by passage id
             ref = refs[keep[j]]
             if ref.key not in seen:
                 seen.add(ref.key)

@@ -81,7 +81,7 @@ def passages_query(d: Dialect, scope: Scope, sources: Sequence[str], *, model: s
     """The passages visible under ``scope`` (item passages need their item
     visible, and name their page only when it is visible too; read-back
     passages need their page visible), by id. ``mode``: ``"vectors"`` (those
-    with a vector of ``model``, with it), ``"missing"`` (those without one,
+    with a vector of ``model``, with it, in no order), ``"missing"`` (those without one,
     with their text) or ``"text"`` (those of ``pids``, with their text)."""
     m = d.mark
     cut = "ps.char_start + 1, ps.char_end - ps.char_start"
@@ -119,7 +119,10 @@ def passages_query(d: Dialect, scope: Scope, sources: Sequence[str], *, model: s
             f"{body} AS body FROM {d.passages} ps JOIN {d.pages} p ON p.id = ps.page_id "
             f"{join} WHERE ps.item_id IS NULL AND {page_where}{cond}")
         params += [*join_params, *page_params, *cond_params]
-    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY u.pid"
+    # (vectors: in no order, the caller sorts; a sort here would copy every blob)
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u"
+    if mode != "vectors":
+        sql += " ORDER BY u.pid"
     if limit is not None:
         sql += f" LIMIT {m}"
         params.append(limit)
@@ -194,7 +197,7 @@ class SqlVectors:
                         sources: Sequence[str] = SOURCES
                         ) -> tuple[list[PassageRef], list[bytes]]:
         """The passages visible under ``scope`` that have a vector of
-        ``model``, by id, and their vectors (float32 bytes)."""
+        ``model`` (in no particular order), and their vectors (float32 bytes)."""
         scope, model, sources = check_scope(scope), check_model(model), check_sources(sources)
         if not sources:
             return [], []
