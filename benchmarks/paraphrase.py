@@ -9,7 +9,7 @@ shared character bigram). Half are the **tuning** part (the fusion was chosen
 on it), half **held out**. Each part plants 8 facts in each of three
 haystack kinds, one scope per kind:
 
-- **doc**: a document of ~3 pages of Python reference prose (``pydoc_data``
+- **doc**: a document of 5-7 pages of Python reference prose (``pydoc_data``
   topics; even places for tuning, odd for held out), facts at random depths;
 - **chat**: the package's synthetic agent session (``generate_conversation``:
   tool calls, code, numbers), facts as user turns;
@@ -392,9 +392,9 @@ def report(results: list[dict], scales: dict[str, list], args: argparse.Namespac
         f"`benchmarks/paraphrase.py` (seed {args.seed}): 48 English facts, each asked by a "
         "question sharing no content word with it (checked by the script: no question word "
         "outside a list of function words equals a fact word or shares its first 5 letters). "
-        "Per part, 8 facts in each of three haystacks, one scope each: **doc** (~3 pages of "
+        "Per part, 8 facts in each of three haystacks, one scope each: **doc** (5-7 pages of "
         "Python reference prose, one document), **chat** (the package's synthetic agent "
-        "session, ~10k tokens, facts as user turns) and **tool** (the same kind of session, "
+        "session, ~20k tokens, facts as user turns) and **tool** (the same kind of session, "
         "facts inside tool results: a JSON field or a markdown table cell); chats paged with "
         "`compact(force=True)`, keep_last=4. `retrieve(k=3)`: **kw** = `semantic=False` "
         "(BM25 alone), **sem** = `semantic=True` (all-MiniLM-L6-v2 passage vectors, exact "
@@ -407,13 +407,15 @@ def report(results: list[dict], scales: dict[str, list], args: argparse.Namespac
         "",
         "**Held out**: its facts and questions, and its filler (the other half of the "
         "`pydoc_data` topics, other conversation seeds), were not looked at while choosing "
-        "the fusion (RRF constant 60, 50 candidates per list, keyword rank weighted by the "
-        "share of the query's idf the passage holds); those were chosen on the tuning part.",
+        "the fusion (RRF constant 30, 50 candidates per list, keyword rank weighted by the "
+        "square of the share of the query's idf the passage holds, sentence pieces of at most "
+        "40 words); those were chosen on the tuning part.",
         "",
         "**ru / zh**: 4 facts each, planted in a document of that language's prose (the "
         "held-out material of `benchmarks/retrieval.py`, ~4 pages), asked in the same "
         "language. all-MiniLM-L6-v2 was trained on English: these rows show how it behaves, "
-        "they are not a claim.",
+        "they are not a claim. With 3-4 pages a top-3 page is near chance; top-1 and text "
+        "are the telling columns.",
         "",
         "| backend | part | haystack | facts | pages | passages | top-3 kw | top-3 sem | "
         "top-1 kw | top-1 sem | text kw | text sem | ms kw | ms sem | write s |",
