@@ -37,6 +37,12 @@ _LAZY = {
     "Context": "optical_memory.context",
     "generate_conversation": "optical_memory.conversation",
     "AddResult": "optical_memory.memory",
+    "AsyncOpticalMemory": "optical_memory.aio",
+    "Deleted": "optical_memory.store",
+    "ItemList": "optical_memory.items",
+    "MemoryItem": "optical_memory.items",
+    "NotFoundError": "optical_memory.store",
+    "UpdateResult": "optical_memory.items",
     "DecodedPage": "optical_memory.memory",
     "OpticalMemory": "optical_memory.memory",
     "Hit": "optical_memory.retrieve",
@@ -74,10 +80,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age import AgePolicy as AgePolicy, Tier as Tier
+    from optical_memory.aio import AsyncOpticalMemory as AsyncOpticalMemory
     from optical_memory.config import MemoryConfig as MemoryConfig
     from optical_memory.context import Accounting as Accounting, Context as Context
     from optical_memory.context.assemble import turn_message as turn_message
     from optical_memory.conversation import generate_conversation as generate_conversation
+    from optical_memory.items import (
+        ItemList as ItemList,
+        MemoryItem as MemoryItem,
+        UpdateResult as UpdateResult,
+    )
     from optical_memory.memory import (
         AddResult as AddResult,
         DecodedPage as DecodedPage,
@@ -85,4 +97,5 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from optical_memory.retrieve import Hit as Hit
     from optical_memory.scope import Scope as Scope
+    from optical_memory.store import Deleted as Deleted, NotFoundError as NotFoundError
     from optical_memory.types import Page as Page, Span as Span

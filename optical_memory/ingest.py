@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.config import (
@@ -27,6 +27,7 @@ from optical_memory.config import (
 from optical_memory.errors import EmptyInputError, InputError
 from optical_memory.render.config import RenderItem, Turn
 from optical_memory.store import NewItem, text_hash
+from optical_memory.store.metadata import META_KEY, check_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.render import Renderer
@@ -193,6 +194,16 @@ def drafts_for(messages: Any, kind: str | None, counter: TextCounter, *, keep_te
     return [_turn_draft(p, counter, keep_text) for p in parts]
 
 
+def with_metadata(drafts: list[Draft], metadata: Mapping[str, Any] | None) -> list[Draft]:
+    """``drafts`` with the caller's ``metadata`` (checked,
+    :func:`~optical_memory.store.metadata.check_metadata`) on every item."""
+    if metadata is None:
+        return drafts
+    value = check_metadata(metadata)
+    return [replace(d, item=replace(d.item, meta={**d.item.meta, META_KEY: value}))
+            for d in drafts]
+
+
 def _check_chars(total: int, items: int, where: str | None = None) -> None:
     if total > MAX_ADD_CHARS:
         raise InputError(f"{where + ': ' if where else ''}add too large: more than "
@@ -326,10 +337,61 @@ def jsonable(value: Any) -> Any:
 
 
 def read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The messages of a JSONL chat log (one message object per non-blank
-    line), and a ``source:line`` name for each. :class:`InputError` naming
-    the line for a line that is not a JSON object; :class:`EmptyInputError`
-    for a log with no messages."""
+    """The messages of a chat log, and a name for each (``source:line`` for
+    JSONL, ``source: messages[i]`` otherwise). Three shapes are read:
+
+    * JSONL: one message object per non-blank line;
+    * a JSON array of message objects;
+    * a JSON object ``{"messages": [...]}`` (an OpenAI request body, an export).
+
+    :class:`InputError` names the line or index that is not a message object;
+    :class:`EmptyInputError` for a log with no messages."""
+    whole = _whole_json(text, source)
+    if whole is None:
+        return _read_jsonl(text, source)
+    if isinstance(whole, dict):
+        if "messages" not in whole:  # one JSONL line holding one message
+            return _read_jsonl(text, source)
+        whole, where = whole["messages"], "messages"
+        if not isinstance(whole, list):
+            raise InputError(f"{source}: \"messages\" must be a list of message objects, "
+                             f"got {type(whole).__name__}")
+    else:
+        where = ""
+    messages, names = [], []
+    for i, msg in enumerate(whole):
+        name = f"{source}: {where}[{i}]"
+        if not isinstance(msg, dict):
+            raise InputError(f"{name}: expected a message object, got {type(msg).__name__}")
+        messages.append(msg)
+        names.append(name)
+    if not messages:
+        raise EmptyInputError(f"{source}: no messages (empty chat log)")
+    return messages, names
+
+
+def _whole_json(text: str, source: str) -> list[Any] | dict[str, Any] | None:
+    """``text`` as one JSON array, or one object holding ``"messages"``;
+    ``None`` for JSONL (an object per line, or one line's object)."""
+    head = text.lstrip()[:1]
+    if head not in ("[", "{"):
+        return None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if head == "{":
+            return None  # several lines: JSONL
+        raise InputError(f"{source}:{exc.lineno}: not a JSON array ({exc.msg})") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise InputError(f"{source}: not usable JSON ({exc})") from None
+    if isinstance(value, list) or (isinstance(value, dict) and "messages" in value):
+        return value
+    return None
+
+
+def _read_jsonl(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
     messages, names = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -365,4 +427,5 @@ __all__ = [
     "text_draft",
     "tool_call",
     "turn_draft",
+    "with_metadata",
 ]

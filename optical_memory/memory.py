@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, replace
+from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.age.policy import AgePolicy
@@ -38,20 +38,20 @@ from optical_memory.decode import readback
 from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
 from optical_memory.errors import InputError, after_commit
-from optical_memory.ingest import AddResult, check_limits, check_messages, drafts_for, text_draft
+from optical_memory.ingest import (
+    AddResult,
+    check_limits,
+    check_messages,
+    drafts_for,
+    text_draft,
+    with_metadata,
+)
+from optical_memory.memory_items import ItemList, ItemMethods, MemoryItem, UpdateResult
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
 from optical_memory.retrieve import Hit, Ranker, SemanticIndex, hit_page, search
 from optical_memory.scope import DEFAULT_USER, Scope
-from optical_memory.store import (
-    Deleted,
-    ItemRecord,
-    NotFoundError,
-    PageRecord,
-    Store,
-    StoreStats,
-    open_store,
-)
+from optical_memory.store import NotFoundError, PageRecord, Store, open_store
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter, get_target
 
 if TYPE_CHECKING:  # pragma: no cover - torch is optional
@@ -60,12 +60,16 @@ if TYPE_CHECKING:  # pragma: no cover - torch is optional
     from optical_memory.ingest import Draft
 
 
-class OpticalMemory:
+class OpticalMemory(ItemMethods):
     """Long-term agent memory, old material kept as page images. ``store``: a
-    :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path / URL, or
-    ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are :class:`MemoryConfig`'s
-    fields, plus a ``ranker`` (semantic search, e.g. ``MiniLMRanker()``) and a DeepEncoder
-    ``encoder`` (pages keep vision tokens per tier: ``context(vision_tokens=True)``)."""
+    :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path /
+    URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
+    :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
+    (semantic search) and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
+    returned by ``context(vision_tokens=True)``). One memory may be shared by
+    threads without a lock, and processes may share its store (``docs/
+    architecture.md``, "Threads and processes"); for asyncio code use
+    :class:`~optical_memory.aio.AsyncOpticalMemory`."""
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None, *,
                  target: str = DEFAULT_TARGET, tokenizer: str = DEFAULT_TOKENIZER,
@@ -138,13 +142,16 @@ class OpticalMemory:
 
     def add(self, messages: str | Sequence[Mapping[str, Any] | Turn | Any] | Mapping[str, Any]
             | Turn, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-            session_id: str | None = None, kind: str | None = None) -> AddResult:
+            session_id: str | None = None, kind: str | None = None,
+            metadata: Mapping[str, Any] | None = None) -> AddResult:
         """Store chat turns (one or a list of message dicts in OpenAI or
         LangChain shape, :class:`~optical_memory.render.Turn` objects or
-        LangChain messages) or a string (``kind`` "text" or "document"). Bad
-        input raises :class:`InputError` and stores nothing (:mod:`~optical_memory.ingest`)."""
+        LangChain messages) or a string (``kind`` "text" or "document"), each
+        item with ``metadata`` (a JSON dict, filterable). Bad input raises
+        :class:`InputError` and stores nothing (:mod:`~optical_memory.ingest`)."""
         scope = Scope(user_id, agent_id, session_id)
-        drafts = drafts_for(messages, kind, self.counter, keep_text=self.keep_text)
+        drafts = with_metadata(drafts_for(messages, kind, self.counter, keep_text=self.keep_text),
+                               metadata)
         if isinstance(messages, str) or not self.keep_text:
             return self._add_paged(drafts, scope)
         check_limits(drafts, self.renderer)
@@ -158,10 +165,12 @@ class OpticalMemory:
         return AddResult(tuple(ids), made, sum(d.item.text_tokens for d in drafts), warnings)
 
     def add_document(self, text: str, *, title: str | None = None, user_id: str = DEFAULT_USER,
-                     agent_id: str | None = None, session_id: str | None = None) -> AddResult:
+                     agent_id: str | None = None, session_id: str | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> AddResult:
         """Store a (markdown) document, rendered to pages at once."""
         draft = text_draft(text, "document", title, self.counter, keep_text=self.keep_text)
-        return self._add_paged([draft], Scope(user_id, agent_id, session_id))
+        return self._add_paged(with_metadata([draft], metadata),
+                               Scope(user_id, agent_id, session_id))
 
     def check_messages(self, messages: Sequence[Any], *, names: Sequence[str] | None = None) -> int:
         """Check chat messages as :meth:`add` would, storing nothing; their text
@@ -188,31 +197,18 @@ class OpticalMemory:
         moved = age_pages(self.store, self.aging, self._renditions, scope)[1]
         return CompactResult(tuple(made), paged, moved)
 
-    def delete(self, *, item_ids: Sequence[str] | None = None, user_id: str = DEFAULT_USER,
-               agent_id: str | None = None, session_id: str | None = None,
-               repage: bool = True) -> Deleted:
-        """Delete items (all under the scope, or ``item_ids``) and the pages left
-        holding none. A page that also held other items still shows the deleted
-        text; with ``repage`` (default) those items are laid out again without
-        it (new ids in ``repaged``, keeping the old pages' place and tier).
-        Pages that cannot be re-rendered (no text kept) are in ``partial_pages``."""
-        scope = Scope(user_id, agent_id, session_id)
-        deleted = self.store.delete(scope, item_ids=item_ids)
-        self._context.forget_pending()
-        if not (repage and deleted.partial_pages):
-            return deleted
-        made, kept, warns = self._pager.repage(deleted.partial_pages, scope)
-        self._context.forget_pending()
-        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made), warnings=warns)
-
     def retrieve(self, query: str, *, k: int = 5, user_id: str = DEFAULT_USER,
                  agent_id: str | None = None, session_id: str | None = None,
-                 semantic: bool | None = None) -> list[Hit]:
-        """Up to ``k`` matches for ``query``, best first, each on the page of its best passage
-        (BM25; with a ranker fused with meaning: :func:`~optical_memory.retrieve.search`)."""
+                 semantic: bool | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> list[Hit]:
+        """Up to ``k`` matches for ``query``, best first, each on the page of its best
+        passage (BM25; with a ranker fused with meaning, see
+        :func:`~optical_memory.retrieve.search`); with ``metadata``, only items
+        whose metadata equals each entry."""
         check_count("k", k, MAX_K)
         return search(self.store, query, Scope(user_id, agent_id, session_id), k=k,
-                      keep_text=self.keep_text, ranker=self._vectors, semantic=semantic)
+                      keep_text=self.keep_text, ranker=self._vectors, semantic=semantic,
+                      metadata=metadata)
 
     def decode(self, page: str | Hit, *, tier: str | None = None, decoder: str | None = None,
                user_id: str | None = None, agent_id: str | None = None,
@@ -261,33 +257,6 @@ class OpticalMemory:
                                    system=system, scope=Scope(user_id, agent_id, session_id),
                                    vision_tokens=vision_tokens)
 
-    def get_item(self, item_id: str, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                 session_id: str | None = None) -> ItemRecord | None:
-        """The stored item ``item_id`` visible under the scope, else ``None``."""
-        return self.store.get_item(item_id, Scope(user_id, agent_id, session_id))
-
-    def get_page(self, page_id: str, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                 session_id: str | None = None) -> PageRecord | None:
-        """The stored page ``page_id`` (master PNG included), else ``None``."""
-        return self.store.get_page(page_id, Scope(user_id, agent_id, session_id))
-
-    def list_turns(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                   session_id: str | None = None, newest_first: bool = False,
-                   limit: int | None = None) -> list[ItemRecord]:
-        """The chat turns under the scope, oldest first (or newest first)."""
-        return self.store.list_items(Scope(user_id, agent_id, session_id), kinds=["turn"],
-                                     newest_first=newest_first, limit=limit)
-
-    def list_pages(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                   session_id: str | None = None) -> list[PageRecord]:
-        """The pages under the scope, without their PNGs, in store order."""
-        return self.store.list_pages(Scope(user_id, agent_id, session_id), with_png=False)
-
-    def stats(self, *, user_id: str = DEFAULT_USER, agent_id: str | None = None,
-              session_id: str | None = None) -> StoreStats:
-        """Totals under the scope (items, pages per tier, tokens, bytes)."""
-        return self.store.stats(Scope(user_id, agent_id, session_id))
-
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Each tier's size, token cost, ratio and read-back on one sample page
         (default: a page of the synthetic conversation)."""
@@ -297,4 +266,5 @@ class OpticalMemory:
 
 
 __all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",
-           "OpticalMemory", "TierReport", "default_render_config"]
+           "ItemList", "MemoryItem", "OpticalMemory", "TierReport", "UpdateResult",
+           "default_render_config"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover - numpy is imported where pixels are touched
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Page:
         return int(self.pixels.shape[0])
 
     def to_pil(self):  # -> PIL.Image.Image
+        import numpy as np
         from PIL import Image
 
         return Image.fromarray(np.ascontiguousarray(self.pixels, dtype=np.uint8))
@@ -67,6 +69,7 @@ class Page:
 
 def encode_png(pixels: np.ndarray) -> bytes:
     """Encode a uint8 [H, W] grayscale array as PNG, deterministically."""
+    import numpy as np
     from PIL import Image
 
     buf = io.BytesIO()

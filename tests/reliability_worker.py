@@ -130,7 +130,7 @@ def racer_child(url: str, user: str, racer: int, seconds: float, seed: int) -> N
             turns = mem.list_turns(user_id=user)
             if turns:
                 doomed = [t.id for t in rng.sample(turns, min(len(turns), rng.randint(1, 3)))]
-                mem.delete(item_ids=doomed, user_id=user)
+                mem.delete(item_ids=doomed, user_id=user, missing_ok=True)  # racers share ids
                 sys.stdout.write(json.dumps({"deleted": doomed}) + "\n")
                 sys.stdout.flush()
         elif op < 0.85:

@@ -2,7 +2,10 @@
 
 Serves on 127.0.0.1 (port chosen by the OS) in a daemon thread, records
 every request (path, headers, JSON body) and answers with a canned chat
-completion, or with a given HTTP error status and body.
+completion, or with a given HTTP error status and body. ``statuses`` scripts
+the first replies' statuses (e.g. ``[503, 429]``: two errors, then the normal
+reply); ``delay`` holds each reply back that many seconds (timeouts);
+``retry_after`` is sent as the Retry-After header of scripted errors.
 
     with StubOpenAI(reply_text="hello") as stub:
         decoder = OpenAICompatDecoder(base_url=stub.base_url, model="m")
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,7 +29,13 @@ class StubOpenAI:
         status: int = 200,
         error_body: str = '{"error": {"message": "stub error"}}',
         finish_reason: str = "stop",
+        statuses: list[int] | None = None,
+        delay: float = 0.0,
+        retry_after: str | None = None,
     ) -> None:
+        self.statuses = list(statuses or [])
+        self.delay = delay
+        self.retry_after = retry_after
         self.reply_text = reply_text
         self.status = status
         self.error_body = error_body
@@ -42,6 +52,12 @@ class StubOpenAI:
                 except ValueError:
                     body = None
                 stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if stub.delay:
+                    time.sleep(stub.delay)
+                if stub.statuses:
+                    self._send(stub.statuses.pop(0), stub.error_body.encode("utf-8"),
+                               retry_after=stub.retry_after)
+                    return
                 if stub.status != 200:
                     self._send(stub.status, stub.error_body.encode("utf-8"))
                     return
@@ -60,9 +76,11 @@ class StubOpenAI:
                 }
                 self._send(200, json.dumps(reply).encode("utf-8"))
 
-            def _send(self, status: int, payload: bytes) -> None:
+            def _send(self, status: int, payload: bytes, retry_after: str | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -363,6 +364,43 @@ def test_openai_http_error_is_decode_error():
         decoder = get_decoder("openai", base_url=stub.base_url, model="m")
         with pytest.raises(DecodeError, match=r"HTTP 400 .*max_tokens too large"):
             decoder.decode(draw_text("x", width=50))
+
+
+def test_openai_retries_5xx_and_429_then_succeeds():
+    # two retryable failures (503, then 429 with Retry-After: 0), then the reply
+    with StubOpenAI(reply_text="third time lucky", statuses=[503, 429], retry_after="0") as stub:
+        decoder = get_decoder("openai", base_url=stub.base_url, model="m", backoff=0.01)
+        result = decoder.decode(draw_text("x", width=50))
+    assert result.text == "third time lucky"
+    assert len(stub.requests) == 3
+
+
+def test_openai_gives_up_after_max_retries_and_never_retries_a_4xx():
+    with StubOpenAI(statuses=[500, 502, 503, 504]) as stub:
+        decoder = get_decoder("openai", base_url=stub.base_url, model="m", max_retries=2,
+                              backoff=0.01)
+        with pytest.raises(DecodeError, match=r"HTTP 503 .*\(3 tries\)"):
+            decoder.decode(draw_text("x", width=50))
+    assert len(stub.requests) == 3
+    with StubOpenAI(status=401) as stub:
+        decoder = get_decoder("openai", base_url=stub.base_url, model="m", backoff=0.01)
+        with pytest.raises(DecodeError, match="HTTP 401"):
+            decoder.decode(draw_text("x", width=50))
+    assert len(stub.requests) == 1  # a client error is not retried
+
+
+def test_openai_timeout_is_retried_then_a_decode_error():
+    with StubOpenAI(reply_text="late", delay=1.0) as stub:
+        decoder = get_decoder("openai", base_url=stub.base_url, model="m", timeout=0.2,
+                              max_retries=1, backoff=0.01)
+        t0 = time.perf_counter()
+        with pytest.raises(DecodeError, match=r"no reply .* within 0.2 s \(2 tries\)"):
+            decoder.decode(draw_text("x", width=50))
+        assert time.perf_counter() - t0 < 5
+    assert len(stub.requests) == 2
+    for bad in ({"timeout": 0}, {"max_retries": -1}, {"backoff": -1.0}):
+        with pytest.raises(InputError):
+            get_decoder("openai", base_url="http://127.0.0.1:9/v1", model="m", **bad)
 
 
 def test_openai_unreachable_and_bad_config(monkeypatch):

@@ -189,6 +189,7 @@ def test_a_vector_is_written_only_for_the_passage_it_was_made_from(store, uid):
     ra, rb = sorted(store.passages_without_vectors(scope, "m"), key=lambda r: r.item_id != a.id)
     vec = np.ones(8, dtype="<f4").tobytes()
     store.put_passage_vectors("m", [replace(ra, end=ra.end - 1)], [vec])  # another span
+    store.put_passage_vectors("m", [replace(ra, text="The cat is named Pixel.")], [vec])
     store.delete(scope, item_ids=[b.id])
     store.put_passage_vectors("m", [rb], [vec])  # its passage is gone
     assert store.passage_vectors(scope, "m") == ([], [])
@@ -285,3 +286,27 @@ def test_minilm_fusion_keeps_keyword_hits(minilm, tmp_path):
         assert meaning[0].item_id == ids[2]
         assert mem.retrieve("Lindholm depot 4471", k=1, user_id="u")[0].item_id == ids[3]
         assert mem.retrieve("4471", k=1, user_id="u")[0].item_id == ids[3]
+
+
+def test_semantic_search_keeps_the_metadata_filter(store_url, uid):
+    pet = "We adopted a grey cat from the shelter and named her Pixel."
+    with OpticalMemory(store_url, render_config=SMALL, ranker=ConceptRanker()) as mem:
+        mem.add_document(FACT, user_id=uid, metadata={"topic": "home"})
+        mem.add_document(pet, user_id=uid, metadata={"topic": "pets"})
+        hits = mem.retrieve(QUESTION, k=3, user_id=uid, metadata={"topic": "pets"})
+        assert [h.text for h in hits] == [pet]
+        hits = mem.retrieve(QUESTION, k=3, user_id=uid, metadata={"topic": "home"})
+        assert [h.text for h in hits] == [FACT]
+
+
+def test_an_updated_text_gets_new_vectors(store_url, uid):
+    wedding = "My sister is getting married in Vienna next June."
+    with OpticalMemory(store_url, render_config=SMALL, ranker=ConceptRanker()) as mem:
+        item = mem.add_document(FACT, user_id=uid).item_ids[0]
+        mem.update(item, wedding, user_id=uid)
+        hit = mem.retrieve("where is the wedding of my sibling", k=1, user_id=uid)[0]
+        assert hit.text == wedding
+        assert mem.store.passages_without_vectors(Scope(uid), ConceptRanker.name) == []
+        assert orphans(mem.store) == 0
+        refs = mem.store.passage_vectors(Scope(uid), ConceptRanker.name)[0]
+        assert [r.item_id for r in refs] == [item]

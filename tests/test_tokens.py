@@ -95,6 +95,41 @@ def test_builds_without_network(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_pinned_specs_are_tiktokens_own(name, monkeypatch, tmp_path):
+    """tiktoken builds its own encoding from the same verified file, offline
+    (its documented cache folder: the file named by the sha1 of its URL), and
+    the pattern, special tokens, ranks and ids agree with ours."""
+    import tiktoken_ext.openai_public as openai_public
+
+    import optical_memory.tokens.text as text_mod
+
+    url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+    data = gzip.decompress(text_mod.vocabulary_path(name).read_bytes())
+    (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(data)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("network"))
+    theirs = openai_public.ENCODING_CONSTRUCTORS[name]()
+    ours = text_mod.ENCODING_SPECS[name]
+    assert theirs["pat_str"] == ours["pat_str"]
+    assert theirs["special_tokens"] == ours["special_tokens"]
+    built = text_mod.build_encoding(name)
+    assert built._mergeable_ranks == theirs["mergeable_ranks"]
+    sample = "Grüße, 世界! def f(x):\n    return x ** 2  # 12345 'll've\r\n\t end"
+    import tiktoken
+
+    reference = tiktoken.Encoding(**theirs)
+    assert built.encode_ordinary(sample) == reference.encode_ordinary(sample)
+
+
+def test_counter_is_built_on_first_use_only():
+    counter = TextCounter("o200k_base")
+    assert counter.name == "o200k_base" and counter._built is None  # naming costs nothing
+    assert counter.count("hello world") == 2 and counter._built is not None
+    with pytest.raises(UnknownTargetError):
+        TextCounter("p50k_base")
+
+
 def test_hash_mismatch_names_both_hashes():
     data = b"aGVsbG8= 0\nd29ybGQ= 1\n"
     good = hashlib.sha256(data).hexdigest()

@@ -11,33 +11,11 @@ from typing import Any
 import click
 
 from optical_memory.cli._group import main, read_text_arg
-from optical_memory.cli.files import private_dir, write_private
+from optical_memory.cli.files import write_private
+from optical_memory.cli.output import console, out_folder, print_table, progress
 from optical_memory.config import DEFAULT_DECODER
 
 KINDS = ("auto", "text", "document", "chat")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _progress(label: str, length: int):
-    # progress goes to stderr so that --json output on stdout stays clean
-    return click.progressbar(length=length, label=label, file=sys.stderr,
-                             show_pos=True) if length > 1 else _NoBar()
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
 
 
 def _chat_items(text: str, source: str):
@@ -95,10 +73,12 @@ def _items_for(text: str, kind: str, source: str):
               help="How to read FILE: plain text, markdown document, or JSONL chat log.")
 @click.option("--tokenizer", default="o200k_base", show_default=True, help="Text tokenizer.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
-              help="Folder for the PNG pages (created).")
+              help="Folder for the PNG pages (created; a new or empty one unless --force).")
+@click.option("--force", is_flag=True,
+              help="Reuse a non-empty --out (its old page-*.png files are removed first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, tokenizer, out,
-           as_json):
+           force, as_json):
     """Render FILE (or - for stdin) onto PNG pages sized for TARGET.
 
     Prints per page: source characters, text tokens, the target's vision
@@ -124,10 +104,10 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     renderer = Renderer(cfg)
     layouts = renderer.layout(items)
     sources = {it.item_id: it.text for it in items}
-    outdir = private_dir(out)
+    outdir = out_folder(out, force)
     rows: list[dict[str, Any]] = []
     missing: dict[str, int] = {}
-    with _progress("rendering", len(layouts)) as bar:
+    with progress("rendering", len(layouts)) as bar:
         for i, lay in enumerate(layouts, 1):
             page = renderer.draw(lay)
             path = outdir / f"page-{i:04d}.png"
@@ -153,21 +133,16 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
     if as_json:
         click.echo(json.dumps({"summary": summary, "pages": rows}, ensure_ascii=False, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{file} → {outdir}/  ({vt.name}, {cfg.width}×{cfg.height}, "
-                        f"{cfg.font_size:g} px, newlines: {cfg.newline_mode})")
-    for col in ("page", "chars", f"text tokens ({counter.name})", f"vision tokens ({vt.name})",
-                "ratio"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(str(r["page"]), f"{r['chars']:,}", f"{r['text_tokens']:,}",
-                      f"{r['vision_tokens']:,}", f"{r['ratio']:.2f}×")
-    table.add_section()
-    table.add_row("total", f"{len(text):,}", f"{total_t:,}", f"{total_v:,}",
-                  f"{summary['ratio']:.2f}×" if summary["ratio"] else "-")
-    con = _console()
-    con.print(table)
+    cols = ("page", "chars", f"text tokens ({counter.name})", f"vision tokens ({vt.name})",
+            "ratio")
+    table = [(str(r["page"]), f"{r['chars']:,}", f"{r['text_tokens']:,}",
+              f"{r['vision_tokens']:,}", f"{r['ratio']:.2f}×") for r in rows]
+    table.append(("total", f"{len(text):,}", f"{total_t:,}", f"{total_v:,}",
+                  f"{summary['ratio']:.2f}×" if summary["ratio"] else "-"))
+    print_table(cols, table, right=cols,
+                title=f"{file} → {outdir}/  ({vt.name}, {cfg.width}×{cfg.height}, "
+                      f"{cfg.font_size:g} px, newlines: {cfg.newline_mode})")
+    con = console()
     if missing:
         con.print(f"[yellow]{sum(missing.values())} character(s) had no glyph in any font "
                   f"(drawn as boxes): {', '.join(summary['missing_glyphs'])}[/yellow]")
@@ -176,7 +151,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--decoder", "-d", default=DEFAULT_DECODER, show_default=True,
               help="Decoder: tesseract, rapidocr, or openai (OpenAI-compatible endpoint).")
 @click.option("--lang", default=None,
@@ -188,7 +163,7 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def decode(images, decoder, lang, reference, workers, as_json):
-    """Read page images (PNG/JPEG) back to text.
+    """Read page images (PNG/JPEG; - reads one from stdin) back to text.
 
     A bare image says nothing of its languages: tesseract reads English
     unless --lang names them, or finds them itself with --lang auto (about
@@ -196,7 +171,11 @@ def decode(images, decoder, lang, reference, workers, as_json):
     """
     from optical_memory.decode import decode_many, precision
 
+    if images.count("-") > 1:
+        raise click.UsageError("stdin (-) can be read once")
     for img in images:
+        if img == "-":
+            continue
         if Path(img).is_dir():
             raise click.ClickException(f"{img} is a directory, not an image file")
         if not Path(img).is_file():
@@ -204,8 +183,9 @@ def decode(images, decoder, lang, reference, workers, as_json):
     if lang is not None and decoder != "tesseract":
         raise click.UsageError(f"--lang is a tesseract option (decoder is {decoder!r})")
     options = {"lang": lang} if lang else {}
-    with _progress("decoding", len(images)) as bar:
-        results = decode_many(list(images), decoder=decoder, workers=workers, options=options,
+    inputs = [_stdin_image() if img == "-" else img for img in images]
+    with progress("decoding", len(images)) as bar:
+        results = decode_many(inputs, decoder=decoder, workers=workers, options=options,
                               progress=lambda done, total: bar.update(1))
     ref = read_text_arg(reference) if reference else None
     text = "\n".join(r.text for r in results)
@@ -245,12 +225,17 @@ def targets(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    print_table(("target", "page", "tokens/page", "description"),
+                [(r["target"], "×".join(map(str, r["page_size"])), str(r["tokens_per_page"]),
+                  r["description"]) for r in rows], title="vision targets",
+                right=("tokens/page",))
 
-    table = Table(title="vision targets")
-    for col in ("target", "page", "tokens/page", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["target"], "×".join(map(str, r["page_size"])), str(r["tokens_per_page"]),
-                      r["description"])
-    _console().print(table)
+
+def _stdin_image() -> bytes:
+    """The image piped to stdin (``decode -``)."""
+    if sys.stdin.isatty():
+        raise click.UsageError("decode -: pipe an image into stdin (e.g. `< page.png`)")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise click.ClickException("decode -: stdin is empty (expected a PNG or JPEG image)")
+    return data

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from optical_memory.cli._group import main, read_text_arg
-from optical_memory.cli.files import private_dir, write_private
-from optical_memory.config import (
-    DEFAULT_DECODER,
-    DEFAULT_TARGET,
-    DEFAULT_TOKENIZER,
+from optical_memory.cli.common import (
+    describe_scope,
+    emit_json,
+    model_options,
+    open_memory,
+    resolve_id,
+    scope_kwargs,
+    scope_options,
 )
+from optical_memory.cli.files import write_private
+from optical_memory.cli.output import console, out_folder, print_table, progress
+from optical_memory.config import DEFAULT_DECODER
 
 _BATCH = 256  # messages per add() call when ingesting with a progress bar
 #: Where the demo plants its fact: old enough to be on a page, young enough
@@ -33,55 +37,13 @@ NEEDLE_DEPTH = 0.93
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.scope import ScopeKwargs
 
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
+_scope_options, _model_options, _scope = scope_options, model_options, scope_kwargs
+_emit_json = emit_json
 
 
-def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed((
-        click.option("--store", "store", default=None, metavar="PATH|URL",
-                     help="Store path or URL (default: memory.db in $OPTICAL_MEMORY_HOME)."),
-        click.option("--user", "user_id", default="default", show_default=True,
-                     help="user_id scope."),
-        click.option("--agent", "agent_id", default=None, help="agent_id scope."),
-        click.option("--session", "session_id", default=None, help="session_id scope."),
-    )):
-        fn = opt(fn)
-    return fn
-
-
-def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed((
-        click.option("--target", default=DEFAULT_TARGET, show_default=True,
-                     help="Vision target pages are sized and billed for "
-                          "(see `optical-memory targets`)."),
-        click.option("--decoder", default=DEFAULT_DECODER, show_default=True,
-                     help="Read-back decoder."),
-        click.option("--tokenizer", default=DEFAULT_TOKENIZER, show_default=True,
-                     help="Text tokenizer for accounting."),
-    )):
-        fn = opt(fn)
-    return fn
-
-
-def _open(store: str | None, target: str = DEFAULT_TARGET, decoder: str = DEFAULT_DECODER,
-          tokenizer: str = DEFAULT_TOKENIZER, **kw: Any):
-    from optical_memory.memory import OpticalMemory
-
-    return OpticalMemory(store, target=target, decoder=decoder, tokenizer=tokenizer, **kw)
-
-
-def _scope(user_id: str, agent_id: str | None, session_id: str | None) -> ScopeKwargs:
-    from optical_memory.scope import Scope
-
-    return Scope(user_id, agent_id, session_id).as_kwargs()
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+def _open(store: str | None, *args: Any, **kw: Any):
+    """The memory at ``store`` (see :func:`~optical_memory.cli.common.open_memory`)."""
+    return open_memory(store, *args, **kw)
 
 
 def _read_chat_log(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -123,7 +85,7 @@ def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
     mem.check_messages(messages, names=names)
     item_ids: list[str] = []
     pages = tokens = 0
-    with click.progressbar(length=len(messages), label=label, file=sys.stderr) as bar:
+    with progress(label, len(messages)) as bar:
         for chunk in _batches(messages):
             res = mem.add(chunk, **scope)
             item_ids += res.item_ids
@@ -133,21 +95,14 @@ def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
     return item_ids, pages, tokens
 
 
-def _accounting_table(acc, title: str):
-    from rich.table import Table
-
-    table = Table(title=title)
-    for name, justify in (("part", "left"), ("pages", "right"), ("text tokens", "right"),
-                          ("context tokens", "right"), ("ratio", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in acc.rows():
-        table.add_row(*row)
-    table.caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
-                     f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
-                     f"whole context {acc.ratio:.1f}x"
-                     + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
-                        f"for the budget" if acc.dropped_pages else ""))
-    return table
+def _print_accounting(acc, title: str) -> None:
+    caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
+               f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
+               f"whole context {acc.ratio:.1f}x"
+               + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
+                  f"for the budget" if acc.dropped_pages else ""))
+    cols = ("part", "pages", "text tokens", "context tokens", "ratio")
+    print_table(cols, acc.rows(), title=title, caption=caption, right=cols[1:])
 
 
 def _found(answer: str, text: str) -> bool:
@@ -155,12 +110,11 @@ def _found(answer: str, text: str) -> bool:
     return " ".join(answer.split()).casefold() in " ".join(text.split()).casefold()
 
 
-def _write_pages(ctx, out: Path) -> list[str]:
-    """Write the context's page images into ``out`` (owner-only: 0700 / 0600)."""
-    folder = private_dir(out)
+def _write_pages(ctx, folder: Path) -> list[str]:
+    """Write the context's page images into ``folder`` (files 0600)."""
     written = []
     for i, page in enumerate(ctx.pages):
-        name = f"page-{i:04d}-{page.tier}-{(page.page_id or 'pending')[:8]}.png"
+        name = f"page-{i:04d}-{page.tier}-{page.page_id or 'pending'}.png"
         write_private(folder / name, base64.b64decode(page.png_b64))
         written.append(str(folder / name))
     return written
@@ -171,19 +125,24 @@ def _write_pages(ctx, out: Path) -> list[str]:
 
 @main.command()
 @click.argument("source", type=click.Path(allow_dash=True, dir_okay=False))
-@click.option("--chat", is_flag=True, help="SOURCE is a JSONL chat log: one message dict per line.")
+@click.option("--chat", is_flag=True,
+              help="SOURCE is a chat log: JSONL (one message object per line), a JSON array "
+                   "of messages, or {\"messages\": [...]}.")
 @click.option("--title", default=None, help="Document title (without --chat).")
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer,
         as_json):
-    """Add a document FILE (or - for stdin), or a JSONL chat log with --chat."""
+    """Add a document FILE (or - for stdin), or a chat log with --chat.
+
+    The only command (with `demo`) that creates the store when it is missing.
+    """
     text = read_text_arg(source)
     name = "<stdin>" if source == "-" else source
     scope = _scope(user_id, agent_id, session_id)
     log = _read_chat_log(text, name) if chat else None
-    with _open(store, target, decoder, tokenizer) as mem:
+    with _open(store, target, decoder, tokenizer, create=True) as mem:
         if log is not None:
             ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1])
         else:
@@ -224,15 +183,10 @@ def search(query, k, store, user_id, agent_id, session_id, semantic, as_json):
     if not rows:
         click.echo("no matches")
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} hit(s) for {query!r}")
-    for col in ("score", "item", "page", "tier", "snippet"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(f"{r['score']:.2f}", (r["item_id"] or "-")[:12],
-                      (r["page_id"] or "(text)")[:12], r["tier"] or "-", r["snippet"])
-    _console().print(table)
+    print_table(("score", "item", "page", "tier", "snippet"),
+                [(f"{r['score']:.2f}", r["item_id"] or "-", r["page_id"] or "(text)",
+                  r["tier"] or "-", r["snippet"]) for r in rows],
+                title=f"{len(rows)} hit(s) for {query!r}")
 
 
 @main.command("decode-page")
@@ -243,9 +197,11 @@ def search(query, k, store, user_id, agent_id, session_id, semantic, as_json):
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as_json):
-    """Read stored page PAGE_ID back to text (precision vs the stored text)."""
+    """Read stored page PAGE_ID (or a unique prefix of it) back to text."""
+    scope = _scope(user_id, agent_id, session_id)
     with _open(store, decoder=decoder) as mem:
-        d = mem.decode(page_id, tier=tier, **_scope(user_id, agent_id, session_id))
+        _, page_id = resolve_id(mem, page_id, scope, kinds=("page",))
+        d = mem.decode(page_id, tier=tier, **scope)
     if as_json:
         _emit_json({"page_id": d.page_id, "tier": d.tier, "width": d.width, "height": d.height,
                     "decoder": d.decoder, "precision": d.precision, "seconds": round(d.seconds, 3),
@@ -257,6 +213,32 @@ def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as
     click.echo(d.text)
 
 
+def _markdown(ctx, files: list[str]) -> str:
+    """The context's messages as markdown: a heading per message, text parts
+    as they are, each page image named (id, tier, size) and linked to its
+    file when --out wrote one."""
+    out: list[str] = []
+    image = 0
+    for msg in ctx.messages:
+        out.append(f"## {msg.get('role', '?')}")
+        content = msg.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        for part in parts:
+            if part.get("type") == "text":
+                out.append(str(part.get("text") or ""))
+            elif part.get("type") == "image":
+                page = ctx.pages[image] if image < len(ctx.pages) else None
+                label = (f"page {image + 1}: {page.page_id or 'pending'}, {page.tier}, "
+                         f"{page.width}x{page.height}" if page else f"image {image + 1}")
+                out.append(f"![{label}]({files[image]})" if image < len(files)
+                           else f"[{label}; --out writes the image]")
+                image += 1
+        for call in msg.get("tool_calls") or []:
+            out.append(f"tool call `{call.get('name')}` ({call.get('id')}): "
+                       f"`{json.dumps(call.get('args'), ensure_ascii=False)}`")
+    return "\n\n".join(out)
+
+
 @main.command()
 @click.option("--budget", type=click.IntRange(1), required=True,
               help="Token budget of the context.")
@@ -264,26 +246,40 @@ def decode_page(page_id, tier, decoder, store, user_id, agent_id, session_id, as
               help="Recent turns kept as text (default 8).")
 @click.option("--system", default=None, help="System message text.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Write the page images here.")
+              help="Write the page images here (a new or empty folder).")
+@click.option("--force", is_flag=True,
+              help="Reuse a non-empty --out (its old page-*.png files are removed first).")
+@click.option("--print", "print_as", type=click.Choice(["json", "markdown"]), default=None,
+              help="Print the context's messages (json: the messages as the model gets them, "
+                   "images inline as base64; markdown: readable, images linked to --out).")
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
-def context(budget, keep_last, system, out, store, user_id, agent_id, session_id, target,
-            decoder, tokenizer, as_json):
-    """Build a context within --budget tokens and print its accounting."""
+def context(budget, keep_last, system, out, force, print_as, store, user_id, agent_id,
+            session_id, target, decoder, tokenizer, as_json):
+    """Build a context within --budget tokens and print its accounting (or,
+    with --print, its messages)."""
+    if print_as and as_json:
+        raise click.UsageError("--print and --json both print to stdout; choose one")
     with _open(store, target, decoder, tokenizer) as mem:
+        folder = out_folder(out, force) if out else None
         ctx = mem.context(budget, target=target, keep_last=keep_last, system=system,
                           **_scope(user_id, agent_id, session_id))
-    written = _write_pages(ctx, Path(out)) if out else []
-    if as_json:
+    written = _write_pages(ctx, folder) if folder is not None else []
+    if print_as == "json":
+        click.echo(json.dumps(ctx.messages, ensure_ascii=False, indent=2))
+    elif print_as == "markdown":
+        click.echo(_markdown(ctx, written))
+    elif as_json:
         data = ctx.accounting.to_dict()
         data["page_files"] = written
         data["messages"] = len(ctx.messages)
         _emit_json(data)
         return
-    _console().print(_accounting_table(ctx.accounting, f"context within {budget} tokens"))
-    if written:
-        click.echo(f"wrote {len(written)} page image(s) to {out}")
+    else:
+        _print_accounting(ctx.accounting, f"context within {budget} tokens")
+    if written and not as_json:
+        click.echo(f"wrote {len(written)} page image(s) to {out}", err=bool(print_as))
 
 
 @main.command()
@@ -297,24 +293,30 @@ def context(budget, keep_last, system, out, store, user_id, agent_id, session_id
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, session_id, as_json):
-    """Delete ITEM_IDS (from `add --json` or `search`), or --all under the scope."""
+    """Delete ITEM_IDS (full ids or unique prefixes, from `add --json`,
+    `search` or `list`), or --all under the scope.
+
+    Exits 1, deleting nothing, when an id matches no item (or several).
+    """
     if bool(item_ids) == delete_all:
         raise click.UsageError("give ITEM_IDS, or --all (not both, not neither)")
+    scope = _scope(user_id, agent_id, session_id)
     if delete_all and not yes:
-        raise click.UsageError(f"--all deletes every item of user {user_id!r}"
-                               f"{f', agent {agent_id!r}' if agent_id else ''}"
-                               f"{f', session {session_id!r}' if session_id else ''}; add --yes")
+        raise click.UsageError(f"--all deletes every item of {describe_scope(scope)}; add --yes")
     with _open(store) as mem:
-        d = mem.delete(item_ids=None if delete_all else list(item_ids), repage=not no_repage,
-                       **_scope(user_id, agent_id, session_id))
+        ids = None if delete_all else list(dict.fromkeys(
+            resolve_id(mem, given, scope, kinds=("item",))[1] for given in item_ids))
+        d = mem.delete(item_ids=ids, repage=not no_repage, **scope)
     if as_json:
         _emit_json({"items": d.items, "pages": d.pages, "partial_pages": list(d.partial_pages),
                     "repaged": list(d.repaged)})
-        return
-    click.echo(f"deleted {d.items} item(s) and {d.pages} page(s); "
-               f"{len(d.repaged)} page(s) re-rendered without the deleted text"
-               + (f"; {len(d.partial_pages)} page(s) still show it: {', '.join(d.partial_pages)}"
-                  if d.partial_pages else ""))
+    else:
+        click.echo(f"deleted {d.items} item(s) and {d.pages} page(s); "
+                   f"{len(d.repaged)} page(s) re-rendered without the deleted text"
+                   + (f"; {len(d.partial_pages)} page(s) still show it: "
+                      f"{', '.join(d.partial_pages)}" if d.partial_pages else ""))
+    if d.items == 0:
+        raise click.ClickException(f"nothing deleted: no item under {describe_scope(scope)}")
 
 
 @main.command()
@@ -330,15 +332,10 @@ def stats(store, user_id, agent_id, session_id, as_json):
     if as_json:
         _emit_json(data)
         return
-    from rich.table import Table
-
-    table = Table(title="memory stats")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in data.items():
-        table.add_row(key, ", ".join(f"{k}: {v}" for k, v in value.items())
-                      if isinstance(value, dict) else str(value))
-    _console().print(table)
+    print_table(("what", "value"),
+                [(key, ", ".join(f"{k}: {v}" for k, v in value.items())
+                  if isinstance(value, dict) else str(value)) for key, value in data.items()],
+                title="memory stats", right=("value",))
 
 
 @main.command()
@@ -375,19 +372,15 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title=f"age tiers for {target} (sample page: synthetic agent conversation)")
-    for col in ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
-                f"read-back ({decoder})"):
-        table.add_column(col, justify="left" if col == "tier" else "right")
-    for r in rows:
-        table.add_row(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
-                      f"{r['width']}x{r['height']}", str(r["vision_tokens"]), str(r["text_tokens"]),
-                      f"{r['ratio']:.1f}x",
-                      "-" if r["precision"] is None else f"{r['precision']:.3f}")
-    table.caption = f"tokenizer {tokenizer}"
-    _console().print(table)
+    cols = ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
+            f"read-back ({decoder})")
+    print_table(cols, [(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
+                        f"{r['width']}x{r['height']}", str(r["vision_tokens"]),
+                        str(r["text_tokens"]), f"{r['ratio']:.1f}x",
+                        "-" if r["precision"] is None else f"{r['precision']:.3f}")
+                       for r in rows],
+                title=f"age tiers for {target} (sample page: synthetic agent conversation)",
+                caption=f"tokenizer {tokenizer}", right=cols[1:])
 
 
 def _demo_out() -> Path:
@@ -397,49 +390,86 @@ def _demo_out() -> Path:
     return data_dir() / "demo"
 
 
+#: How to install tesseract, per platform (printed by `demo` when it is missing).
+TESSERACT_INSTALL = ("Debian/Ubuntu: sudo apt-get install tesseract-ocr tesseract-ocr-eng · "
+                     "Fedora: sudo dnf install tesseract · macOS: brew install tesseract · "
+                     "Windows: the UB Mannheim installer (github.com/UB-Mannheim/tesseract/wiki)")
+
+
+def _demo_decoder(decoder: str) -> tuple[str | None, str | None]:
+    """(decoder to read the needle's page with, why ``decoder`` cannot run).
+    When ``decoder`` cannot run here, the bundled native reader (numpy only)
+    stands in; ``None`` when neither can."""
+    from optical_memory.decode import available_decoders
+
+    avail = available_decoders()
+    if avail.get(decoder) is True:
+        return decoder, None
+    why = str(avail.get(decoder, "unknown decoder"))
+    return ("native" if avail.get("native") is True else None), why
+
+
 @main.command()
 @click.option("--turns", type=click.IntRange(20), default=2000, show_default=True,
               help="Messages in the synthetic conversation.")
 @click.option("--budget", type=click.IntRange(1), default=32000, show_default=True,
               help="Context budget (tokens).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Conversation seed.")
-@click.option("--out", type=click.Path(file_okay=False), default=lambda: str(_demo_out()),
-              show_default=False,
-              help="Folder for the page images.  [default: demo/ in the data folder: "
-                   "$OPTICAL_MEMORY_HOME, else the platform's]")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the page images, new or empty (or --force).  [default: demo/ "
+                   "in the data folder: $OPTICAL_MEMORY_HOME, else the platform's; "
+                   "replaced on each run]")
+@click.option("--force", is_flag=True,
+              help="Reuse a non-empty --out (its old page-*.png files are removed first).")
 @click.option("--store", default=None, metavar="PATH|URL",
               help="Store (default: the embedded one).")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
+def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_json):
     """The main job: ingest a long agent conversation, build a context, show the savings.
 
     Generates a realistic agent session (tool calls, code, numbers; no
     download), stores it under a fresh session, builds a context for
     --target within --budget, prints the savings table, writes the pages to
     --out, and reads the page holding a planted fact back with the decoder.
+    Without the decoder (tesseract by default) it says how to install it
+    and reads the page with the bundled native reader instead.
     """
     from optical_memory.conversation import generate_conversation
 
+    if out is None:
+        out, force = str(_demo_out()), True  # the demo's own folder: last run's pages go
+    folder = out_folder(out, force)
+    read_with, missing = _demo_decoder(decoder)
+    if missing is not None:
+        click.echo(f"note: decoder {decoder!r} cannot run here: {missing}.\n"
+                   f"  install tesseract: {TESSERACT_INSTALL}\n"
+                   f"  without it the demo still stores the conversation, builds the context, "
+                   f"writes the pages and finds the fact; "
+                   + (f"the read-back uses the bundled {read_with!r} reader instead."
+                      if read_with else "the read-back is skipped."), err=True)
     conv = generate_conversation(turns=turns, seed=seed, needle_depth=NEEDLE_DEPTH)
     assert conv.needle is not None
     scope = _scope("demo", None, f"demo-{uuid.uuid4().hex[:12]}")
     system = "You are a helpful engineering assistant. Earlier turns are given as page images."
-    with _open(store, target, decoder, tokenizer) as mem:
+    with _open(store, target, decoder, tokenizer, create=True) as mem:
         _, _pages, _tokens = _ingest(mem, conv.messages, scope, "ingesting")
         # end of the session: every turn older than the recent window goes onto
         # stored pages (also a last, partly filled one), so all of it is retrievable
         mem.compact(force=True, **scope)
         ctx = mem.context(budget, target=target, system=system, **scope)
-        written = _write_pages(ctx, Path(out))
+        written = _write_pages(ctx, folder)
         hits = mem.retrieve(conv.needle.keywords, k=1, **scope)
-        needle: dict[str, Any] = {"fact": conv.needle.fact, "retrieved": bool(hits)}
-        if hits and hits[0].page_id:
-            d = mem.decode(hits[0], **scope)
+        needle: dict[str, Any] = {"fact": conv.needle.fact, "retrieved": bool(hits),
+                                  "decoder": read_with}
+        if missing is not None:
+            needle["decoder_missing"] = missing
+        if hits and hits[0].page_id and read_with:
+            d = mem.decode(hits[0], decoder=read_with, **scope)
             needle.update(page_id=d.page_id, tier=d.tier, size=f"{d.width}x{d.height}",
                           precision=d.precision, read_back=_found(conv.needle.answer, d.text))
             if not needle["read_back"] and d.tier != mem.aging.names[0]:
-                m = mem.decode(hits[0], tier=mem.aging.names[0], **scope)
+                m = mem.decode(hits[0], tier=mem.aging.names[0], decoder=read_with, **scope)
                 needle.update(master_precision=m.precision,
                               read_back_master=_found(conv.needle.answer, m.text))
     acc = ctx.accounting
@@ -448,17 +478,21 @@ def demo(turns, budget, seed, out, store, target, decoder, tokenizer, as_json):
                     "accounting": acc.to_dict(), "page_files": len(written), "out": out,
                     "needle": needle})
         return
-    console = _console()
-    console.print(f"conversation: {len(conv.messages)} messages, {conv.text_tokens} text tokens "
-                  f"({tokenizer}); stored under session {scope['session_id']}")
-    console.print(_accounting_table(acc, f"context for {target} within {budget} tokens"))
-    console.print(f"{len(written)} page image(s) written to {out}/")
+    con = console()
+    con.print(f"conversation: {len(conv.messages)} messages, {conv.text_tokens} text tokens "
+              f"({tokenizer}); stored under session {scope['session_id']}")
+    _print_accounting(acc, f"context for {target} within {budget} tokens")
+    con.print(f"{len(written)} page image(s) written to {out}/")
     line = f"needle: {needle['fact']!r} retrieved={needle['retrieved']}"
     if "tier" in needle:
-        line += (f"; its page ({needle['tier']}, {needle['size']}) read back by {decoder}: "
+        line += (f"; its page ({needle['tier']}, {needle['size']}) read back by {read_with}: "
                  f"precision {needle['precision']:.3f}, "
                  f"fact {'found' if needle['read_back'] else 'NOT found'}")
+    elif hits and not hits[0].page_id:
+        line += "; it is in the recent turns, kept as text"
+    elif missing is not None:
+        line += f"; not read back ({decoder} missing: see the note above)"
     if "read_back_master" in needle:
         line += (f"; at the master resolution: precision {needle['master_precision']:.3f}, fact "
                  f"{'found' if needle['read_back_master'] else 'NOT found'}")
-    console.print(line)
+    con.print(line)

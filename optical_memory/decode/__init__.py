@@ -8,6 +8,8 @@ Backends (by name): "tesseract" (Debian tesseract-ocr), "rapidocr" (pip
 rapidocr + onnxruntime, bundled models), "openai" (any OpenAI-compatible chat
 endpoint with image input, e.g. vLLM serving DeepSeek-OCR).
 """
+from typing import TYPE_CHECKING, Any
+
 from optical_memory.decode.base import (
     Decoder,
     DecodeResult,
@@ -20,8 +22,21 @@ from optical_memory.decode.base import (
     register_decoder,
     upscale,
 )
-from optical_memory.decode.batch import decode_many
 from optical_memory.decode.metrics import cer, edit_distance, normalize_whitespace, precision
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.decode.batch import decode_many
+
+
+def __getattr__(name: str) -> Any:
+    # decode_many brings in the process pool machinery (multiprocessing): only
+    # when it is used, not with every import of the package
+    if name == "decode_many":
+        from optical_memory.decode.batch import decode_many
+
+        return decode_many
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DecodeResult",

@@ -18,19 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
-import numpy as np
-
 from optical_memory.errors import InputError, UnknownTargetError
 from optical_memory.types import Page
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and PIL are imported where images are touched
+    import numpy as np
     import PIL.Image
 
 logger = logging.getLogger(__name__)
 
 # A Page, a uint8 array [H, W] or [H, W, 3] (RGB), a PIL image, encoded image
 # bytes (PNG/JPEG/...) or a path to an image file.
-ImageInput = Union[Page, np.ndarray, "PIL.Image.Image", bytes, str, os.PathLike]
+ImageInput = Union[Page, "np.ndarray", "PIL.Image.Image", bytes, str, os.PathLike]
 
 #: Most pixels an input image may have (5,000 x 5,000; a page is at most 1,280²,
 #: 2,560² once upscaled for OCR). Decoding holds about five bytes per pixel at
@@ -97,6 +96,8 @@ class LineGrid:
         the line widened by ``pad`` × pitch on both sides (glyphs may overhang
         their line box), then (c0, c1), its inner part (the box minus 20% on
         both sides) where a line that holds text has ink."""
+        import numpy as np
+
         scale = image_height / self.height
         top, pitch = self.top * scale, self.pitch * scale
         count = int((self.height - 2 * self.top) // self.pitch)
@@ -132,6 +133,7 @@ def coerce_image(image: ImageInput):  # -> PIL.Image.Image
     every mode, animated images and EXIF orientation), in bounded memory.
     Raises :class:`InputError` naming the input when it cannot be read.
     """
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     bad_image: tuple[type[BaseException], ...] = (
@@ -182,6 +184,7 @@ def _check_pixels(width: int, height: int) -> None:
 
 
 def _array_to_pil(arr: np.ndarray):
+    import numpy as np
     from PIL import Image
 
     if arr.dtype != np.uint8:
@@ -238,6 +241,7 @@ def _exif_orientation(img) -> int:
 
 
 def _gray_strips(img) -> np.ndarray:
+    import numpy as np
     from PIL import Image
 
     w, h = img.size

@@ -1,9 +1,12 @@
 """Decoder over any OpenAI-compatible chat completions endpoint with image input.
 
 Works with vLLM serving DeepSeek-OCR (natively since vLLM 0.11.1), Qwen-VL,
-and hosted models such as GPT-4o. Only the standard library is used: one
-POST to ``{base_url}/chat/completions`` per image, the image sent as a PNG
-data URL in an ``image_url`` content part.
+and hosted models such as GPT-4o. One POST to ``{base_url}/chat/completions``
+per image (over ``httpx``), the image sent as a PNG data URL in an
+``image_url`` content part. A request that fails in a way worth retrying (the
+server not reachable, a timeout, HTTP 408/409/429 or 5xx) is retried with
+exponential backoff and jitter, honouring ``Retry-After``; other HTTP errors
+fail at once. Every failure is a :class:`~optical_memory.errors.DecodeError`.
 
 The image is sent at its stored size (``upscale_to`` defaults to None here):
 what a VLM reads at the page's aged resolution is the quantity of interest,
@@ -15,9 +18,8 @@ import base64
 import json
 import logging
 import os
+import random
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,11 @@ from optical_memory.decode.base import (
 from optical_memory.errors import DecodeError, InputError
 
 logger = logging.getLogger(__name__)
+
+#: HTTP statuses worth another try (as the openai SDK retries them).
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Longest wait between two tries (seconds), also for a server's Retry-After.
+MAX_BACKOFF = 30.0
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_PROMPT = (
@@ -96,7 +103,12 @@ class OpenAICompatDecoder:
                  of the model's context, so a dense page is never cut short by
                  a too-small default, nor rejected by a too-large one).
     temperature: 0 = greedy.
-    timeout:     seconds for the HTTP request.
+    timeout:     seconds for the HTTP request (read; connecting gets at most
+                 10 s of it).
+    max_retries: further tries after a retryable failure (connection error,
+                 timeout, HTTP 408/409/429/5xx); 0 tries once.
+    backoff:     first wait between tries in seconds, doubled each time (with
+                 jitter; a ``Retry-After`` header wins, capped at 30 s).
     extra_body:  merged into the JSON body on top of the preset's (like the
                  openai client's ``extra_body``).
     upscale_to:  enlarge small images before sending; None (default) sends
@@ -118,6 +130,8 @@ class OpenAICompatDecoder:
         timeout: float = 300.0,
         extra_body: dict[str, Any] | None = None,
         upscale_to: int | None = None,
+        max_retries: int = 2,
+        backoff: float = 0.5,
     ) -> None:
         if preset not in PRESETS:
             raise InputError(f"unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
@@ -139,13 +153,20 @@ class OpenAICompatDecoder:
         self.max_tokens = max_tokens
         self.temperature = float(temperature)
         self.timeout = float(timeout)
+        if not (self.timeout > 0):
+            raise InputError(f"timeout must be positive seconds (got {timeout})")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InputError(f"max_retries must be an int >= 0 (got {max_retries!r})")
+        if not (backoff >= 0):
+            raise InputError(f"backoff must be >= 0 seconds (got {backoff})")
+        self.max_retries, self.backoff = max_retries, float(backoff)
         self.extra_body = _merge(p.extra_body, extra_body or {})
         self.strip_suffixes = p.strip_suffixes
         self.upscale_to = upscale_to
 
     @classmethod
     def availability(cls) -> bool | str:
-        return True  # stdlib only; reachability is known only when called
+        return True  # httpx is a dependency; reachability is known only when called
 
     @property
     def url(self) -> str:
@@ -198,37 +219,73 @@ class OpenAICompatDecoder:
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST a chat-completion ``body`` to the endpoint and return the JSON
-        reply; HTTP, network and JSON failures raise :class:`DecodeError`.
+        reply, retrying what is worth retrying (see the module docstring);
+        HTTP, network and JSON failures raise :class:`DecodeError`.
         Public so other stages (e.g. the NIAH answer stage) share one client."""
+        import httpx
+
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(
-            self.url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace") if exc.fp is not None else ""
-            raise DecodeError(
-                f"openai decoder: HTTP {exc.code} from {self.url}: {detail[:500]}"
-            ) from exc
-        except TimeoutError as exc:
-            raise DecodeError(
-                f"openai decoder: no reply from {self.url} within {self.timeout} s") from exc
-        except urllib.error.URLError as exc:
-            raise DecodeError(f"openai decoder: cannot reach {self.url}: {exc.reason}") from exc
-        try:
-            reply = json.loads(raw)
-        except ValueError as exc:
-            raise DecodeError(
-                f"openai decoder: reply from {self.url} is not JSON: {raw[:300]!r}"
-            ) from exc
-        if not isinstance(reply, dict):
-            raise DecodeError(
-                f"openai decoder: unexpected reply from {self.url}: {str(reply)[:300]}")
-        return reply
+        payload = json.dumps(body).encode("utf-8")
+        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        with httpx.Client(timeout=timeout, headers=headers, trust_env=True) as client:
+            for attempt in range(self.max_retries + 1):
+                last = attempt == self.max_retries
+                try:
+                    resp = client.post(self.url, content=payload)
+                except httpx.TimeoutException as exc:
+                    if last:
+                        raise DecodeError(f"openai decoder: no reply from {self.url} within "
+                                          f"{self.timeout} s ({attempt + 1} tries)") from exc
+                    self._wait(attempt, None, f"timeout ({type(exc).__name__})")
+                    continue
+                except httpx.TransportError as exc:
+                    if last:
+                        raise DecodeError(f"openai decoder: cannot reach {self.url}: {exc} "
+                                          f"({attempt + 1} tries)") from exc
+                    self._wait(attempt, None, f"{type(exc).__name__}: {exc}")
+                    continue
+                if resp.status_code >= 400:
+                    if resp.status_code in RETRY_STATUSES and not last:
+                        self._wait(attempt, resp.headers.get("retry-after"),
+                                   f"HTTP {resp.status_code}")
+                        continue
+                    tries = f" ({attempt + 1} tries)" if attempt else ""
+                    raise DecodeError(f"openai decoder: HTTP {resp.status_code} from {self.url}"
+                                      f"{tries}: {resp.text[:500]}")
+                return _reply_json(resp.content, self.url)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int, retry_after: str | None, why: str) -> None:
+        delay = _retry_after(retry_after)
+        if delay is None:
+            delay = self.backoff * 2 ** attempt * (0.5 + random.random() / 2)
+        delay = min(MAX_BACKOFF, delay)
+        logger.warning("openai decoder: %s from %s; try %d of %d in %.1f s", why, self.url,
+                       attempt + 2, self.max_retries + 1, delay)
+        time.sleep(delay)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` header given in seconds (dates are ignored)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _reply_json(raw: bytes, url: str) -> dict[str, Any]:
+    try:
+        reply = json.loads(raw)
+    except ValueError as exc:
+        raise DecodeError(f"openai decoder: reply from {url} is not JSON: {raw[:300]!r}") from exc
+    if not isinstance(reply, dict):
+        raise DecodeError(f"openai decoder: unexpected reply from {url}: {str(reply)[:300]}")
+    return reply
 
 
 def completion_text(reply: dict[str, Any]) -> tuple[str, str | None]:

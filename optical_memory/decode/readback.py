@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from optical_memory.decode.metrics import precision
 from optical_memory.render.config import NEWLINE_MARKER, RenderItem
 
@@ -117,6 +115,8 @@ def with_layout(png: bytes, meta: Mapping[str, Any], decoder: Decoder) -> Any:
     :class:`~optical_memory.types.Page` of it carrying the page's layout meta."""
     if not getattr(decoder, "uses_layout", False):
         return png
+    import numpy as np
+
     from optical_memory.decode.base import coerce_image
     from optical_memory.types import Page
 

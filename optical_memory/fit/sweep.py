@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_DECODER, DEFAULT_READBACK
 from ..errors import InputError
@@ -43,6 +41,9 @@ from .choose import (
     detect_script,
     page_precision,
 )
+
+if TYPE_CHECKING:  # numpy is imported by the functions that use it
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ def sample_texts(script: str, samples: int, *, split: str = "calibrate",
 
 def resample(pixels: np.ndarray, side: int) -> np.ndarray:
     """A page resampled (Lanczos) so its long side is ``side`` px (aged page)."""
+    import numpy as np
     from PIL import Image
 
     h, w = pixels.shape[:2]
@@ -289,6 +291,8 @@ def calibrate(
     result with ``load_calibration(path)``. ``progress(done, total)`` counts
     page reads.
     """
+    import numpy as np
+
     from ..decode import decode_many
 
     dest: Path | None = None

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from ..errors import EmptyInputError, InputError
+from ..errors import ConfigError, EmptyInputError, InputError
 from ..types import Page
 from .config import NEWLINE_MARKER, RenderConfig, RenderItem, Turn
-from .draw import draw_page
 from .fonts import FontSet, bundled_font_path, get_fontset
 from .layout import PageLayout, layout_items
 
@@ -76,11 +76,22 @@ class Renderer:
 
     def __init__(self, config: RenderConfig | None = None) -> None:
         self.config = config or RenderConfig()
-        c = self.config
-        self.fonts: FontSet = get_fontset(
-            c.font_size, c.font_path, c.mono_font_path,
-            system_fallback=c.system_fallback, fallback_lang=c.fallback_lang, hinting=c.hinting,
-        )
+        self._fonts: FontSet | None = None
+        for path in (self.config.font_path, self.config.mono_font_path):
+            if path is not None and not Path(path).is_file():  # fail here, not at first use
+                raise ConfigError(f"font file not found: {str(path)!r}")
+
+    @property
+    def fonts(self) -> FontSet:
+        """The page style's fonts (loaded on first use: a renderer that only
+        exists, as in a memory that only searches, never starts skia)."""
+        if self._fonts is None:
+            c = self.config
+            self._fonts = get_fontset(
+                c.font_size, c.font_path, c.mono_font_path, system_fallback=c.system_fallback,
+                fallback_lang=c.fallback_lang, hinting=c.hinting,
+            )
+        return self._fonts
 
     # -- layout only ------------------------------------------------------------
     def layout(self, items: str | Iterable[RenderItem | Turn]) -> list[PageLayout]:
@@ -93,6 +104,8 @@ class Renderer:
 
     def draw(self, page: PageLayout) -> Page:
         """Rasterise one laid-out page."""
+        from .draw import draw_page
+
         return draw_page(page, self.config, self.fonts)
 
     # -- render -----------------------------------------------------------------

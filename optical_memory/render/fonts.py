@@ -14,14 +14,20 @@ Every lookup is cached per :class:`FontSet`: ``resolve(style, ch)`` and
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import skia
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # skia is imported when a font is first loaded, not with the module
+    import skia
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +56,63 @@ def bundled_font_path(name: str) -> Path:
     return Path(str(resources.files("optical_memory.render") / "fonts" / _BUNDLED[name]))
 
 
-_FONT_MGR: skia.FontMgr | None = None
+_FILE_MGR: skia.FontMgr | None = None
+_SYSTEM_MGR: skia.FontMgr | None = None
 _TYPEFACES: dict[tuple[str, int], skia.Typeface] = {}
 
 
+def _file_mgr() -> skia.FontMgr:
+    """A font manager for font files only: skia's custom, empty one, which
+    never starts Fontconfig (the same faces and pixels as the system one)."""
+    import skia
+
+    global _FILE_MGR
+    if _FILE_MGR is None:
+        _FILE_MGR = skia.FontMgr.New_Custom_Empty()
+    return _FILE_MGR
+
+
 def _font_mgr() -> skia.FontMgr:
-    global _FONT_MGR
-    if _FONT_MGR is None:
-        _FONT_MGR = skia.FontMgr()
-    return _FONT_MGR
+    """The system font manager (Fontconfig on Linux), made only when a
+    character needs a system fallback face."""
+    import skia
+
+    global _SYSTEM_MGR
+    if _SYSTEM_MGR is None:
+        _SYSTEM_MGR = _quietly(skia.FontMgr)
+    return _SYSTEM_MGR
+
+
+def _quietly(make: Callable[[], skia.FontMgr]) -> skia.FontMgr:
+    """``make()`` with the process's stderr caught: the Fontconfig bundled in
+    skia-python is older than many systems' configuration files and warns
+    about every element it does not know (``unknown element "reset-dirs"``)
+    on stderr. Its lines go to the debug log; anything else is passed on."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return make()
+    try:
+        with tempfile.TemporaryFile() as caught:
+            sys.stderr.flush()
+            os.dup2(caught.fileno(), 2)
+            try:
+                made = make()
+            finally:
+                os.dup2(saved, 2)
+            caught.seek(0)
+            text = caught.read().decode("utf-8", "replace")
+    finally:
+        os.close(saved)
+    other = []
+    for line in text.splitlines():
+        if line.startswith("Fontconfig"):
+            log.debug("%s", line)
+        elif line:
+            other.append(line)
+    if other:
+        sys.stderr.write("\n".join(other) + "\n")
+    return made
 
 
 def load_typeface(path: str | Path, index: int = 0) -> skia.Typeface:
@@ -68,24 +122,25 @@ def load_typeface(path: str | Path, index: int = 0) -> skia.Typeface:
     if tf is None:
         if not Path(path).is_file():
             raise ConfigError(f"font file not found: {str(path)!r}")
-        tf = _font_mgr().makeFromFile(str(path), index)
+        tf = _file_mgr().makeFromFile(str(path), index)
         if tf is None:
             raise ConfigError(f"font file {str(path)!r} (face {index}) could not be loaded")
         _TYPEFACES[key] = tf
     return tf
 
 
-_HINTING = {"normal": skia.FontHinting.kNormal, "slight": skia.FontHinting.kSlight,
-            "none": skia.FontHinting.kNone, "full": skia.FontHinting.kFull}
+_HINTING = {"normal": "kNormal", "slight": "kSlight", "none": "kNone", "full": "kFull"}
 
 
 def _make_font(tf: skia.Typeface, size: float, hinting: str = "normal") -> skia.Font:
     # Fixed rasterisation settings: anti-aliased, no subpixel positioning
     # (glyphs start on whole pixels: identical pixels on every machine); with
     # "normal" hinting advances are whole pixels too at integer sizes.
+    import skia
+
     font = skia.Font(tf, size)
     font.setEdging(skia.Font.Edging.kAntiAlias)
-    font.setHinting(_HINTING[hinting])
+    font.setHinting(getattr(skia.FontHinting, _HINTING[hinting]))
     font.setSubpixel(False)
     return font
 
@@ -128,6 +183,7 @@ class FontSet:
         fallback_lang: str = "zh-CN",
         hinting: str = "normal",
     ) -> None:
+
         self.size = float(size)
         self.hinting = hinting
         self.system_fallback = system_fallback
@@ -204,6 +260,8 @@ class FontSet:
         return Glyph(MISSING, 0, float(self.missing_advance))
 
     def _system_face(self, ch: str) -> int:
+        import skia
+
         if not self.system_fallback:
             return MISSING
         face = self._system.get(ch)

@@ -8,6 +8,7 @@ the pages' read-back is what is searched.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,8 @@ class Hit:
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
-           ranker: Ranker | SemanticIndex | None = None,
-           semantic: bool | None = None) -> list[Hit]:
+           ranker: Ranker | SemanticIndex | None = None, semantic: bool | None = None,
+           metadata: Mapping[str, Any] | None = None) -> list[Hit]:
     """Up to ``k`` hits for ``query`` under ``scope``, best first: the store
     ranks passages (what one page shows of one item, :mod:`~optical_memory.store.passages`),
     so each hit is on the page holding its best passage. With a ranker
@@ -68,7 +69,8 @@ def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
     (:func:`~optical_memory.retrieve.semantic.hybrid_search`): a question
     sharing no word with the fact finds it. ``ranker``: a
     :class:`~optical_memory.retrieve.rerank.Ranker`, or the memory's
-    :class:`~optical_memory.retrieve.semantic.SemanticIndex`."""
+    :class:`~optical_memory.retrieve.semantic.SemanticIndex`. ``metadata``:
+    only items whose metadata equals each entry (:mod:`~optical_memory.store.metadata`)."""
     use_ranker = ranker is not None if semantic is None else semantic
     if use_ranker and ranker is None:
         raise ConfigError("semantic=True needs a ranker (OpticalMemory(ranker=MiniLMRanker()))")
@@ -76,9 +78,10 @@ def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
     if use_ranker:
         assert ranker is not None
         index = ranker if isinstance(ranker, SemanticIndex) else SemanticIndex(store, ranker)
-        found = hybrid_search(store, index, query, scope, k=k, sources=sources)
+        found = hybrid_search(store, index, query, scope, k=k, sources=sources,
+                              metadata=metadata)
     else:
-        found = store.search(query, scope, k=k, sources=sources)
+        found = store.search(query, scope, k=k, sources=sources, metadata=metadata)
     hits = []
     for h in found[:k]:
         span = h.offsets[0] if h.offsets else None

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -147,12 +147,13 @@ class SemanticIndex:
             return after_commit(f"embedding new passages under {scope}", exc)
         return None
 
-    def nearest(self, query: str, scope: Scope, sources: Sequence[str], n: int
-                ) -> list[tuple[PassageRef, float]]:
+    def nearest(self, query: str, scope: Scope, sources: Sequence[str], n: int,
+                metadata: Mapping[str, Any] | None = None) -> list[tuple[PassageRef, float]]:
         """The ``n`` passages nearest ``query`` by cosine (a passage's best
         piece), the best one per (source, item, page), best first (ties by
-        passage id)."""
-        refs, blobs = self.store.passage_vectors(scope, self.model, sources=sources)
+        passage id); ``metadata``: as :meth:`Store.search`'s filter."""
+        refs, blobs = self.store.passage_vectors(scope, self.model, sources=sources,
+                                                 metadata=metadata)
         q = self.embed([query])[0]
         row = 4 * q.shape[0]
         keep = [i for i, b in enumerate(blobs) if b and len(b) % row == 0]
@@ -176,7 +177,8 @@ class SemanticIndex:
 
 
 def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, *, k: int,
-                  sources: Sequence[str]) -> list[SearchHit]:
+                  sources: Sequence[str], metadata: Mapping[str, Any] | None = None
+                  ) -> list[SearchHit]:
     """Up to ``k`` hits for ``query``: keyword and vector candidates fused
     (see the module doc), best first; ``score`` is the fused score."""
     terms = query_terms(query)
@@ -184,9 +186,9 @@ def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, 
         return []
     index.refresh(scope, sources)
     n = max(CANDIDATES, 4 * k)
-    keyword = store.search(query, scope, k=n, sources=sources)
+    keyword = store.search(query, scope, k=n, sources=sources, metadata=metadata)
     total = index.store.query_weight(query)
-    vector = index.nearest(query, scope, sources, n)
+    vector = index.nearest(query, scope, sources, n, metadata)
     kw_part: dict[Key, float] = {}
     vec_part: dict[Key, float] = {}
     for rank, h in enumerate(keyword, 1):

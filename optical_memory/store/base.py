@@ -31,8 +31,8 @@ This module also re-exports the names that lived here before the split, so
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from optical_memory.scope import (
     Scope,
@@ -179,10 +179,20 @@ class Store(Protocol):
         kinds: Sequence[str] | None = None,
         on_page: bool | None = None,
         newest_first: bool = False,
+        before_seq: int | None = None,
+        roles: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[ItemRecord]:
         """Items by ``seq`` (ascending, or descending with ``newest_first``);
-        ``since_seq`` keeps ``seq > since_seq``; ``on_page`` True/False keeps
-        items that some page holds / that no page holds yet."""
+        ``since_seq`` / ``before_seq`` keep ``seq >`` / ``<`` them; ``on_page``
+        True/False keeps items that some page holds / that no page holds yet;
+        ``roles`` keeps turns of those roles; ``metadata`` keeps items whose
+        metadata matches the filter (:mod:`~optical_memory.store.metadata`)."""
+        ...
+
+    def item_pages(self, item_ids: Sequence[str], scope: Scope) -> dict[str, tuple[str, ...]]:
+        """``{item id: pages holding it, by seq}`` for the visible items of
+        ``item_ids`` (``()``: on no page); invisible items are left out."""
         ...
 
     def list_pages(
@@ -207,13 +217,16 @@ class Store(Protocol):
         k: int = 10,
         *,
         sources: Sequence[str] = SOURCES,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
         """Up to ``k`` best passages (what one page shows of one item, or an
         item on no page yet, or a page's read-back; the best one per item and
         page): :mod:`~optical_memory.store.passages`. The query is split into
         terms (:mod:`~optical_memory.store.terms`: folded words, CJK bigrams)
         and any term matches (OR), ranked by the idf of the terms a passage
-        holds; FTS syntax in it is never interpreted."""
+        holds; FTS syntax in it is never interpreted. ``metadata``: only
+        passages of items whose metadata matches the filter (read-back
+        passages: of pages holding such an item)."""
         ...
 
     def set_tier(self, page_id: str, tier: str, scope: Scope) -> None:
@@ -228,10 +241,27 @@ class Store(Protocol):
         self, page_id: str, tier: str, scope: Scope
     ) -> RenditionRecord | None: ...
 
-    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
+    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None,
+               missing_ok: bool = True) -> Deleted:
         """Delete the items visible under ``scope`` (all, or those of
         ``item_ids``), the pages left holding no item, their renditions and
-        search rows."""
+        search rows. Ids of ``item_ids`` not visible under ``scope`` are listed
+        in ``Deleted.missing``; with ``missing_ok=False`` they raise
+        :class:`NotFoundError` (its ``missing``) and nothing is deleted."""
+        ...
+
+    def update_item(self, item_id: str, scope: Scope, *, text: str | None, text_tokens: int,
+                    content_hash: str, meta: Mapping[str, Any], reindex: bool = True
+                    ) -> list[str]:
+        """Replace one item's text, token count, hash and ``meta`` (one
+        transaction; :class:`NotFoundError` if not visible under ``scope``);
+        with ``reindex`` its passages are made again from the new text as for
+        an item on no page, until its pages are re-rendered. Returns the ids of
+        the pages holding it (they still show the old text)."""
+        ...
+
+    def clear(self) -> Deleted:
+        """Delete every item and page of every scope."""
         ...
 
     def stats(self, scope: Scope) -> StoreStats: ...

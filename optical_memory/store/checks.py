@@ -195,6 +195,20 @@ def check_kinds(kinds: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(kinds)
 
 
+def check_roles(roles: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A roles filter: None (any), or role names (one string is one role)."""
+    if roles is None:
+        return None
+    if isinstance(roles, str):
+        roles = (roles,)
+    if not isinstance(roles, Iterable):
+        raise InputError(f"roles must be a sequence of role names (got {type(roles).__name__})")
+    roles = tuple(roles)
+    for i, role in enumerate(roles):
+        check_id(f"roles[{i}]", role)
+    return roles
+
+
 def check_tiers(tiers: Sequence[str] | None) -> tuple[str, ...] | None:
     if tiers is None:
         return None

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.scope import Scope
+from optical_memory.store.metadata import metadata_where
 from optical_memory.store.query import make_snippet
 from optical_memory.store.records import NewPage, SearchHit, spans_from_json
 from optical_memory.store.sql_dialect import Dialect, Statement
@@ -216,13 +217,16 @@ class Ranking:
 
 
 def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int,
-                 ranking: Ranking) -> Statement:
+                 ranking: Ranking, metadata: Mapping[str, Any] | None = None) -> Statement:
     """The passages matching a query under ``scope``, best first, at most
     ``k``, the best one per (item, page) (windows of one span, or of one item
     not yet paged, count once). Item passages need the item visible under
     ``scope``; their page is named only when it is visible too. Read-back
-    passages need the page visible."""
+    passages need the page visible. With ``metadata`` (a checked filter,
+    :mod:`~optical_memory.store.metadata`), item passages need their item to
+    match it, read-back passages a page holding an item that matches it."""
     r = ranking
+    meta_sql, meta_params = metadata_where(d, metadata, "i") if metadata else ("1 = 1", [])
     parts: list[str] = []
     params: list[Any] = list(r.head[1])
     cols = ("ps.char_start AS char_start, ps.char_end AS char_end, ps.page_id AS raw_page, "
@@ -237,16 +241,18 @@ def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int,
             f"substr(i.text, {cut}) AS body "
             f"FROM {r.matched} JOIN {d.items} i ON i.id = ps.item_id "
             f"LEFT JOIN {d.pages} p ON p.id = ps.page_id AND {page_where} "
-            f"WHERE {r.match[0]} AND {item_where}")
-        params += [*ranks, *page_params, *r.match[1], *item_params]
+            f"WHERE {r.match[0]} AND {item_where} AND {meta_sql}")
+        params += [*ranks, *page_params, *r.match[1], *item_params, *meta_params]
     if "page" in sources:
         page_where, page_params = d.scope_where(scope, "p")
         parts.append(
             f"SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, {cols}, "
             f"substr(p.readback, {cut}) AS body "
             f"FROM {r.matched} JOIN {d.pages} p ON p.id = ps.page_id "
-            f"WHERE {r.match[0]} AND ps.item_id IS NULL AND {page_where}")
-        params += [*ranks, *r.match[1], *page_params]
+            f"WHERE {r.match[0]} AND ps.item_id IS NULL AND {page_where}"
+            + (f" AND EXISTS (SELECT 1 FROM {d.page_items} mi JOIN {d.items} i ON "
+               f"i.id = mi.item_id WHERE mi.page_id = p.id AND {meta_sql})" if metadata else ""))
+        params += [*ranks, *r.match[1], *page_params, *(meta_params if metadata else [])]
     order = "score DESC, {0}tiebreak DESC, {0}pid"
     sql = (
         f"{r.head[0]} SELECT r.source AS source, r.item_id AS item_id, r.page_id AS page_id, "

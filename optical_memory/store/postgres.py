@@ -40,7 +40,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ from optical_memory.store.base import (
     check_scope,
     check_sources,
 )
+from optical_memory.store.metadata import check_filter
 from optical_memory.store.migrations import Migration  # noqa: F401  (re-export)
 from optical_memory.store.passages import (
     DF_CAP,
@@ -250,23 +251,40 @@ class PostgresStore(SqlReads, SqlWrites, SqlVectors):
             return run(conn)
 
     @_guarded
-    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
+    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None,
+               missing_ok: bool = True) -> Deleted:
         scope = check_scope(scope)
         wanted = check_item_ids(item_ids)
         with self._write(ordered=True) as conn:
-            return stmt.delete_items(POSTGRES, conn, scope, wanted)
+            return stmt.delete_items(POSTGRES, conn, scope, wanted, missing_ok=missing_ok)
+
+    @_guarded
+    def update_item(self, item_id: str, scope: Scope, *, text: str | None, text_tokens: int,
+                    content_hash: str, meta: Mapping[str, Any], reindex: bool = True
+                    ) -> list[str]:
+        with self._write(ordered=True) as conn, conn.cursor() as cur:
+            return stmt.update_item(POSTGRES, cur, item_id, scope, text=text,
+                                    text_tokens=text_tokens, content_hash=content_hash,
+                                    meta=meta, reindex=reindex)
+
+    @_guarded
+    def clear(self) -> Deleted:
+        with self._write(ordered=True) as conn:
+            return stmt.clear_all(POSTGRES, conn)
 
     # -- reads (get/list: SqlReads) ---------------------------------------
 
     @_guarded
     def search(
-        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
+        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
         """Passages ranked by the idf of the terms they hold, then ``ts_rank``
         (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
+        filters = check_filter(metadata)
         terms = query_terms(query)
         if not terms or k == 0 or not sources:
             return []
@@ -281,7 +299,7 @@ class PostgresStore(SqlReads, SqlWrites, SqlVectors):
             score=("(" + " + ".join(f"CASE WHEN ps.tsv @@ q.{n} THEN %s ELSE 0 END"
                                     for n in names) + ")", weights),
             tiebreak=("(" + " + ".join(f"ts_rank(ps.tsv, q.{n})" for n in names) + ")", []),
-        ))
+        ), filters)
         return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -41,10 +41,24 @@ class ConflictError(StoreError):
 
 
 class NotFoundError(InputError, KeyError):
-    """An id that does not exist under the given scope."""
+    """An id that does not exist under the given scope. ``missing``: the item
+    ids not found, where the call named several (else empty)."""
+
+    missing: tuple[str, ...] = ()
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+def not_found(ids: Sequence[str], scope: Scope, outcome: str) -> NotFoundError:
+    """The error for item ids not visible under ``scope`` (in its ``missing``);
+    ``outcome`` says what the call did about it ("nothing changed")."""
+    shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more"
+                                                   if len(ids) > 5 else "")
+    err = NotFoundError(f"no item {shown} under {scope} ({outcome}); ids are scoped: pass "
+                        "the user_id / agent_id / session_id the item was added with")
+    err.missing = tuple(ids)
+    return err
 
 
 # --------------------------------------------------------------------------
@@ -147,6 +161,12 @@ class ItemRecord:
     content_hash: str
     created_at: str
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The caller's metadata (``add(..., metadata=...)``), ``{}`` if none."""
+        value = self.meta.get("metadata")
+        return dict(value) if isinstance(value, dict) else {}
+
 
 @dataclass(frozen=True)
 class PageRecord:
@@ -241,6 +261,8 @@ class Deleted:
     does, and lists the new pages in ``repaged``).
     warnings: follow-up work that failed after the delete committed (e.g.
     re-rendering); the delete itself stands and is not to be repeated.
+    missing: ids the call named that were not stored under its scope (only
+    with ``missing_ok=True``; otherwise they raise :class:`NotFoundError`).
     """
 
     items: int
@@ -248,6 +270,13 @@ class Deleted:
     partial_pages: tuple[str, ...] = ()
     repaged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON values."""
+        return {"items": self.items, "pages": self.pages,
+                "partial_pages": list(self.partial_pages), "repaged": list(self.repaged),
+                "warnings": list(self.warnings), "missing": list(self.missing)}
 
 
 # --------------------------------------------------------------------------

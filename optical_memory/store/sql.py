@@ -57,6 +57,7 @@ from optical_memory.store.sql_reads import (
     get_item_query,
     get_page_query,
     get_rendition_query,
+    item_pages_queries,
     item_record,
     list_items_query,
     list_pages_query,
@@ -82,6 +83,7 @@ from optical_memory.store.sql_writes import (
     check_replaced,
     check_unpaged,
     chunks,
+    clear_all,
     delete_items,
     delete_pages_query,
     insert_sql,
@@ -94,6 +96,7 @@ from optical_memory.store.sql_writes import (
     prepare_write,
     set_tier_query,
     span_items_query,
+    update_item,
     upsert_rendition,
 )
 
@@ -118,6 +121,7 @@ __all__ = [
     "check_replaced",
     "check_unpaged",
     "chunks",
+    "clear_all",
     "delete_items",
     "delete_pages_query",
     "get_item_query",
@@ -125,6 +129,7 @@ __all__ = [
     "get_rendition_query",
     "insert_sql",
     "insert_write",
+    "item_pages_queries",
     "item_record",
     "item_rows",
     "list_items_query",
@@ -142,5 +147,6 @@ __all__ = [
     "span_items_query",
     "stats_queries",
     "stats_record",
+    "update_item",
     "upsert_rendition",
 ]

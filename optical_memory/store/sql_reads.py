@@ -6,11 +6,19 @@ mixin that runs them. Every value is a bound parameter.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from optical_memory.scope import Scope, check_id
-from optical_memory.store.checks import check_kinds, check_limit, check_scope, check_tiers
+from optical_memory.store.checks import (
+    check_item_ids,
+    check_kinds,
+    check_limit,
+    check_roles,
+    check_scope,
+    check_tiers,
+)
+from optical_memory.store.metadata import check_filter, metadata_where
 from optical_memory.store.query import make_snippet, match_offsets
 from optical_memory.store.records import (
     ItemRecord,
@@ -114,15 +122,32 @@ def list_items_query(
     kinds: Sequence[str] | None,
     on_page: bool | None,
     newest_first: bool,
+    before_seq: int | None = None,
+    roles: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Query:
-    extra = ""
+    extra, params = "", []
     if on_page is not None:
         exists = f"EXISTS (SELECT 1 FROM {d.page_items} pi WHERE pi.item_id = i.id)"
         extra = f" AND {exists}" if on_page else f" AND NOT {exists}"
+    check_limit("before_seq", before_seq)
+    if before_seq is not None:
+        extra += f" AND i.seq < {d.mark}"
+        params.append(before_seq)
+    roles = check_roles(roles)
+    if roles is not None:
+        if not roles:
+            return None
+        cond, more = d.in_list("i.role", roles)
+        extra, params = f"{extra} AND {cond}", params + more
+    filters = check_filter(metadata)
+    if filters:
+        cond, more = metadata_where(d, filters, "i")
+        extra, params = f"{extra} AND {cond}", params + more
     return _list_query(
         d, scope, f"SELECT {d.item_columns()} FROM {d.items} i", "i",
         since_seq=since_seq, limit=limit, newest_first=newest_first,
-        member=("i.kind", check_kinds(kinds)), extra=extra,
+        member=("i.kind", check_kinds(kinds)), extra=(extra, params),
     )
 
 
@@ -153,7 +178,7 @@ def _list_query(
     limit: int | None,
     newest_first: bool,
     member: tuple[str, Sequence[str] | None],
-    extra: str = "",
+    extra: Statement = ("", []),
 ) -> Query:
     """``select`` over rows of ``alias`` visible under ``scope`` whose
     ``member[0]`` is one of ``member[1]`` (None: any; empty: none), plus the
@@ -169,7 +194,7 @@ def _list_query(
             return None
         cond, more = d.in_list(column, values)
         sql, params = f"{sql} AND {cond}", params + more
-    sql += extra
+    sql, params = sql + extra[0], params + list(extra[1])
     if since_seq is not None:
         sql += f" AND {alias}.seq > {d.mark}"
         params.append(since_seq)
@@ -193,6 +218,25 @@ def pages_for_item_query(d: Dialect, item_id: str, scope: Scope) -> Statement:
         f"(SELECT 1 FROM {d.items} i WHERE i.id = {d.mark} AND {item_where}) ORDER BY p.seq",
         [item_id, *page_params, item_id, *item_params],
     )
+
+
+def item_pages_queries(d: Dialect, item_ids: Sequence[str], scope: Scope) -> list[Statement]:
+    """For :meth:`SqlReads.item_pages`: one row per (visible item, visible page
+    holding it), ``page_id`` NULL for an item on no visible page; by page seq."""
+    scope = check_scope(scope)
+    ids = check_item_ids(item_ids) or []
+    item_where, item_params = d.scope_where(scope, "i")
+    page_where, page_params = d.scope_where(scope, "p")
+    out = []
+    for start in range(0, len(ids), 500):
+        cond, more = d.in_list("i.id", ids[start:start + 500])
+        out.append((
+            f"SELECT i.id AS item_id, p.id AS page_id FROM {d.items} i "
+            f"LEFT JOIN {d.page_items} pi ON pi.item_id = i.id "
+            f"LEFT JOIN {d.pages} p ON p.id = pi.page_id AND {page_where} "
+            f"WHERE {cond} AND {item_where} ORDER BY i.seq, p.seq",
+            [*page_params, *more, *item_params]))
+    return out
 
 
 def get_rendition_query(d: Dialect, page_id: str, tier: str, scope: Scope) -> Statement:
@@ -288,12 +332,29 @@ class SqlReads:
         kinds: Sequence[str] | None = None,
         on_page: bool | None = None,
         newest_first: bool = False,
+        before_seq: int | None = None,
+        roles: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[ItemRecord]:
         query = list_items_query(
             self._sql, scope, since_seq=since_seq, limit=limit, kinds=kinds, on_page=on_page,
-            newest_first=newest_first,
+            newest_first=newest_first, before_seq=before_seq, roles=roles, metadata=metadata,
         )
         return [item_record(r) for r in self._guarded_read(*query)] if query else []
+
+    def item_pages(
+        self: _Reader, item_ids: Sequence[str], scope: Scope
+    ) -> dict[str, tuple[str, ...]]:
+        """``{item id: ids of the pages holding it, by seq}`` for the items of
+        ``item_ids`` visible under ``scope`` (pages visible there too); an
+        item on no page maps to ``()``, an item not visible is left out."""
+        out: dict[str, list[str]] = {}
+        for sql, params in item_pages_queries(self._sql, item_ids, scope):
+            for r in self._guarded_read(sql, params):
+                pages = out.setdefault(r["item_id"], [])
+                if r["page_id"] is not None:
+                    pages.append(r["page_id"])
+        return {k: tuple(v) for k, v in out.items()}
 
     def list_pages(
         self: _Reader,

@@ -14,7 +14,12 @@ from typing import Any, Protocol
 from optical_memory.errors import InputError
 from optical_memory.scope import Scope, check_id
 from optical_memory.store.checks import check_rendition, check_scope, check_write
-from optical_memory.store.passages import index_write, items_of_pages
+from optical_memory.store.passages import (
+    index_write,
+    insert_passage_sql,
+    items_of_pages,
+    passage_rows,
+)
 from optical_memory.store.records import (
     ConflictError,
     Deleted,
@@ -23,6 +28,7 @@ from optical_memory.store.records import (
     NotFoundError,
     RenditionRecord,
     dump_json,
+    not_found,
     spans_to_json,
     utc_now,
 )
@@ -310,13 +316,17 @@ def batches(d: Dialect, values: Sequence[Any]) -> list[Sequence[Any]]:
     return chunks(values)
 
 
-def delete_items(d: Dialect, cur: Any, scope: Scope, wanted: Sequence[str] | None) -> Deleted:
+def delete_items(d: Dialect, cur: Any, scope: Scope, wanted: Sequence[str] | None,
+                 *, missing_ok: bool = True) -> Deleted:
     """``delete``'s statements on ``cur`` (in the write's transaction): the
     items visible under ``scope`` (all, or those of ``wanted``, already
     checked), then the pages left holding no item (their page_items,
-    renditions and search rows cascade)."""
+    renditions and search rows cascade). Ids of ``wanted`` not visible under
+    ``scope`` are returned in ``missing``; without ``missing_ok`` they raise
+    :class:`NotFoundError` before anything is deleted."""
     where, params = d.scope_where(scope, "i")
     select = f"SELECT i.id AS id FROM {d.items} i WHERE"
+    missing: tuple[str, ...] = ()
     if wanted is None:
         targets = [r["id"] for r in cur.execute(f"{select} {where}", params).fetchall()]
     else:
@@ -325,6 +335,10 @@ def delete_items(d: Dialect, cur: Any, scope: Scope, wanted: Sequence[str] | Non
             cond, ids = d.in_list("i.id", batch)
             targets += [r["id"] for r in cur.execute(
                 f"{select} {cond} AND {where}", [*ids, *params]).fetchall()]
+        found = set(targets)
+        missing = tuple(i for i in wanted if i not in found)
+        if missing and not missing_ok:
+            raise not_found(missing, scope, "deleted nothing")
     affected: dict[str, None] = {}
     for batch in batches(d, targets):
         cond, ids = d.in_list("pi.item_id", batch)
@@ -344,7 +358,46 @@ def delete_items(d: Dialect, cur: Any, scope: Scope, wanted: Sequence[str] | Non
     for batch in batches(d, orphans):
         cur.execute(*delete_pages_query(d, batch))
     partial = tuple(p for p in pages if p in still_held)
-    return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial)
+    return Deleted(items=len(targets), pages=len(orphans), partial_pages=partial,
+                   missing=missing)
+
+
+def clear_all(d: Dialect, cur: Any) -> Deleted:
+    """Every item and page of every scope (renditions, passages cascade)."""
+    items = int(cur.execute(f"SELECT count(*) AS n FROM {d.items}").fetchone()["n"])
+    pages = int(cur.execute(f"SELECT count(*) AS n FROM {d.pages}").fetchone()["n"])
+    cur.execute(f"DELETE FROM {d.pages}")
+    cur.execute(f"DELETE FROM {d.items}")
+    return Deleted(items=items, pages=pages)
+
+
+def update_item(d: Dialect, cur: Any, item_id: str, scope: Scope, *, text: str | None,
+                text_tokens: int, content_hash: str, meta: Mapping[str, Any],
+                reindex: bool) -> list[str]:
+    """One item's text, token count, hash and meta replaced (in the write's
+    transaction); with ``reindex`` its search passages are made again from the
+    new text, as for an item on no page (re-rendering its pages replaces them
+    with page passages). :class:`NotFoundError` when the item is not visible
+    under ``scope``. Returns the ids of the pages that hold it, by seq."""
+    scope = check_scope(scope)
+    check_id("item_id", item_id)
+    where, params = d.scope_where(scope, "i")
+    m = d.mark
+    updated = cur.execute(
+        f"UPDATE {d.items} AS i SET text = {m}, text_tokens = {m}, content_hash = {m}, "
+        f"meta = {m} WHERE i.id = {m} AND {where}",
+        [text, text_tokens, content_hash, dump_json("meta", dict(meta)), item_id, *params])
+    if updated.rowcount == 0:
+        raise not_found([item_id], scope, "nothing changed")
+    if reindex:
+        cur.execute(f"DELETE FROM {d.passages} WHERE item_id = {m}", [item_id])
+        if text:
+            rows = passage_rows(d, text, 0, len(text), item_id=item_id, page_id=None)
+            if rows:
+                cur.executemany(insert_passage_sql(d), rows)
+    return [r["page_id"] for r in cur.execute(
+        f"SELECT pi.page_id AS page_id FROM {d.page_items} pi JOIN {d.pages} p "
+        f"ON p.id = pi.page_id WHERE pi.item_id = {m} ORDER BY p.seq", [item_id]).fetchall()]
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,7 @@ from optical_memory.store.base import (
     check_scope,
     check_sources,
 )
+from optical_memory.store.metadata import check_filter
 from optical_memory.store.passages import (
     DF_CAP,
     Ranking,
@@ -206,11 +207,26 @@ class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
             return run(db)
 
     @_guarded
-    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None) -> Deleted:
+    def delete(self, scope: Scope, *, item_ids: Sequence[str] | None = None,
+               missing_ok: bool = True) -> Deleted:
         scope = check_scope(scope)
         wanted = check_item_ids(item_ids)
         with self._write() as db:
-            return stmt.delete_items(SQLITE, db, scope, wanted)
+            return stmt.delete_items(SQLITE, db, scope, wanted, missing_ok=missing_ok)
+
+    @_guarded
+    def update_item(self, item_id: str, scope: Scope, *, text: str | None, text_tokens: int,
+                    content_hash: str, meta: Mapping[str, Any], reindex: bool = True
+                    ) -> list[str]:
+        with self._write() as db:
+            return stmt.update_item(SQLITE, db, item_id, scope, text=text,
+                                    text_tokens=text_tokens, content_hash=content_hash,
+                                    meta=meta, reindex=reindex)
+
+    @_guarded
+    def clear(self) -> Deleted:
+        with self._write() as db:
+            return stmt.clear_all(SQLITE, db)
 
     # -- reads (get/list: SqlReads) ---------------------------------------
 
@@ -220,13 +236,15 @@ class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
 
     @_guarded
     def search(
-        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES
+        self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
         """Passages ranked by the idf of the terms they hold, then FTS5's bm25
         (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
         sources = check_sources(sources)
+        filters = check_filter(metadata)
         terms = query_terms(query)
         if not terms or k == 0 or not sources:
             return []
@@ -244,7 +262,7 @@ class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
                   [x for pair in zip(weights, exprs) for x in pair]),
             matched="c JOIN passages ps ON ps.id = c.pid",
             match=("1 = 1", []), score=("c.cover", []), tiebreak=("c.bm", []),
-        ))
+        ), filters)
         return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded

@@ -142,6 +142,16 @@ def _rx() -> _Patterns:
     )
 
 
+#: The token pattern on ASCII text: no n-gram script, no combining mark can
+#: occur, so a token is a run of letters and digits (the same matches as
+#: :func:`_rx`'s pattern, without scanning the Unicode tables for them).
+_ASCII_TOKEN = re.compile(r"(?P<ng>(?!))|(?P<w>[A-Za-z0-9]+)")
+
+
+def _token_rx(folded: str) -> re.Pattern[str]:
+    return _ASCII_TOKEN if folded.isascii() else _rx().token
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _fold_cluster(cluster: str) -> str:
     decomposed = unicodedata.normalize("NFKD", cluster.casefold())
@@ -185,7 +195,7 @@ def index_tokens(text: str) -> list[str]:
     """The tokens a passage is indexed by, in order (see the module doc)."""
     tokens: list[str] = []
     unigrams: list[str] = []
-    for m in _rx().token.finditer(fold(text)):
+    for m in _token_rx(folded := fold(text)).finditer(folded):
         run = m.group("ng")
         if run:
             tokens += _bigrams(run)
@@ -249,7 +259,7 @@ def _chunk_terms(chunk: str, words: dict[tuple[str, bool], None]
     bag: list[str] = []
     phrase: list[str] = []
     has_run = False
-    for m in list(_rx().token.finditer(fold(chunk)))[:MAX_PHRASE_WORDS]:
+    for m in list(_token_rx(folded := fold(chunk)).finditer(folded))[:MAX_PHRASE_WORDS]:
         run = m.group("ng")
         if run:
             run = run[:MAX_NGRAM_QUERY_CHARS]
@@ -316,9 +326,10 @@ def tsvector_literal(tokens: Sequence[str]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+def _word_pattern(words: tuple[str, ...], ascii_text: bool = False) -> re.Pattern[str]:
     # a word is whole when no other letter/digit/mark of a spaced script touches it
-    edge = f"[^\\W_{_rx().ngram}]|[{_rx().marks}]"
+    # (in ASCII text that is an ASCII letter or digit: no Unicode-table scan)
+    edge = "[A-Za-z0-9]" if ascii_text else f"[^\\W_{_rx().ngram}]|[{_rx().marks}]"
     alts = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
     return re.compile(f"(?<!{edge})(?:{alts})(?!{edge})")
 
@@ -333,7 +344,7 @@ def locate(text: str, query: QueryTerms) -> tuple[tuple[int, int], ...]:
     found: set[tuple[int, int]] = set()
     plain = tuple(w for w, is_run in query.words if not is_run)
     if plain:
-        found.update(m.span() for m in _word_pattern(plain).finditer(folded))
+        found.update(m.span() for m in _word_pattern(plain, folded.isascii()).finditer(folded))
     runs: set[tuple[int, int]] = set()
     for run, is_run in query.words:
         if is_run:

@@ -18,19 +18,21 @@ out the vectors of the passages visible under a scope
 and answer the same.
 
 A vector is written only while its passage still is what was embedded
-(same id, item, page and character span; an item's text and a page's
-read-back never change), so a passage deleted meanwhile, or an id SQLite
-reused, gets no stale vector.
+(same id, item, page, character span and text: ``PassageRef.text``), so a
+passage deleted or re-indexed meanwhile (``delete``, an item's text
+updated), or an id SQLite reused, gets no stale vector. An update of an
+item's text makes new passages (its old ones and their vectors are deleted).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from optical_memory.errors import InputError
 from optical_memory.scope import Scope
 from optical_memory.store.checks import check_scope, check_sources
+from optical_memory.store.metadata import check_filter, metadata_where
 from optical_memory.store.records import SOURCES
 from optical_memory.store.sql_dialect import Dialect, Statement
 
@@ -77,12 +79,16 @@ def check_model(model: object) -> str:
 
 
 def passages_query(d: Dialect, scope: Scope, sources: Sequence[str], *, model: str | None,
-                   mode: str, pids: Sequence[int] = (), limit: int | None = None) -> Statement:
+                   mode: str, pids: Sequence[int] = (), limit: int | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> Statement:
     """The passages visible under ``scope`` (item passages need their item
     visible, and name their page only when it is visible too; read-back
     passages need their page visible), by id. ``mode``: ``"vectors"`` (those
     with a vector of ``model``, with it, in no order), ``"missing"`` (those without one,
-    with their text) or ``"text"`` (those of ``pids``, with their text)."""
+    with their text) or ``"text"`` (those of ``pids``, with their text).
+    ``metadata`` (a checked filter) keeps what ``search`` keeps: item
+    passages of matching items, read-back passages of pages holding one."""
+    meta_sql, meta_params = metadata_where(d, metadata, "i") if metadata else ("", [])
     m = d.mark
     cut = "ps.char_start + 1, ps.char_end - ps.char_start"
     parts: list[str] = []
@@ -109,16 +115,18 @@ def passages_query(d: Dialect, scope: Scope, sources: Sequence[str], *, model: s
             f"SELECT 'item' AS source, ps.item_id AS item_id, p.id AS page_id, {cols}, "
             f"{body} AS body FROM {d.passages} ps JOIN {d.items} i ON i.id = ps.item_id "
             f"LEFT JOIN {d.pages} p ON p.id = ps.page_id AND {page_where} {join} "
-            f"WHERE {item_where}{cond}")
-        params += [*page_params, *join_params, *item_params, *cond_params]
+            f"WHERE {item_where}{cond}" + (f" AND {meta_sql}" if metadata else ""))
+        params += [*page_params, *join_params, *item_params, *cond_params, *meta_params]
     if "page" in sources:
         body = "v.vector" if mode == "vectors" else f"substr(p.readback, {cut})"
         page_where, page_params = d.scope_where(scope, "p")
         parts.append(
             f"SELECT 'page' AS source, NULL AS item_id, p.id AS page_id, {cols}, "
             f"{body} AS body FROM {d.passages} ps JOIN {d.pages} p ON p.id = ps.page_id "
-            f"{join} WHERE ps.item_id IS NULL AND {page_where}{cond}")
-        params += [*join_params, *page_params, *cond_params]
+            f"{join} WHERE ps.item_id IS NULL AND {page_where}{cond}"
+            + (f" AND EXISTS (SELECT 1 FROM {d.page_items} mi JOIN {d.items} i ON "
+               f"i.id = mi.item_id WHERE mi.page_id = p.id AND {meta_sql})" if metadata else ""))
+        params += [*join_params, *page_params, *cond_params, *meta_params]
     # (vectors: in no order, the caller sorts; a sort here would copy every blob)
     sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u"
     if mode != "vectors":
@@ -138,10 +146,14 @@ def passage_ref(row: Any, *, text: bool) -> PassageRef:
 def insert_vector_sql(d: Dialect) -> str:
     """INSERT of one vector, only while its passage is unchanged (see the module doc)."""
     m = d.mark
+    cut = "ps.char_start + 1, ps.char_end - ps.char_start"
     return (f"INSERT INTO {d.vectors} (passage_id, model, vector) "
             f"SELECT ps.id, {m}, {m} FROM {d.passages} ps WHERE ps.id = {m} "
             f"AND ps.char_start = {m} AND ps.char_end = {m} "
             f"AND coalesce(ps.item_id, '') = {m} AND coalesce(ps.page_id, '') = {m} "
+            f"AND coalesce((SELECT substr(i.text, {cut}) FROM {d.items} i "
+            f"WHERE i.id = ps.item_id), (SELECT substr(p.readback, {cut}) FROM {d.pages} p "
+            f"WHERE p.id = ps.page_id AND ps.item_id IS NULL)) = {m} "
             "ON CONFLICT DO NOTHING")
 
 
@@ -155,7 +167,7 @@ def vector_rows(model: str, refs: Sequence[PassageRef],
                 or len(vec) % 4:
             raise InputError(f"passage {ref.pid}: a vector must be non-empty float32 bytes")
         rows.append((model, bytes(vec), ref.pid, ref.start, ref.end, ref.item_id or "",
-                     ref.stored_page or ""))
+                     ref.stored_page or "", ref.text))
     return rows
 
 
@@ -163,7 +175,8 @@ def vector_rows(model: str, refs: Sequence[PassageRef],
 class PassageVectorStore(Protocol):
     """What a store offers for semantic search (both SQL stores do)."""
 
-    def passage_vectors(self, scope: Scope, model: str, *, sources: Sequence[str] = SOURCES
+    def passage_vectors(self, scope: Scope, model: str, *, sources: Sequence[str] = SOURCES,
+                        metadata: Mapping[str, Any] | None = None
                         ) -> tuple[list[PassageRef], list[bytes]]: ...
 
     def passages_without_vectors(self, scope: Scope, model: str, *,
@@ -194,15 +207,18 @@ class SqlVectors:
     backend's ``_guarded_read`` / ``_guarded_write``."""
 
     def passage_vectors(self: _Backend, scope: Scope, model: str, *,
-                        sources: Sequence[str] = SOURCES
+                        sources: Sequence[str] = SOURCES,
+                        metadata: Mapping[str, Any] | None = None
                         ) -> tuple[list[PassageRef], list[bytes]]:
         """The passages visible under ``scope`` that have a vector of
-        ``model`` (in no particular order), and their vectors (float32 bytes)."""
+        ``model`` (in no particular order), and their vectors (float32 bytes);
+        ``metadata``: only those ``search`` keeps under that filter."""
         scope, model, sources = check_scope(scope), check_model(model), check_sources(sources)
+        filters = check_filter(metadata)
         if not sources:
             return [], []
         rows = self._guarded_read(*passages_query(self._sql, scope, sources, model=model,
-                                                  mode="vectors"))
+                                                  mode="vectors", metadata=filters))
         return [passage_ref(r, text=False) for r in rows], [bytes(r["body"]) for r in rows]
 
     def passages_without_vectors(self: _Backend, scope: Scope, model: str, *,
@@ -220,7 +236,8 @@ class SqlVectors:
     def put_passage_vectors(self: _Backend, model: str, refs: Sequence[PassageRef],
                             vectors: Sequence[bytes]) -> None:
         """Store each passage's vector of ``model`` (one transaction); kept
-        only for passages still as ``refs`` read them, and never replacing one."""
+        only for passages still as ``refs`` read them (text included: refs
+        from :meth:`passages_without_vectors`), and never replacing one."""
         rows = vector_rows(check_model(model), refs, vectors)
         if not rows:
             return

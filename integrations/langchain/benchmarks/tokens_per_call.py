@@ -5,8 +5,10 @@ The session is optical-memory's synthetic agent conversation (200 turns,
 seed 3). A model call happens before every assistant turn; its input is the
 system message plus every earlier turn. "Without" is that input as text,
 "with" is what ``compress_messages`` returns (memory kept across calls, as
-``OpticalMemoryMiddleware`` does). Both sides use the core's cost model:
-tokenizer count + 4 per text message, the target's vision tokens per page.
+``OpticalMemoryMiddleware`` does; the input itself when paging would not save
+tokens). Both sides use the core's cost model: tokenizer count + 4 per text
+message, the target's vision tokens per page. A second table gives the
+session's totals per vision target (each with pages sized for it).
 
     python integrations/langchain/benchmarks/tokens_per_call.py [--out PATH]
 """
@@ -19,32 +21,33 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, SystemMessage, convert_to_messages
 
-from langchain_optical_memory import compress_messages
+from langchain_optical_memory.compress import compress
 from optical_memory import OpticalMemory, generate_conversation
+from optical_memory.scope import Scope
 
 TURNS, SEED, BUDGET, KEEP_LAST = 200, 3, 8000, 8
 TOKENIZER, TARGET = "o200k_base", "deepseek-ocr:base"
+TARGETS = ("deepseek-ocr:base", "openai:gpt-4o", "anthropic:claude", "gemini", "qwen2.5-vl")
 DEFAULT_OUT = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "langchain.md"
 
 
-def measure() -> tuple[list[tuple[int, int, int, int]], float]:
+def measure(target: str = TARGET) -> tuple[list[tuple[int, int, int, int]], float]:
     """Rows ``(call, history turns, tokens without, tokens with)`` and the
     mean seconds per compress call."""
     history = convert_to_messages(generate_conversation(turns=TURNS, seed=SEED,
                                                         tokenizer=TOKENIZER).messages)
     system = SystemMessage("You are a careful operations assistant.")
     rows, seconds = [], []
-    with OpticalMemory(":memory:", target=TARGET, tokenizer=TOKENIZER) as mem:
+    with OpticalMemory(":memory:", target=target, tokenizer=TOKENIZER) as mem:
         for i, msg in enumerate(history):
             if not isinstance(msg, AIMessage) or i == 0:
                 continue
-            seen = []
             t0 = time.perf_counter()
-            compress_messages([system, *history[:i]], max_tokens=BUDGET, keep_last=KEEP_LAST,
-                              memory=mem, session_id="bench", on_accounting=seen.append)
+            r = compress(history[:i], system=[system], max_tokens=BUDGET, keep_last=KEEP_LAST,
+                         memory=mem, scope=Scope(session_id="bench"))
             seconds.append(time.perf_counter() - t0)
-            acc = seen[0]
-            rows.append((len(rows) + 1, i, acc.history_text_tokens, acc.context_tokens))
+            assert r.tokens_out <= r.tokens_in
+            rows.append((len(rows) + 1, i, r.tokens_in, r.tokens_out))
     return rows, statistics.mean(seconds)
 
 
@@ -82,12 +85,31 @@ def table(rows: list[tuple[int, int, int, int]], secs: float) -> str:
     return "\n".join(lines)
 
 
+def per_target(totals: dict[str, tuple[int, int, int]]) -> str:
+    lines = [
+        "Per vision target (the same session and budget; the memory's pages sized for the "
+        "target, billed by its rule, `optical-memory targets`):",
+        "",
+        "| target | input tokens, text (session) | compressed | ratio | calls compressed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for target, (without, with_, n) in totals.items():
+        lines.append(f"| `{target}` | {without:,} | {with_:,} | {without / with_:.1f}x | {n} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to write")
     args = parser.parse_args()
     rows, secs = measure()
     text = table(rows, secs)
+    totals = {}
+    for target in TARGETS:
+        trows = rows if target == TARGET else measure(target)[0]
+        totals[target] = (sum(r[2] for r in trows), sum(r[3] for r in trows),
+                          sum(r[3] < r[2] for r in trows))
+    text += "\n" + per_target(totals)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

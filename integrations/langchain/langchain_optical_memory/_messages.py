@@ -13,6 +13,8 @@ carry them), any other block (image, audio, file, reasoning) leaves a
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +50,14 @@ def content_text(content: str | Sequence[Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def image_blocks(content: str | Sequence[Any]) -> list[dict[str, Any]]:
+    """The image blocks of a message's ``content`` (any image block shape:
+    LangChain's standard ``image``, OpenAI's ``image_url``), as given."""
+    if isinstance(content, str):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") in ("image", "image_url")]
+
+
 def image_sizes(content: str | Sequence[Any]) -> list[tuple[int, int] | None]:
     """One entry per image block of ``content``: its ``(width, height)`` when
     the block carries the image inline (base64 or a ``data:`` URL), else
@@ -55,9 +65,7 @@ def image_sizes(content: str | Sequence[Any]) -> list[tuple[int, int] | None]:
     if isinstance(content, str):
         return []
     out: list[tuple[int, int] | None] = []
-    for block in content:
-        if not isinstance(block, dict) or block.get("type") not in ("image", "image_url"):
-            continue
+    for block in image_blocks(content):
         data = block.get("base64") or block.get("data")
         image_url = block.get("image_url")  # OpenAI: {"url": ...} or a bare string
         url = block.get("url") or (image_url.get("url") if isinstance(image_url, dict)
@@ -89,18 +97,23 @@ def role_of(message: BaseMessage) -> str:
     return _ROLES.get(message.type, "user")
 
 
-def to_memory_message(message: BaseMessage, index: int) -> dict[str, Any]:
+def to_memory_message(message: BaseMessage, index: int | None = None) -> dict[str, Any]:
     """The dict :meth:`OpticalMemory.add` stores for ``message``.
 
-    ``index`` names tool calls that carry no id (LangChain allows it; the
-    memory pairs calls with results by id).
+    A tool call that carries no id (LangChain allows it; the memory pairs
+    calls with results by id) is named from the message's content, never
+    from its position, so the same message always gives the same dict.
+    ``index`` is accepted for compatibility and not used.
     """
     out: dict[str, Any] = {"role": role_of(message), "content": content_text(message.content)}
     if message.name:
         out["name"] = message.name
     if isinstance(message, AIMessage) and message.tool_calls:
+        anon = hashlib.sha256(json.dumps(
+            [out["content"], [[c["name"], c.get("args", {})] for c in message.tool_calls]],
+            sort_keys=True, default=str).encode("utf-8", "surrogatepass")).hexdigest()[:12]
         out["tool_calls"] = [
-            {"id": call.get("id") or f"call_unidentified_{index}_{j}",
+            {"id": call.get("id") or f"call_unidentified_{anon}_{j}",
              "name": call["name"], "args": call.get("args", {})}
             for j, call in enumerate(message.tool_calls)
         ]
@@ -126,5 +139,5 @@ def system_text(system: Sequence[SystemMessage]) -> str | None:
     return text if text.strip() else None
 
 
-__all__ = ["EMPTY_MARKER", "content_text", "image_sizes", "role_of", "split_system", "system_text",
-           "to_memory_message"]
+__all__ = ["EMPTY_MARKER", "content_text", "image_blocks", "image_sizes", "role_of",
+           "split_system", "system_text", "to_memory_message"]

@@ -2,7 +2,7 @@
 
     retriever = OpticalMemoryRetriever(memory=mem, k=4, user_id="alice")
     docs = retriever.invoke("vault passphrase")
-    docs[0].page_content            # the page's text
+    docs[0].page_content            # the matched passage's source text
     docs[0].metadata["image_base64"]  # the page itself (PNG), for a VLM
 
 One Document per page (several matches on one page give one Document, at
@@ -34,8 +34,11 @@ OVERFETCH = 4
 class OpticalMemoryRetriever(BaseRetriever):
     """Keyword (or, with a ranker, semantic) search over an optical memory.
 
-    Each Document's ``page_content`` is the page's text: the stored source,
-    or the decoder's read-back for a ``keep_text=False`` memory. Metadata:
+    Each Document's ``page_content`` is the clean source text of the matched
+    passage (:attr:`optical_memory.Hit.text`: what the page shows of the
+    best-matching item, with its real line breaks, not the page's newline
+    markers), or the page's read-back for a ``keep_text=False`` memory
+    (``exact`` False). Metadata:
 
     - ``image_base64`` / ``mime_type``: the page's master PNG (absent with
       ``include_image=False`` or for a turn not yet on a page);
@@ -43,7 +46,11 @@ class OpticalMemoryRetriever(BaseRetriever):
       on the page), ``scope`` (``user_id`` / ``agent_id`` / ``session_id``
       of the page), ``tier`` (age tier), ``score`` (higher is better),
       ``span`` (``[start, end]`` of the match in the item's text, or ``None``),
-      ``width`` / ``height`` of the master image.
+      ``width`` / ``height`` of the master image; ``exact`` (the text is
+      the stored source, not a read-back).
+
+    :func:`~langchain_optical_memory.tools.create_retriever_image_tool` makes
+    a tool of it whose answers carry the page images.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -96,9 +103,12 @@ class OpticalMemoryRetriever(BaseRetriever):
         }
         page = hit.page
         if page is not None:
-            text = page.text if page.text is not None else (page.readback or "")
+            # the matched passage's own source text (real newlines, no page markers);
+            # a keep_text=False memory has only the page's read-back
+            text = hit.text if hit.text is not None else (page.readback or hit.snippet)
             meta.update(item_ids=list(page.item_ids), scope=page.scope.as_kwargs(),
-                        width=page.width, height=page.height)
+                        width=page.width, height=page.height,
+                        exact=hit.text is not None)
             if self.include_image:
                 png = page.png
                 if png is None:  # a store that returned the record without pixels
@@ -113,8 +123,9 @@ class OpticalMemoryRetriever(BaseRetriever):
         item = self.memory.get_item(hit.item_id, **scope.as_kwargs())
         if item is None:  # deleted between search and read
             return None
-        meta.update(item_ids=[item.id], scope=item.scope.as_kwargs())
-        return Document(id=item.id, page_content=item.text or hit.snippet, metadata=meta)
+        meta.update(item_ids=[item.id], scope=item.scope.as_kwargs(), exact=True)
+        text = hit.text if hit.text is not None else (item.text or hit.snippet)
+        return Document(id=item.id, page_content=text, metadata=meta)
 
     def _scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.session_id)

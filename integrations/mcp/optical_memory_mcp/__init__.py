@@ -2,13 +2,46 @@
 
     optical-memory-mcp --user alice            # stdio, for Claude Desktop & co.
     optical-memory-mcp --user alice --http     # streamable HTTP on 127.0.0.1:8000/mcp
+    mcp run path/to/optical_memory_mcp/app.py  # the SDK's runner (config from the environment)
 
 Library use: :func:`create_server` builds the ``MCPServer`` for a
-:class:`ServerConfig`. Importing this package starts nothing and opens nothing.
+:class:`ServerConfig`. Importing this package starts nothing, opens nothing
+and loads neither the SDK nor the library: names resolve on first use.
 """
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from optical_memory_mcp._version import __version__
-from optical_memory_mcp.config import ServerConfig
-from optical_memory_mcp.models import PAGE_URI_TEMPLATE, page_uri
-from optical_memory_mcp.server import create_server
+
+_LAZY = {
+    "PAGE_URI_TEMPLATE": "optical_memory_mcp.models",
+    "page_uri": "optical_memory_mcp.models",
+    "ServerConfig": "optical_memory_mcp.config",
+    "create_server": "optical_memory_mcp.server",
+}
 
 __all__ = ["PAGE_URI_TEMPLATE", "ServerConfig", "__version__", "create_server", "page_uri"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optical_memory_mcp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory_mcp.config import ServerConfig as ServerConfig
+    from optical_memory_mcp.models import (
+        PAGE_URI_TEMPLATE as PAGE_URI_TEMPLATE,
+        page_uri as page_uri,
+    )
+    from optical_memory_mcp.server import create_server as create_server

@@ -1,7 +1,9 @@
 """The ``optical-memory-mcp`` command: a thin click layer over :func:`create_server`.
 
 stdout belongs to the stdio transport, so nothing here prints to it: logs and
-errors go to stderr.
+errors go to stderr. Only click is imported up front: ``--help`` and usage
+errors answer without loading the library, the tokenizer or the MCP SDK
+(``benchmarks/mcp_startup.py`` times it).
 """
 from __future__ import annotations
 
@@ -11,17 +13,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from optical_memory.config import DEFAULT_DECODER
-from optical_memory.errors import OpticalMemoryError
-from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
-from optical_memory_mcp.config import ServerConfig
-
 if TYPE_CHECKING:
+    from optical_memory_mcp.config import ServerConfig
     from optical_memory_mcp.server import LogLevel
 
-#: Environment variables each option falls back to.
+#: Environment variables each option falls back to (as in ``config.ENV_PREFIX``).
 ENV_PREFIX = "OPTICAL_MEMORY_MCP_"
 LOOPBACK = "127.0.0.1"
+#: The library's defaults, written out so ``--help`` needs no import of it
+#: (tests/test_mcp_cli.py checks they match).
+DEFAULT_TARGET = "deepseek-ocr:base"
+DEFAULT_TOKENIZER = "o200k_base"
+DEFAULT_DECODER = "tesseract"
+DEFAULT_KEEP_LAST = 8
 
 
 def _env(name: str) -> str:
@@ -44,7 +48,8 @@ def _env(name: str) -> str:
               help="Read-back decoder for memory_decode.")
 @click.option("--tokenizer", envvar=_env("TOKENIZER"), default=DEFAULT_TOKENIZER,
               show_default=True, help="Text tokenizer for the accounting.")
-@click.option("--keep-last", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--keep-last", type=click.IntRange(min=0), default=DEFAULT_KEEP_LAST,
+              show_default=True,
               envvar=_env("KEEP_LAST"), help="Recent turns kept as text.")
 @click.option("--http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
 @click.option("--host", default=LOOPBACK, show_default=True,
@@ -65,6 +70,9 @@ def main(store: str | None, user_id: str, agent_id: str | None, session_id: str 
     """
     logging.basicConfig(level=log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from optical_memory.errors import OpticalMemoryError
+    from optical_memory_mcp.config import ServerConfig
+
     try:
         config = ServerConfig(store=store, user_id=user_id, agent_id=agent_id,
                               session_id=session_id, target=target, decoder=decoder,

@@ -6,6 +6,8 @@ reach the one user's memories this server was started for.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from optical_memory.config import (
@@ -15,10 +17,14 @@ from optical_memory.config import (
     DEFAULT_TOKENIZER,
     check_count,
 )
+from optical_memory.errors import InputError
 from optical_memory.scope import Scope, ScopeKwargs
 
 #: Name the server reports to clients (``serverInfo.name``).
 SERVER_NAME = "optical-memory"
+#: Environment variables each setting falls back to (``optical-memory-mcp``'s
+#: options, and :meth:`ServerConfig.from_env`).
+ENV_PREFIX = "OPTICAL_MEMORY_MCP_"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,27 @@ class ServerConfig:
         _ = self.scope  # validates the ids (InputError naming the bad value)
         check_count("keep_last", self.keep_last)
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
+        """The configuration the ``OPTICAL_MEMORY_MCP_*`` variables give
+        (``STORE``, ``USER``, ``AGENT``, ``SESSION``, ``TARGET``, ``DECODER``,
+        ``TOKENIZER``, ``KEEP_LAST``); unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name)
+            return value if value not in (None, "") else None
+
+        keep = get("KEEP_LAST")
+        try:
+            keep_last = DEFAULT_KEEP_LAST if keep is None else int(keep)
+        except ValueError:
+            raise InputError(f"{ENV_PREFIX}KEEP_LAST must be an int (got {keep!r})") from None
+        return cls(store=get("STORE"), user_id=get("USER") or "default", agent_id=get("AGENT"),
+                   session_id=get("SESSION"), target=get("TARGET") or DEFAULT_TARGET,
+                   decoder=get("DECODER") or DEFAULT_DECODER,
+                   tokenizer=get("TOKENIZER") or DEFAULT_TOKENIZER, keep_last=keep_last)
+
     @property
     def scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.session_id)
@@ -59,4 +86,4 @@ class ServerConfig:
         return self.scope.as_kwargs()
 
 
-__all__ = ["SERVER_NAME", "ServerConfig"]
+__all__ = ["ENV_PREFIX", "SERVER_NAME", "ServerConfig"]

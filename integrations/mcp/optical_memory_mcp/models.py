@@ -148,7 +148,9 @@ class AccountingOut(_Out):
     budget_tokens: int
     history_text_tokens: int = Field(description="System message + every stored item, as text.")
     context_tokens: int = Field(
-        description="What the returned context costs (never above the budget).")
+        description="Exactly what the result's content costs (never above the budget): the "
+                    "tokenizer's count of its text parts + the target's vision tokens of its "
+                    "images (+ the system message as a chat message, when given).")
     text_tokens_kept: int = Field(description="System message + recent turns kept as text.")
     kept_turns: int
     page_vision_tokens: int = Field(description="Vision tokens of the pages in the context.")
@@ -257,11 +259,15 @@ class DeletedOut(_Out):
     repaged: list[str] = Field(
         description="New pages: the other items of pages that showed deleted text, laid "
                     "out again without it.")
+    missing: list[str] = Field(
+        default_factory=list,
+        description="Ids given that are not stored in this server's scope (already deleted, "
+                    "or never added here): nothing was deleted for them.")
 
     @classmethod
     def of(cls, d: Deleted) -> DeletedOut:
         return cls(items=d.items, pages=d.pages, partial_pages=list(d.partial_pages),
-                   repaged=list(d.repaged))
+                   repaged=list(d.repaged), missing=list(d.missing))
 
 
 __all__ = [

@@ -27,13 +27,14 @@ caches are one thread-safe LRU and the SQLite store serialises its connection;
 tests/test_threads.py), so no lock is held around the memory.
 """
 import functools
-import json
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import (
     ResourceError,
@@ -42,10 +43,8 @@ from mcp.server.mcpserver.exceptions import (
 )
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    METHOD_NOT_FOUND,
     CallToolResult,
-    ContentBlock,
-    ImageContent,
-    TextContent,
     ToolAnnotations,
 )
 from pydantic import Field, StrictBool
@@ -53,15 +52,14 @@ from pydantic import Field, StrictBool
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.memory import OpticalMemory
 from optical_memory.store import NotFoundError
+from optical_memory_mcp import sent
 from optical_memory_mcp._version import __version__
 from optical_memory_mcp.config import SERVER_NAME, ServerConfig
 from optical_memory_mcp.models import (
     PAGE_URI_TEMPLATE,
-    AccountingOut,
     AddOut,
     ChatMessage,
     ContextOut,
-    ContextPageOut,
     DecodedOut,
     DeletedOut,
     HitOut,
@@ -180,7 +178,24 @@ def _messages(fn: Callable[..., _T]) -> Callable[..., _T]:
         except Exception as exc:
             raise tool_error(exc) from exc
 
+    # the description a client shows: the docstring without its indentation
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
     return wrapper
+
+
+async def no_prompts(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware: this server has no prompts, so it neither advertises
+    the prompts capability (the SDK's ``MCPServer`` always does) nor answers
+    ``prompts/*`` requests (method not found, as for any unserved method)."""
+    if ctx.method.startswith("prompts/"):
+        raise MCPError(METHOD_NOT_FOUND, f"Method not found: {ctx.method}")
+    result = await call_next(ctx)
+    caps = getattr(result, "capabilities", None)
+    if caps is not None and getattr(caps, "prompts", None) is not None:
+        caps.prompts = None
+    elif isinstance(result, dict) and isinstance(result.get("capabilities"), dict):
+        result["capabilities"].pop("prompts", None)
+    return result
 
 
 def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
@@ -203,10 +218,12 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
 
     server = MCPServer(SERVER_NAME, title="Optical memory", instructions=INSTRUCTIONS,
                        version=__version__, lifespan=lifespan, log_level=log_level)
+    server.middleware.append(no_prompts)
 
     # -- tools -------------------------------------------------------------
 
     @server.tool(
+        title="Remember",
         annotations=ToolAnnotations(title="Remember", read_only_hint=False,
                                     destructive_hint=False, idempotent_hint=False,
                                     open_world_hint=False),
@@ -240,7 +257,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
             raise ToolError(f"`title` needs kind='document' (got kind={kind!r})")
         return AddOut.of(handle.call(lambda m: m.add(text, kind="text", **scope)))
 
-    @server.tool(annotations=ToolAnnotations(title="Search memory", **_hints(_READ)))
+    @server.tool(title="Search memory",
+                 annotations=ToolAnnotations(title="Search memory", **_hints(_READ)))
     @_messages
     def memory_search(
         query: Annotated[str, Field(min_length=1, description="Keywords to look for.")],
@@ -275,7 +293,10 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
 
         return handle.call(run)
 
-    @server.tool(annotations=ToolAnnotations(title="Memory as context", **_hints(_READ)))
+    @server.tool(title="Memory as context",
+                 annotations=ToolAnnotations(title="Memory as context", read_only_hint=False,
+                                             destructive_hint=False, idempotent_hint=True,
+                                             open_world_hint=False))
     @_messages
     def memory_context(
         budget_tokens: Annotated[int, Field(
@@ -290,35 +311,17 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
     ) -> Annotated[CallToolResult, ContextOut]:
         """The remembered history fitted to a token budget: older material as page images
         (image content, oldest first, after a header naming the low-resolution ones, whose
-        exact text memory_search returns), the recent turns as text, and the token accounting
-        (history as text vs. this context). Pages are aged on the way (internal bookkeeping;
-        no memory content changes). The oldest pages are left out when the budget is short."""
-        ctx = handle.call(lambda m: m.context(budget_tokens, target=target, keep_last=keep_last,
-                                              system=system, **scope))
-        acc = AccountingOut.of(ctx.accounting)
-        text_messages = [m for m in ctx.messages if isinstance(m.get("content"), str)]
-        out = ContextOut(messages=text_messages, pages=[ContextPageOut.of(p) for p in ctx.pages],
-                         accounting=acc)
-        content: list[ContentBlock] = []
-        if ctx.pages:
-            content.append(TextContent(type="text", text=ctx.header))
-            content += [ImageContent(type="image", data=p.png_b64, mime_type="image/png")
-                        for p in ctx.pages]
-        turns = [m for m in text_messages if m.get("role") != "system"]
-        if turns:
-            content.append(TextContent(type="text", text="Recent turns (oldest first):\n"
-                                       + json.dumps(turns, ensure_ascii=False, indent=1)))
-        content.append(TextContent(type="text", text=(
-            f"Context: {acc.context_tokens} of {acc.budget_tokens} tokens budgeted "
-            f"({acc.pages} pages, {acc.page_vision_tokens} vision tokens holding "
-            f"{acc.page_text_tokens} text tokens; {acc.kept_turns} recent turns as text); "
-            f"the history it carries would be {acc.carried_text_tokens} tokens as text "
-            f"({acc.ratio:.1f}x). {acc.dropped_pages} oldest pages "
-            f"({acc.dropped_text_tokens} text tokens) left out for the budget.")))
-        return CallToolResult(content=content,
-                              structured_content=out.model_dump(mode="json", by_alias=True))
+        exact text memory_search returns), the recent turns as compact JSON text, and the token
+        accounting (history as text vs. this context). `context_tokens` is exactly what the
+        result's content costs: the tokenizer's count of its text parts plus the target's vision
+        tokens for its images (plus the system message, if given, as a chat message). Pages are
+        moved to the tier their age calls for on the way (the library's aging; no memory content
+        changes). The oldest pages are left out when the budget is short."""
+        return handle.call(lambda m: sent.context_result(
+            m, budget_tokens, target=target, keep_last=keep_last, system=system, scope=scope))
 
-    @server.tool(annotations=ToolAnnotations(title="Read a page", **_hints(_READ)))
+    @server.tool(title="Read a page",
+                 annotations=ToolAnnotations(title="Read a page", **_hints(_READ)))
     @_messages
     def memory_decode(
         page_id: Annotated[str, Field(
@@ -330,7 +333,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
         against the stored text."""
         return DecodedOut.of(handle.call(lambda m: m.decode(page_id, tier=tier, **scope)))
 
-    @server.tool(annotations=ToolAnnotations(title="Memory statistics", **_hints(_READ)))
+    @server.tool(title="Memory statistics",
+                 annotations=ToolAnnotations(title="Memory statistics", **_hints(_READ)))
     @_messages
     def memory_stats() -> StatsOut:
         """Totals in this memory: items, pages per age tier, text tokens, bytes."""
@@ -338,6 +342,7 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
                                                  target=m.target.name))
 
     @server.tool(
+        title="Forget",
         annotations=ToolAnnotations(title="Forget", read_only_hint=False, destructive_hint=True,
                                     idempotent_hint=True, open_world_hint=False),
     )
@@ -357,7 +362,8 @@ def create_server(config: ServerConfig, *, memory: OpticalMemory | None = None,
             raise ToolError("give `item_ids`, or `delete_all: true` (not both, not neither)")
         if item_ids is not None and not item_ids:
             raise ToolError("item_ids is empty; give at least one id")
-        return DeletedOut.of(handle.call(lambda m: m.delete(item_ids=item_ids, **scope)))
+        return DeletedOut.of(handle.call(  # idempotent: ids already gone are listed, not errors
+            lambda m: m.delete(item_ids=item_ids, missing_ok=True, **scope)))
 
     # -- resources -----------------------------------------------------------
 

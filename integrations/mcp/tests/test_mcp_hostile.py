@@ -11,7 +11,7 @@ import pytest
 from mcp import MCPError
 
 from optical_memory import OpticalMemory
-from optical_memory_mcp import server as server_module
+from optical_memory_mcp import models as models_module
 from optical_memory_mcp.server import MAX_ERROR_CHARS
 
 pytestmark = pytest.mark.anyio
@@ -175,7 +175,7 @@ async def test_errors_outside_the_memory_call_also_reach_the_client(connect, mon
 
     async with connect() as client:
         await _ok(client, "memory_add", {"text": "some text"})
-        monkeypatch.setattr(server_module.AccountingOut, "of", broken)
+        monkeypatch.setattr(models_module.AccountingOut, "of", broken)
         res = await client.call_tool("memory_context", {"budget_tokens": 50_000})
         assert "KeyError" in _message(res) and "accounting field" in _message(res)
 

@@ -13,9 +13,14 @@ import langchain_optical_memory
 EXPECTED_ALL = [
     "OpticalMemoryMiddleware",
     "OpticalMemoryRetriever",
+    "OpticalMemoryStore",
     "__version__",
     "compress_messages",
+    "create_memory_tools",
     "create_recall_tool",
+    "create_remember_tool",
+    "create_retriever_image_tool",
+    "create_search_tool",
 ]
 
 
@@ -35,7 +40,8 @@ def test_py_typed_ships():
 
 def test_import_needs_only_langchain_core():
     code = ("import sys, langchain_optical_memory as m; m.compress_messages; "
-            "m.OpticalMemoryRetriever; m.create_recall_tool; "
+            "m.OpticalMemoryRetriever; m.create_recall_tool; m.create_memory_tools; "
+            "m.create_retriever_image_tool; "
             "print(sorted(k for k in sys.modules if k == 'langchain' or k.startswith('langchain.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -66,8 +66,12 @@ def test_agent_model_receives_pages_and_state_keeps_text(conversation, recorder)
     assert [m.content for m in msgs[:101]] == [m.content for m in history]
     # every turn is stored, the final answer included
     assert memory.stats(session_id="s1").items == len(msgs)
-    assert mw.last_accounting is not None and mw.last_accounting.context_tokens <= 5000
-    assert mw.last_accounting.pages >= 2
+    meta = [m.response_metadata["optical_memory"] for m in msgs[101:] if isinstance(m, AIMessage)]
+    assert len(meta) == 2
+    for call in meta:
+        assert call["compressed"] and call["tokens_out"] <= 5000
+        assert call["tokens_out"] < call["tokens_in"]
+        assert call["accounting"]["pages"] >= 2 and call["scope"]["session_id"] == "s1"
 
 
 def test_thread_id_scopes_conversations(conversation, recorder):
@@ -108,10 +112,11 @@ def test_trigger_tokens_leaves_short_histories_alone(conversation, recorder):
     model = recorder([AIMessage("ok")])
     mw = OpticalMemoryMiddleware(max_tokens=4000, trigger_tokens=1_000_000)
     agent = create_agent(model, middleware=[mw])
-    agent.invoke({"messages": list(conversation[:40])})
+    result = agent.invoke({"messages": list(conversation[:40])})
     (sent,) = model.calls
     assert len(sent) == 40 and not any(_images(m) for m in sent)
-    assert mw.last_accounting is None
+    meta = result["messages"][-1].response_metadata["optical_memory"]
+    assert meta["reason"] == "below trigger" and meta["tokens_out"] == meta["tokens_in"]
 
 
 async def test_async_agent(conversation, recorder):

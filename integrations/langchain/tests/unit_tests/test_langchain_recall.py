@@ -127,7 +127,8 @@ def _check_run(model: RecallingModel, mw: Any, result: dict[str, Any], n_history
     assert not any(FACT in str(m.content) for m in first if isinstance(m.content, str))
     header = first[0].content[0]["text"]
     assert "tier tiny: page" in header and "recalled with the memory's search/recall tool" in header
-    assert mw.last_accounting.per_tier["tiny"].pages >= 1
+    meta = result["messages"][n_history].response_metadata["optical_memory"]
+    assert meta["accounting"]["per_tier"]["tiny"]["pages"] >= 1
     # ...the tool handed back its exact text, and the answer holds the value
     tool_msg = result["messages"][n_history + 1]
     assert isinstance(tool_msg, ToolMessage) and tool_msg.name == "recall_memory"
