@@ -310,3 +310,16 @@ def test_an_updated_text_gets_new_vectors(store_url, uid):
         assert orphans(mem.store) == 0
         refs = mem.store.passage_vectors(Scope(uid), ConceptRanker.name)[0]
         assert [r.item_id for r in refs] == [item]
+
+
+def test_an_english_only_ranker_leaves_cjk_queries_to_keywords(tmp_path, uid):
+    class EnglishOnly(ConceptRanker):
+        spaceless_scripts = False
+
+    ranker = EnglishOnly()
+    with OpticalMemory(tmp_path / "m.db", render_config=SMALL, ranker=ranker) as mem:
+        mem.add_document("车库的钥匙放在厨房的蓝色盒子里。" + FACT, user_id=uid)
+        raw = mem.store.search("钥匙", Scope(uid), k=3, sources=("item",))
+        hits = mem.retrieve("钥匙", k=3, user_id=uid)
+        assert [(h.item_id, h.score) for h in hits] == [(h.item_id, h.score) for h in raw]
+        assert mem.retrieve(QUESTION, k=1, user_id=uid)[0].score < 1  # fused (RRF) score

