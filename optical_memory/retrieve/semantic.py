@@ -189,7 +189,7 @@ def hybrid_search(store: Store, index: SemanticIndex, query: str, scope: Scope, 
         return []
     if has_ngram_script(query) and not getattr(index.ranker, "spaceless_scripts", True):
         # an English model's vectors of a Chinese question only add noise (measured:
-        # benchmarks/results/retrieval_semantic.md)
+        # docs/measurements.md, "Semantic search")
         return store.search(query, scope, k=k, sources=sources, metadata=metadata)
     index.refresh(scope, sources)
     n = max(CANDIDATES, 4 * k)
