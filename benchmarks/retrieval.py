@@ -29,7 +29,9 @@ every language, containment 100%.
 
 Run: ``python benchmarks/retrieval.py [--pg URL] [--docs 8] [--histories 6]``
 (``--pg`` defaults to ``$OPTICAL_MEMORY_TEST_PG_URL``; without one only SQLite
-runs); prints a markdown table and writes ``benchmarks/results/retrieval.md``.
+runs); prints a markdown table and writes ``benchmarks/results/retrieval.md``
+(with ``--semantic``, MiniLM passage vectors fused with BM25:
+``retrieval_semantic.md``).
 """
 from __future__ import annotations
 
@@ -310,12 +312,12 @@ def _join(lang: str, body: list[str]) -> str:
     return "\n\n".join(paras)
 
 
-def measure(store: str, lang: str, part: str, hay: Haystack) -> dict:
+def measure(store: str, lang: str, part: str, hay: Haystack, ranker=None) -> dict:
     """Store the haystack in a fresh scope of ``store``, look every needle
-    up, then delete the scope."""
+    up, then delete the scope (``ranker``: semantic search on)."""
     user = f"bench-retrieval-{uuid.uuid4().hex[:8]}"
     scope = Scope(user)
-    with OpticalMemory(store, keep_last=4) as mem:
+    with OpticalMemory(store, keep_last=4, ranker=ranker) as mem:
         for d, body in enumerate(hay.docs):
             text = _join(lang, body)
             item_id = mem.add_document(text, title=f"doc {d}", user_id=user).item_ids[0]
@@ -359,9 +361,14 @@ def _pct(values: list[bool]) -> str:
 
 
 def report(results: list[dict], args: argparse.Namespace) -> str:
+    title = "# Retrieval: the page holding the fact, in every language"
     out = [
-        "# Retrieval: the page holding the fact, in every language",
+        title + (" (semantic search on)" if args.semantic else ""),
         "",
+        *(["Run with `--semantic`: `retrieve()` with all-MiniLM-L6-v2 passage vectors fused "
+           "with BM25 (as `OpticalMemory(ranker=MiniLMRanker())`); the same needles and "
+           "queries as `retrieval.md`, to check that the fusion keeps what keyword search "
+           "finds.", ""] if args.semantic else []),
         f"`benchmarks/retrieval.py` (seed {args.seed}): per language and material part, one "
         f"scope with {args.docs} documents of about 3 pages (default layout, "
         f"1024 px) and {args.histories} chat histories of {HISTORY_TURNS} turns (paged, "
@@ -421,8 +428,21 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--langs", default="en,zh,ja,ko,ru")
     ap.add_argument("--parts", default="tuning,held out")
     ap.add_argument("--seed", type=int, default=16)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "retrieval.md")
+    ap.add_argument("--semantic", action="store_true",
+                    help="retrieve with MiniLM passage vectors fused with BM25")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / "results" / ("retrieval_semantic.md" if args.semantic
+                                       else "retrieval.md")
+    ranker = None
+    if args.semantic:
+        import torch
+
+        from optical_memory.retrieve import MiniLMRanker
+
+        torch.set_num_threads(1)  # 2 threads spin badly on a shared, loaded machine
+        ranker = MiniLMRanker()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("sqlite", str(Path(tmp) / "retrieval.db"))]
@@ -433,7 +453,7 @@ def main(argv: list[str] | None = None) -> str:
                 hay = build(lang, part, args.docs, args.histories, args.seed)
                 for name, store in backends:
                     t0 = time.perf_counter()
-                    r = measure(store, lang, part, hay)
+                    r = measure(store, lang, part, hay, ranker)
                     r["backend"] = name
                     results.append(r)
                     print(f"{name} {lang} {part}: {time.perf_counter() - t0:.0f}s",

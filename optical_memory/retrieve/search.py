@@ -1,6 +1,6 @@
-"""Retrieval: BM25 keyword candidates from the store, optionally re-ordered by
-meaning (:mod:`~optical_memory.retrieve.rerank`), each hit placed on the page
-that holds its match.
+"""Retrieval: BM25 keyword candidates from the store, with a ranker fused with
+the passages nearest in meaning (:mod:`~optical_memory.retrieve.semantic`),
+each hit placed on the page that holds its match.
 
 Keyword search is the store's BM25 (SQLite FTS5 / PostgreSQL full text, user
 queries escaped so no search syntax can be injected). With ``keep_text=False``
@@ -9,11 +9,12 @@ the pages' read-back is what is searched.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import ConfigError, InputError
-from optical_memory.retrieve.rerank import Ranker, rerank
+from optical_memory.retrieve.rerank import Ranker
+from optical_memory.retrieve.semantic import SemanticIndex, hybrid_search
 from optical_memory.scope import Scope
 from optical_memory.store import PageRecord
 
@@ -58,25 +59,29 @@ class Hit:
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
-           ranker: Ranker | None = None, semantic: bool | None = None,
+           ranker: Ranker | SemanticIndex | None = None, semantic: bool | None = None,
            metadata: Mapping[str, Any] | None = None) -> list[Hit]:
     """Up to ``k`` hits for ``query`` under ``scope``, best first: the store
     ranks passages (what one page shows of one item, :mod:`~optical_memory.store.passages`),
     so each hit is on the page holding its best passage. With a ranker
-    (``semantic`` defaults to "when one is configured") the top ``4k``
-    keyword candidates are re-ordered by meaning. ``metadata``: only items
-    whose metadata equals each entry (:mod:`~optical_memory.store.metadata`)."""
+    (``semantic`` defaults to "when one is configured"), passages nearest
+    the query by meaning are candidates too, fused with the keyword ones
+    (:func:`~optical_memory.retrieve.semantic.hybrid_search`): a question
+    sharing no word with the fact finds it. ``ranker``: a
+    :class:`~optical_memory.retrieve.rerank.Ranker`, or the memory's
+    :class:`~optical_memory.retrieve.semantic.SemanticIndex`. ``metadata``:
+    only items whose metadata equals each entry (:mod:`~optical_memory.store.metadata`)."""
     use_ranker = ranker is not None if semantic is None else semantic
     if use_ranker and ranker is None:
         raise ConfigError("semantic=True needs a ranker (OpticalMemory(ranker=MiniLMRanker()))")
     sources = ("item",) if keep_text else ("page",)
-    found = store.search(query, scope, k=4 * k if use_ranker else k, sources=sources,
-                         metadata=metadata)
-    if use_ranker and found:
+    if use_ranker:
         assert ranker is not None
-        scores = rerank(query, [h.snippet for h in found], [h.score for h in found], ranker)
-        found = [h for _, h in sorted(zip(scores, found), key=lambda x: -x[0])]
-        found = [replace(h, score=s) for s, h in zip(sorted(scores, reverse=True), found)]
+        index = ranker if isinstance(ranker, SemanticIndex) else SemanticIndex(store, ranker)
+        found = hybrid_search(store, index, query, scope, k=k, sources=sources,
+                              metadata=metadata)
+    else:
+        found = store.search(query, scope, k=k, sources=sources, metadata=metadata)
     hits = []
     for h in found[:k]:
         span = h.offsets[0] if h.offsets else None

@@ -30,6 +30,9 @@ Schema (SQLite):
 - ``passages_fts``: an external-content FTS5 table over ``passages.terms``
   (``ascii`` tokenizer: the tokens are made in Python, the same on both
   backends); triggers keep it in step with ``passages`` (cascades included).
+- ``passage_vectors`` (0005, :mod:`~optical_memory.store.vectors`): one
+  embedding per passage and model: ``passage_id`` (foreign key, ON DELETE
+  CASCADE), ``model``, ``vector`` (float32 BLOB); PRIMARY KEY (passage_id, model).
 
 A migration step is an SQL statement or a function of the connection (the
 passage backfill, which tokenizes in Python).
@@ -212,6 +215,19 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "DROP TRIGGER pages_fts_insert",
             "DROP TRIGGER pages_fts_delete",
             "DROP TABLE search_fts",
+        ),
+    ),
+    Migration(
+        "0005_passage_vectors",
+        (
+            """
+            CREATE TABLE passage_vectors (
+                passage_id INTEGER NOT NULL REFERENCES passages (id) ON DELETE CASCADE,
+                model TEXT NOT NULL,
+                vector BLOB NOT NULL,
+                PRIMARY KEY (passage_id, model)
+            )
+            """,
         ),
     ),
 )

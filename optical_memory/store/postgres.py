@@ -76,6 +76,7 @@ from optical_memory.store.postgres_migrations import (  # noqa: F401  (re-export
 )
 from optical_memory.store.sql import POSTGRES, SqlReads, SqlWrites
 from optical_memory.store.terms import query_terms, tsquery_literal
+from optical_memory.store.vectors import SqlVectors
 
 try:
     import psycopg
@@ -138,7 +139,7 @@ def _guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class PostgresStore(SqlReads, SqlWrites):
+class PostgresStore(SqlReads, SqlWrites, SqlVectors):
     """The :class:`~optical_memory.store.base.Store` protocol on PostgreSQL.
 
     url:      ``postgresql://user:password@host:port/dbname`` (libpq URL).
@@ -307,6 +308,12 @@ class PostgresStore(SqlReads, SqlWrites):
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return stmt.stats_record([conn.execute(*query).fetchall() for query in queries])
+
+    @_guarded
+    def query_weight(self, query: str) -> float:
+        """What :meth:`search` scores a passage holding every term of ``query``."""
+        literals = [tsquery_literal(t) for t in query_terms(query).terms]
+        return sum(idf_weights(*self._counts(literals))) / 1000 if literals else 0.0
 
     def _counts(self, literals: Sequence[str]) -> tuple[int, list[int]]:
         """Passages in all, and matching each tsquery (capped at DF_CAP)."""

@@ -144,6 +144,21 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE om_search",
         ),
     ),
+    # Passage embeddings (optical_memory.store.vectors) as float32 bytes: Debian
+    # 12's PostgreSQL has no pgvector package; search is exact, in numpy.
+    Migration(
+        "0005_passage_vectors",
+        (
+            """
+            CREATE TABLE om_passage_vectors (
+                passage_id BIGINT NOT NULL REFERENCES om_passages (id) ON DELETE CASCADE,
+                model TEXT NOT NULL,
+                vector BYTEA NOT NULL,
+                PRIMARY KEY (passage_id, model)
+            )
+            """,
+        ),
+    ),
 )
 
 

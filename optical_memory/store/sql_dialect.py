@@ -44,10 +44,11 @@ class Dialect:
     passages: str = "passages"  # the passage index (see optical_memory.store.passages)
     terms_column: str = "terms"  # a passage's index tokens: space-joined (FTS5) or a tsvector
     tsvector: bool = False  # terms are a tsvector (PostgreSQL) rather than FTS5 text
+    vectors: str = "passage_vectors"  # passage embeddings (optical_memory.store.vectors)
     jsonb: bool = False  # JSON columns are compared as jsonb (PostgreSQL), else json_extract
 
     # Queries alias the tables i (items), p (pages), pi (page_items), r (renditions),
-    # ps (passages).
+    # ps (passages), v (passage vectors).
 
     def terms_value(self, tokens: Sequence[str]) -> str:
         """The stored form of a passage's index tokens (bind it as :attr:`terms_mark`)."""
@@ -94,5 +95,5 @@ POSTGRES = Dialect(
     mark="%s", items="om_items", pages="om_pages", page_items="om_page_items",
     renditions="om_renditions", null_png="NULL::bytea", any_array=True,
     lock_shared=" FOR SHARE", byte_length="octet_length", passages="om_passages",
-    terms_column="tsv", tsvector=True, jsonb=True,
+    terms_column="tsv", tsvector=True, vectors="om_passage_vectors", jsonb=True,
 )

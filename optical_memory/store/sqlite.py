@@ -53,6 +53,7 @@ from optical_memory.store.passages import (
 from optical_memory.store.paths import private_dir, private_file
 from optical_memory.store.sql import SQLITE, SqlReads, SqlWrites
 from optical_memory.store.terms import fts5_expression, query_terms
+from optical_memory.store.vectors import SqlVectors
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _enable_wal(db: sqlite3.Connection, timeout: float) -> str:
             delay = min(delay * 2, 0.25)
 
 
-class SQLiteStore(SqlReads, SqlWrites):
+class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
     """The :class:`~optical_memory.store.base.Store` protocol on one SQLite file.
 
     ``path`` is a file path (its folder is created) or ``":memory:"``.
@@ -263,6 +264,13 @@ class SQLiteStore(SqlReads, SqlWrites):
             match=("1 = 1", []), score=("c.cover", []), tiebreak=("c.bm", []),
         ), filters)
         return [passage_hit(row, terms) for row in self._read(sql, params)]
+
+    @_guarded
+    def query_weight(self, query: str) -> float:
+        """What :meth:`search` scores a passage holding every term of ``query``."""
+        terms = query_terms(query)
+        exprs = [fts5_expression([t]) for t in terms.terms]
+        return sum(idf_weights(*self._counts(exprs))) / 1000 if exprs else 0.0
 
     def _counts(self, exprs: list[str]) -> tuple[int, list[int]]:
         """Passages in all, and holding each FTS5 expression (capped at DF_CAP)."""
