@@ -100,7 +100,11 @@ def _print_accounting(acc, title: str) -> None:
                f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
                f"whole context {acc.ratio:.1f}x"
                + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
-                  f"for the budget" if acc.dropped_pages else ""))
+                  f"for the budget" if acc.dropped_pages else "")
+               + (f" · calibrated: shipped figures of the CPU reader {acc.decoder}, not of a "
+                  "served model (`optical-memory calibrate` measures yours)"
+                  if any(r.readback_source == "calibrated" for r in acc.per_tier.values())
+                  else ""))
     cols = ("part", "pages", "text tokens", "context tokens", "ratio",
             f"read-back ({acc.decoder})")
     print_table(cols, acc.rows(), title=title, caption=caption, right=cols[1:])
