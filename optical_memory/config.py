@@ -9,6 +9,7 @@ Figures behind the defaults are in ``docs/measurements.md``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age import AgePolicy
+    from optical_memory.fit import Calibration, UserCalibration
     from optical_memory.render import RenderConfig
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,11 @@ class MemoryConfig:
                for the target and decoder).
     decoder_options: keywords for :func:`~optical_memory.decode.get_decoder`.
     cache_bytes: byte budget of the in-process page-image and token caches.
+    calibration: the user's own calibration of the decoder (``optical-memory
+               calibrate``): a :class:`~optical_memory.fit.Calibration` or a
+               file; ``None``: ``calibration.json`` in the data folder when
+               there is one. Used when it calibrates ``decoder``: it sets
+               the layout and the tier read-back (:mod:`optical_memory.fit.user`).
     """
 
     store: str | None = None
@@ -101,6 +108,7 @@ class MemoryConfig:
     aging: AgePolicy | None = None
     decoder_options: Mapping[str, Any] = field(default_factory=dict)
     cache_bytes: int = CACHE_BYTES
+    calibration: Calibration | str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         check_count("keep_last", self.keep_last, MAX_KEEP_LAST)
@@ -116,6 +124,12 @@ class MemoryConfig:
                               f"(got {type(self.render_config).__name__})")
         if self.aging is not None and not isinstance(self.aging, AgePolicy):
             raise ConfigError(f"aging must be an AgePolicy (got {type(self.aging).__name__})")
+        if self.calibration is not None and not isinstance(self.calibration, str | os.PathLike):
+            from optical_memory.fit import Calibration
+
+            if not isinstance(self.calibration, Calibration):
+                raise ConfigError("calibration must be a Calibration, a path or None "
+                                  f"(got {type(self.calibration).__name__})")
         if not isinstance(self.decoder_options, Mapping):
             raise ConfigError("decoder_options must be a mapping "
                               f"(got {type(self.decoder_options).__name__})")
@@ -132,7 +146,8 @@ class MemoryConfig:
 
 
 def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
-                          readback: float = DEFAULT_READBACK) -> RenderConfig:
+                          readback: float = DEFAULT_READBACK,
+                          calibration: UserCalibration | None = None) -> RenderConfig:
     """The memory's default page layout for ``target``.
 
     The densest calibrated layout reading back ≥ ``readback``
@@ -141,8 +156,10 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
     :data:`optical_memory.render.NEWLINE_MARKER`): chat turns, tool JSON and
     code are newline-heavy, and breaking lines there leaves half of each page
     blank (measured on the synthetic conversation at 11 px, 1024²: ~1,300
-    text tokens per page with breaks, ~2,870 with markers). Without a
-    calibration for ``decoder`` it is the layout calibrated for
+    text tokens per page with breaks, ~2,870 with markers). A user
+    ``calibration`` of ``decoder`` (:func:`optical_memory.fit.resolve_calibration`)
+    wins over the shipped one. Without a calibration for ``decoder`` it is
+    the layout calibrated for
     :data:`DEFAULT_DECODER` (the native reader was trained on that layout),
     and without either the target's page at :data:`FALLBACK_FONT_PX`.
     """
@@ -152,10 +169,18 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
     config: RenderConfig | None = None
     from optical_memory.fit import recommended_config
 
+    if calibration is not None and calibration.decoder == decoder:
+        try:
+            config = recommended_config(target, decoder=decoder, threshold=readback,
+                                        calibration=calibration.calibration)
+        except (ConfigError, InputError) as exc:
+            logger.warning("the user calibration gives no layout for %s / %s (%s)",
+                           target, decoder, exc)
     for dec in dict.fromkeys((decoder, DEFAULT_DECODER)):
+        if config is not None:
+            break
         try:
             config = recommended_config(target, decoder=dec, threshold=readback)
-            break
         except (ConfigError, InputError) as exc:
             logger.info("no calibrated layout for %s / %s (%s)", target, dec, exc)
     if config is None:

@@ -38,6 +38,7 @@ from optical_memory.decode import readback
 from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
 from optical_memory.errors import InputError, after_commit
+from optical_memory.fit.user import resolve_calibration
 from optical_memory.ingest import (
     AddResult,
     check_limits,
@@ -57,6 +58,7 @@ from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER, get_counter
 if TYPE_CHECKING:  # pragma: no cover - torch is optional
     from optical_memory.context import Context
     from optical_memory.encoder import DeepEncoder
+    from optical_memory.fit import Calibration
     from optical_memory.ingest import Draft
 
 
@@ -78,16 +80,21 @@ class OpticalMemory(ItemMethods):
                  keep_last: int = DEFAULT_KEEP_LAST, ranker: Ranker | None = None,
                  decoder_options: Mapping[str, Any] | None = None,
                  encoder: DeepEncoder | None = None, readback: float = DEFAULT_READBACK,
-                 cache_bytes: int = CACHE_BYTES) -> None:
+                 cache_bytes: int = CACHE_BYTES,
+                 calibration: Calibration | str | os.PathLike[str] | None = None) -> None:
         config = MemoryConfig(None, target, tokenizer, decoder, keep_text, keep_last, readback,
-                              render_config, aging, decoder_options or {}, cache_bytes)
+                              render_config, aging, decoder_options or {}, cache_bytes,
+                              calibration)
         self.config = config
         self.target = get_target(config.target)
         self.counter = get_counter(config.tokenizer)
         self.decoder_name = check_decoder_name(config.decoder)  # a typo fails here
         self.decoder_options = dict(config.decoder_options)
+        #: The user's own calibration of the decoder in use (None: the shipped ones).
+        self.calibration = resolve_calibration(config.calibration, self.decoder_name,
+                                               self.decoder_options)
         self.render_config = config.render_config or default_render_config(
-            config.target, config.decoder, readback=config.readback)
+            config.target, config.decoder, readback=config.readback, calibration=self.calibration)
         self.aging, self.ranker = config.aging or AgePolicy(), ranker
         self.keep_text, self.keep_last = bool(config.keep_text), config.keep_last
         self.renderer = Renderer(self.render_config)
@@ -102,8 +109,12 @@ class OpticalMemory(ItemMethods):
             tokens = PageTokens(self.store, encoder, self.target, self._cache)
             self.encoder_name = tokens.name
         self._decoders = Decoders(self.decoder_name, self.decoder_options)
+        cal = self.calibration
+        legibility = Legibility(self.aging, self._decoders, self.decoder_name,
+                                cal.tier_readbacks(self.render_config, self.aging) if cal else None,
+                                cal.label if cal else "")
         self._renditions = Renditions(self.store, self.aging, self.target, self._cache, tokens,
-                                      Legibility(self.aging, self._decoders, self.decoder_name))
+                                      legibility)
         self._pager = Pager(self.store, self.renderer, self.counter, self.aging, self._renditions,
                             keep_text=self.keep_text, keep_last=self.keep_last,
                             read=None if self.keep_text else self._decoders.read,
@@ -262,7 +273,8 @@ class OpticalMemory(ItemMethods):
         """Per tier: size, cost, ratio and read-back of a sample page (default: synthetic chat)."""
         items = readback.sample_items(sample, self.counter)
         return readback.measure_tiers(items, self.renderer, self.aging, self.target, self.counter,
-                             self._decoders if decode else None, self.decoder_name)
+                             self._decoders if decode else None, self.decoder_name,
+                             legibility=self._renditions.legibility)
 
 
 __all__ = ["FALLBACK_FONT_PX", "MAX_ADD_CHARS", "AddResult", "CompactResult", "DecodedPage",

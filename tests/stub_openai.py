@@ -5,7 +5,9 @@ every request (path, headers, JSON body) and answers with a canned chat
 completion, or with a given HTTP error status and body. ``statuses`` scripts
 the first replies' statuses (e.g. ``[503, 429]``: two errors, then the normal
 reply); ``delay`` holds each reply back that many seconds (timeouts);
-``retry_after`` is sent as the Retry-After header of scripted errors.
+``retry_after`` is sent as the Retry-After header of scripted errors;
+``responder`` (called with each request's JSON body) scripts the reply text
+per request, e.g. from the image it carries (:func:`request_image`).
 
     with StubOpenAI(reply_text="hello") as stub:
         decoder = OpenAICompatDecoder(base_url=stub.base_url, model="m")
@@ -14,11 +16,26 @@ reply); ``delay`` holds each reply back that many seconds (timeouts);
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+def request_image(body: dict[str, Any]) -> Any:
+    """The image of a chat-completion request (its first ``image_url`` part,
+    a PNG data URL) as a PIL image."""
+    from PIL import Image
+
+    for part in body["messages"][0]["content"]:
+        if part.get("type") == "image_url":
+            url = part["image_url"]["url"]
+            return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    raise ValueError("request carries no image")
 
 
 class StubOpenAI:
@@ -32,7 +49,9 @@ class StubOpenAI:
         statuses: list[int] | None = None,
         delay: float = 0.0,
         retry_after: str | None = None,
+        responder: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
+        self.responder = responder
         self.statuses = list(statuses or [])
         self.delay = delay
         self.retry_after = retry_after
@@ -61,6 +80,11 @@ class StubOpenAI:
                 if stub.status != 200:
                     self._send(stub.status, stub.error_body.encode("utf-8"))
                     return
+                try:
+                    text = stub.reply_text if stub.responder is None else stub.responder(body or {})
+                except Exception as exc:  # a broken script shows as a server error
+                    self._send(500, json.dumps({"error": {"message": repr(exc)}}).encode())
+                    return
                 reply = {
                     "id": "chatcmpl-stub",
                     "object": "chat.completion",
@@ -68,7 +92,7 @@ class StubOpenAI:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": stub.reply_text},
+                            "message": {"role": "assistant", "content": text},
                             "finish_reason": stub.finish_reason,
                         }
                     ],

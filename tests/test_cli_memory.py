@@ -54,6 +54,7 @@ def test_add_chat_search_context_stats_compact(tmp_path, memory_home):
     assert len(list(out.glob("*.png"))) == acc["pages"] == len(acc["page_files"]) > 0
     table = _run("context", "--budget", "20000", "--user", "cli")
     assert "history as text" in table.output and "o200k_base" in table.output
+    assert "shipped figures of the CPU reader tesseract" in table.output
 
     st = json.loads(_run("stats", "--user", "cli", "--json").stdout)
     assert st["items"] == len(conv.messages) and st["pages"] == data["pages"]

@@ -6,10 +6,15 @@ A page's read-back at a tier is known two ways:
   every tier as it is written (the tier images made as the memory makes
   them); the scores and the reader are stored in the page's
   ``meta["readback"]`` (``{"reader": "native", "tiers": {"base": 0.99, ...}}``).
+- **user-calibrated**: the user's own calibration of the memory's reader
+  (``optical-memory calibrate``, :mod:`optical_memory.fit.user`): the
+  read-back of the memory's layout at each tier's size, as that reader
+  (e.g. a served vision model) read it. It wins over the shipped figure.
 - **calibrated**: the shipped measurement of the tier images
   (``optical_memory/data/tier_methods.json``, ``benchmarks/tier_methods.py``):
-  mean read-back of held-out pages at each tier's scale, per reader. It was
-  measured on Latin pages and speaks for no other script (a page whose
+  mean read-back of held-out pages at each tier's scale, per reader — CPU
+  readers only (tesseract, the native reader). Both calibrations were
+  measured on Latin pages and speak for no other script (a page whose
   letters are ≥ 5 % CJK, Cyrillic, ... has no calibrated figure).
 
 In the policy's ``"legible"`` mode a page moves down the tiers only while its
@@ -34,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.decode.readback import Decoders
     from optical_memory.types import Page
 
+#: Source of a figure from the user's own calibration (``optical-memory calibrate``).
+USER_SOURCE = "user-calibrated"
 #: Key of the measured read-back in a page's ``meta``.
 READBACK_KEY = "readback"
 #: A page counts as the calibration's script (Latin) unless another script
@@ -111,12 +118,20 @@ class Readback:
 
 
 class Legibility:
-    """The age policy's legibility floor applied with the memory's reader."""
+    """The age policy's legibility floor applied with the memory's reader.
 
-    def __init__(self, aging: AgePolicy, decoders: Decoders | None, decoder: str) -> None:
+    ``user``: per tier, the read-back the user's own calibration of this
+    reader gives the memory's layout (:mod:`optical_memory.fit.user`); it
+    wins over the shipped figures (source ``"user-calibrated"``, described by
+    ``user_label``)."""
+
+    def __init__(self, aging: AgePolicy, decoders: Decoders | None, decoder: str,
+                 user: Mapping[str, float] | None = None, user_label: str = "") -> None:
         self.aging = aging
         self.decoders = decoders
         self.decoder = decoder
+        self.user = dict(user) if user is not None else None
+        self.user_label = user_label
 
     def readback(self, meta: Mapping[str, Any] | None, tier: str) -> Readback:
         """Read-back of a page (``meta``: its stored meta) at ``tier``."""
@@ -125,6 +140,8 @@ class Legibility:
             return Readback(got, "measured", self.decoder)
         if not calibrated_script(meta):  # e.g. a Chinese page: no calibrated figure
             return Readback(None, "calibrated", self.decoder)
+        if self.user is not None and tier in self.user:
+            return Readback(self.user[tier], USER_SOURCE, self.decoder)
         return Readback(calibrated_readback(self.decoder, self.aging.tier(tier).scale),
                         "calibrated", self.decoder)
 
@@ -168,8 +185,8 @@ class Legibility:
 def tier_readbacks(legibility: Legibility, metas: Sequence[tuple[str, Mapping[str, Any] | None]]
                    ) -> dict[str, Readback]:
     """Per tier, the mean read-back of pages ``(tier, meta)`` and its source
-    ("measured" when every page's figure was, "calibrated" when none was,
-    else "mixed")."""
+    ("measured" when every page's figure was, "calibrated" or
+    "user-calibrated" when every one was that, else "mixed")."""
     acc: dict[str, list[Readback]] = {}
     for tier, meta in metas:
         acc.setdefault(tier, []).append(legibility.readback(meta, tier))
@@ -183,6 +200,6 @@ def tier_readbacks(legibility: Legibility, metas: Sequence[tuple[str, Mapping[st
     return out
 
 
-__all__ = ["OTHER_SCRIPT_SHARE", "READBACK_KEY", "Legibility", "Readback",
+__all__ = ["OTHER_SCRIPT_SHARE", "READBACK_KEY", "USER_SOURCE", "Legibility", "Readback",
            "calibrated_readback", "calibrated_script", "measured",
            "tier_method", "tier_methods", "tier_readbacks"]

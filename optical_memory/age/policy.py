@@ -94,8 +94,8 @@ class AgePolicy:
 
     mode: ``"legible"`` (default): a page moves to a smaller tier only while
           its read-back there stays ≥ ``min_readback`` (measured per page
-          with ``verify``, else the shipped calibration for the memory's
-          decoder; unknown: it stays); ``"fade"``: pages shrink with age
+          with ``verify``, else the user's calibration of the memory's
+          decoder, else the shipped one; unknown: it stays); ``"fade"``: pages shrink with age
           regardless, and the accounting says what they still read back
           (:mod:`~optical_memory.age.legibility`).
     min_readback: the legibility floor, in (0, 1].

@@ -1,5 +1,5 @@
-"""Codec commands: text → pages (``render``), pages → text (``decode``), ``targets``,
-``calibrate``."""
+"""Codec commands: text → pages (``render``), pages → text (``decode``), ``targets``
+(``calibrate`` is :mod:`optical_memory.cli.calibrate`)."""
 from __future__ import annotations
 
 import json

@@ -100,7 +100,11 @@ def _print_accounting(acc, title: str) -> None:
                f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
                f"whole context {acc.ratio:.1f}x"
                + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
-                  f"for the budget" if acc.dropped_pages else ""))
+                  f"for the budget" if acc.dropped_pages else "")
+               + (f" · calibrated: shipped figures of the CPU reader {acc.decoder}, not of a "
+                  "served model (`optical-memory calibrate` measures yours)"
+                  if any(r.readback_source == "calibrated" for r in acc.per_tier.values())
+                  else ""))
     cols = ("part", "pages", "text tokens", "context tokens", "ratio",
             f"read-back ({acc.decoder})")
     print_table(cols, acc.rows(), title=title, caption=caption, right=cols[1:])
@@ -363,20 +367,25 @@ def compact(force, store, user_id, agent_id, session_id, target, decoder, tokeni
 @click.option("--json", "as_json", is_flag=True, help="Print the tiers as JSON.")
 def tiers(no_decode, target, decoder, tokenizer, as_json):
     """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
+    from optical_memory.fit import layout_origin
+
     with _open(":memory:", target, decoder, tokenizer) as mem:
         reports = mem.measure_tiers(decode=not no_decode)
         unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
+        font_px, origin = mem.render_config.font_size, layout_origin(mem.calibration, decoder)
+        by = _calibrated_by(mem.calibration, decoder, reports)
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
              "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
              "ratio": round(r.ratio, 2), "method": r.method,
              "precision": None if r.precision is None else round(r.precision, 4),
-             "calibrated": r.calibrated,
+             "calibrated": r.calibrated, "calibrated_source": r.calibrated_source,
+             "calibrated_by": by,
              "legible": None if r.calibrated is None else r.calibrated >= floor} for r in reports]
     if as_json:
         _emit_json(rows)
         return
     cols = ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
-            f"read-back ({decoder}, this page)", "calibrated read-back", "image")
+            f"read-back ({decoder}, this page)", f"calibrated read-back ({by})", "image")
     print_table(cols, [(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                         f"{r['width']}x{r['height']}", str(r["vision_tokens"]),
                         str(r["text_tokens"]), f"{r['ratio']:.1f}x",
@@ -386,12 +395,28 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
                         r["method"])
                        for r in rows],
                 title=f"age tiers for {target} (sample page: synthetic agent conversation)",
-                caption=(f"tokenizer {tokenizer} · age mode {mode}: "
+                caption=(f"tokenizer {tokenizer} · layout {font_px:g} px from {origin} · "
+                         f"age mode {mode}: "
                          + (f"pages shrink only to tiers reading back ≥ {floor:g}"
                             if mode == "legible"
                             else "pages shrink with age regardless of read-back")
-                         + " · calibrated: held-out pages, benchmarks/tier_methods.py"),
+                         + (" · shipped figures: held-out pages, benchmarks/tier_methods.py; "
+                            "a served model may read otherwise: `optical-memory calibrate` "
+                            "measures yours" if mem.calibration is None else "")),
                 right=cols[1:])
+
+
+def _calibrated_by(calibration, decoder: str, reports) -> str:
+    """Who measured the calibrated column: the user's calibration, or the
+    shipped one (CPU readers), or nobody for this decoder."""
+    from optical_memory.fit import CPU_READERS
+
+    if any(r.calibrated_source == "user-calibrated" for r in reports):
+        return calibration.label
+    if all(r.calibrated is None for r in reports):
+        return f"none for {decoder}: run `optical-memory calibrate`"
+    kind = "CPU reader" if decoder in CPU_READERS else "reader"
+    return f"shipped, {kind} {decoder}"
 
 
 def _demo_out() -> Path:

@@ -86,7 +86,9 @@ class ContextPage:
     png_b64: the tier image, base64 PNG.
     readback: the page's read-back precision at its tier by the memory's
               decoder, ``readback_source`` "measured" (this page, at write
-              time) or "calibrated" (the shipped tier calibration); ``None``
+              time), "user-calibrated" (the user's own calibration of the
+              decoder, ``optical-memory calibrate``) or "calibrated" (the
+              shipped tier calibration, CPU readers); ``None``
               when neither is known.
     """
 
@@ -118,7 +120,7 @@ class TierRow:
     """Kept pages of one tier (or of the legible / faded split): their count,
     text tokens held, vision tokens, and mean read-back (text-token weighted;
     ``None`` when a page's is unknown) with its source ("measured",
-    "calibrated" or "mixed")."""
+    "user-calibrated", "calibrated" or "mixed")."""
 
     pages: int
     text_tokens: int

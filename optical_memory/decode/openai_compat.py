@@ -116,6 +116,9 @@ class OpenAICompatDecoder:
     """
 
     name = "openai"
+    #: Each read is its own HTTP request and client: ``decode_many`` reads
+    #: pages in threads (requests in flight at once), not processes.
+    thread_safe = True
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from optical_memory.decode.metrics import precision
 from optical_memory.render.config import NEWLINE_MARKER, RenderItem
 
 if TYPE_CHECKING:  # pragma: no cover
+    from optical_memory.age.legibility import Legibility
     from optical_memory.age.policy import AgePolicy
     from optical_memory.decode.base import Decoder
     from optical_memory.render import Renderer
@@ -44,8 +45,10 @@ class DecodedPage:
 @dataclass(frozen=True)
 class TierReport:
     """One tier measured on a sample page (``optical-memory tiers``);
-    ``calibrated``: the shipped calibration's read-back for the decoder at
-    this tier (held-out pages), ``method``: how the tier image is made."""
+    ``calibrated``: the calibrated read-back for the decoder at this tier,
+    ``calibrated_source`` "user-calibrated" (the user's own calibration of
+    the decoder) or "calibrated" (shipped, held-out pages, CPU readers);
+    ``method``: how the tier image is made."""
 
     tier: str
     max_age: int | None
@@ -58,6 +61,7 @@ class TierReport:
     seconds: float | None
     calibrated: float | None = None
     method: str = "master"
+    calibrated_source: str = "calibrated"
 
 
 class Decoders:
@@ -159,10 +163,13 @@ def sample_items(sample: str | None, counter: TextCounter) -> list[RenderItem]:
 
 def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePolicy,
                   target: VisionTarget, counter: TextCounter,
-                  decoder: Decoder | Decoders | None, decoder_name: str = "") -> list[TierReport]:
+                  decoder: Decoder | Decoders | None, decoder_name: str = "", *,
+                  legibility: Legibility | None = None) -> list[TierReport]:
     """Each tier's size, token cost, ratio and read-back (``decoder``, or the
     memory's :class:`Decoders` reading the page with the options its scripts
-    call for; ``None`` skips reading) on the first page ``items`` fill."""
+    call for; ``None`` skips reading) on the first page ``items`` fill, with
+    the calibrated figure ``legibility`` (the memory's) gives the tier (else
+    the shipped one)."""
     from optical_memory.age.legibility import calibrated_readback, tier_method
     from optical_memory.age.methods import resample_pixels
     from optical_memory.render.paging import page_holding
@@ -189,8 +196,12 @@ def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePol
             res = decoder.decode(with_layout(png, page.meta, decoder))
             prec = precision(page.text, res.text, marker=NEWLINE_MARKER)
             secs = res.seconds
+        cal, source = calibrated_readback(decoder_name, tier.scale), "calibrated"
+        if legibility is not None:
+            rb = legibility.readback(None, tier.name)
+            cal, source = rb.value, rb.source
         out.append(TierReport(tier.name, tier.max_age, w, h, vt, held, held / vt, prec, secs,
-                              calibrated_readback(decoder_name, tier.scale), method))
+                              cal, method, source))
     return out
 
 

@@ -15,6 +15,10 @@ text tokens (o200k) and characters each page held. ``benchmarks/fidelity.py
 :func:`calibrate` measures a new one and writes it to the user's data folder
 (``calibration.json`` there, :func:`user_calibration_path`), never over the
 shipped file; pass it on with ``calibration=load_calibration(path)``.
+:func:`calibrate_decoder` runs a small sweep (:func:`sweep_plan`: a few font
+sizes × the age tiers) against the user's own reader, e.g. a served vision
+model (``optical-memory calibrate``); a memory reading with that decoder uses
+the result from then on (:func:`resolve_calibration`, :mod:`~optical_memory.fit.user`).
 
 :func:`recommended_config` returns the layout holding the most text tokens
 per page among those whose mean precision reaches ``threshold`` (default
@@ -24,7 +28,8 @@ every page. Page sides and scoring: :mod:`optical_memory.fit.choose`.
 
 Modules: :mod:`~optical_memory.fit.calibration` (the data and where it
 lives), :mod:`~optical_memory.fit.choose` (choosing a layout, scoring),
-:mod:`~optical_memory.fit.sweep` (:func:`fit`, :func:`calibrate`, sample pages).
+:mod:`~optical_memory.fit.sweep` (:func:`fit`, :func:`calibrate`, sample pages),
+:mod:`~optical_memory.fit.user` (the user's own reader, and a memory using it).
 """
 from __future__ import annotations
 
@@ -70,24 +75,40 @@ from .sweep import (
     resample,
     sample_texts,
 )
+from .user import (
+    CPU_READERS,
+    SweepPlan,
+    UserCalibration,
+    calibrate_decoder,
+    layout_origin,
+    resolve_calibration,
+    sweep_plan,
+)
 
 __all__ = [
     "CALIBRATION_FILE",
+    "CPU_READERS",
     "Calibration",
     "CalibrationEntry",
     "FitResult",
+    "SweepPlan",
+    "UserCalibration",
     "calibrate",
+    "calibrate_decoder",
     "decoder_options",
     "detect_script",
     "first_page",
     "fit",
     "font_path",
+    "layout_origin",
     "load_calibration",
     "merge",
     "page_precision",
     "recommended_config",
     "recommended_entry",
     "resample",
+    "resolve_calibration",
     "sample_texts",
+    "sweep_plan",
     "user_calibration_path",
 ]

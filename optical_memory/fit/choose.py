@@ -197,7 +197,11 @@ def decoder_options(decoder: str, script: str, master_side: int = 1024) -> dict[
     from 0.955 to 0.985 (3× adds < 0.001); Chinese at 12 px goes from ~0.79
     to ~0.90. It reads Latin with :data:`TESSERACT_LATIN_ARGS` and CJK with
     ``lang="chi_sim"`` (with "+eng" it drifts into Latin garbage on dense pages).
+    An ``openai`` endpoint gets the image as it is (nothing): what a served
+    model reads at a tier's own resolution is what is measured.
     """
+    if decoder == "openai":
+        return {}
     opts: dict[str, Any] = {"upscale_to": master_side}
     if decoder == "tesseract":
         opts["upscale_to"] = 2 * master_side

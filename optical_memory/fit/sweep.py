@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -273,6 +273,7 @@ def calibrate(
     split: str = "calibrate",
     out: str | Path | None = None,
     write: bool = True,
+    options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Calibration:
     """Measure read-back precision over a grid of layouts; write the JSON.
@@ -288,7 +289,9 @@ def calibrate(
     ``calibration.json`` in the user's data folder) unless ``write`` is
     False; ``out`` naming the calibration shipped inside the package is a
     :class:`ConfigError` (checked before anything is measured). Load the
-    result with ``load_calibration(path)``. ``progress(done, total)`` counts
+    result with ``load_calibration(path)``. ``options``: keywords for every
+    decoder, over :func:`~optical_memory.fit.decoder_options` (e.g. an
+    endpoint's ``base_url`` and ``model``). ``progress(done, total)`` counts
     page reads.
     """
     import numpy as np
@@ -338,7 +341,8 @@ def calibrate(
                         progress(base + d, total)
 
                 reads = decode_many(images, decoder=decoder, workers=workers,
-                                    options=decoder_options(decoder, script, master_side),
+                                    options={**decoder_options(decoder, script, master_side),
+                                             **(options or {})},
                                     progress=_tick)
                 done += len(mine)
                 for (key, sp), r in zip(mine, reads):
