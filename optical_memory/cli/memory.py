@@ -97,8 +97,9 @@ def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
 
 def _print_accounting(acc, title: str) -> None:
     caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
-               f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
-               f"whole context {acc.ratio:.1f}x"
+               f"budget {acc.budget_tokens} · paged part "
+               + (f"{acc.page_ratio:.1f}x" if acc.page_vision_tokens else "- (no pages)")
+               + f" · whole context {acc.ratio:.1f}x"
                + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
                   f"for the budget" if acc.dropped_pages else ""))
     cols = ("part", "pages", "text tokens", "context tokens", "ratio",
@@ -477,13 +478,14 @@ def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_
                               read_back_master=_found(conv.needle.answer, m.text))
     acc = ctx.accounting
     if as_json:
-        _emit_json({"messages": len(conv.messages), "session": scope["session_id"],
+        _emit_json({"messages": len(conv.messages), "user": scope["user_id"],
+                    "session": scope["session_id"],
                     "accounting": acc.to_dict(), "page_files": len(written), "out": out,
                     "needle": needle})
         return
     con = console()
     con.print(f"conversation: {len(conv.messages)} messages, {conv.text_tokens} text tokens "
-              f"({tokenizer}); stored under session {scope['session_id']}")
+              f"({tokenizer}); stored under user {scope['user_id']}, session {scope['session_id']}")
     _print_accounting(acc, f"context for {target} within {budget} tokens")
     con.print(f"{len(written)} page image(s) written to {out}/")
     line = f"needle: {needle['fact']!r} retrieved={needle['retrieved']}"
