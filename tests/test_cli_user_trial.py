@@ -118,3 +118,38 @@ def test_decode_help_names_every_decoder():
     out = _run("decode", "--help").output
     for name in ("tesseract", "native", "rapidocr", "openai"):
         assert name in out
+
+
+def test_context_markdown_names_tool_calls_in_either_shape(memory_home):
+    log = [{"role": "user", "content": "weather in Oslo and Bergen?"},
+           {"role": "assistant", "content": None, "tool_calls": [  # OpenAI's shape
+               {"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+           {"role": "tool", "tool_call_id": "call_1", "content": "-3C, snow"},
+           {"role": "assistant", "content": "And Bergen:", "tool_calls": [  # LangChain's
+               {"id": "call_2", "name": "get_weather", "args": {"city": "Bergen"}}]},
+           {"role": "tool", "tool_call_id": "call_2", "content": "4C, rain"}]
+    res = _run("add", "-", "--chat", "--user", "tc", input=json.dumps(log))
+    assert res.exit_code == 0, res.output
+    res = _run("context", "--budget", "4000", "--user", "tc", "--print", "markdown")
+    assert res.exit_code == 0, res.output
+    assert "tool call `get_weather` (call_1): `{\"city\": \"Oslo\"}`" in res.stdout
+    assert "tool call `get_weather` (call_2): `{\"city\": \"Bergen\"}`" in res.stdout
+    assert "`None`" not in res.stdout and "`null`" not in res.stdout
+    assert "## assistant\n\ntool call" in res.stdout  # no blank paragraph for no text
+
+
+def test_context_query_brings_the_matching_passage_off_an_aged_page(memory_home):
+    from optical_memory import generate_conversation
+
+    with OpticalMemory() as mem:
+        mem.add([{"role": "user", "content": "The Lindholm depot access code is 739215."}],
+                user_id="q")
+        mem.add(generate_conversation(tokens=60000, seed=2).messages, user_id="q")
+    argv = ["context", "--budget", "6000", "--user", "q", "--age-mode", "fade", "--json"]
+    plain = json.loads(_run(*argv).stdout)
+    asked = json.loads(_run(*argv, "--query", "Lindholm depot access code").stdout)
+    assert plain["query_tokens"] == 0 and asked["query_tokens"] > 0
+    shown = _run("context", "--budget", "6000", "--user", "q", "--age-mode", "fade",
+                 "--query", "Lindholm depot access code", "--print", "json").stdout
+    assert "739215" in shown

@@ -219,7 +219,8 @@ def _markdown(ctx, files: list[str]) -> str:
         parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
         for part in parts:
             if part.get("type") == "text":
-                out.append(str(part.get("text") or ""))
+                if part.get("text"):  # (a turn that only calls tools has no text)
+                    out.append(str(part["text"]))
             elif part.get("type") == "image":
                 page = ctx.pages[image] if image < len(ctx.pages) else None
                 label = (f"page {image + 1}: {page.page_id or 'pending'}, {page.tier}, "
@@ -227,10 +228,20 @@ def _markdown(ctx, files: list[str]) -> str:
                 out.append(f"![{label}]({files[image]})" if image < len(files)
                            else f"[{label}; --out writes the image]")
                 image += 1
-        for call in msg.get("tool_calls") or []:
-            out.append(f"tool call `{call.get('name')}` ({call.get('id')}): "
-                       f"`{json.dumps(call.get('args'), ensure_ascii=False)}`")
+        out += [_tool_call_line(call) for call in msg.get("tool_calls") or []]
     return "\n\n".join(out)
+
+
+def _tool_call_line(call: Any) -> str:
+    """A stored tool call (OpenAI or LangChain shape, as it was given) as one line."""
+    from optical_memory.errors import InputError
+    from optical_memory.ingest import tool_call
+
+    try:
+        call_id, name, args = tool_call(call, "tool call")
+    except InputError:
+        return f"tool call: `{json.dumps(call, ensure_ascii=False, default=str)}`"
+    return f"tool call `{name}` ({call_id}): `{args}`"
 
 
 @main.command()
@@ -239,6 +250,10 @@ def _markdown(ctx, files: list[str]) -> str:
 @click.option("--keep-last", type=click.IntRange(0), default=None,
               help="Recent turns kept as text (default 8).")
 @click.option("--system", default=None, help="System message text.")
+@click.option("--query", default=None,
+              help="A question: the passages matching it that sit on aged or dropped pages "
+                   "come too, re-drawn at full resolution or as exact text (whichever costs "
+                   "less; the accounting's query row).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write the page images here (a new or empty folder).")
 @click.option("--force", is_flag=True,
@@ -249,7 +264,7 @@ def _markdown(ctx, files: list[str]) -> str:
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
-def context(budget, keep_last, system, out, force, print_as, store, user_id, agent_id,
+def context(budget, keep_last, system, query, out, force, print_as, store, user_id, agent_id,
             session_id, target, decoder, tokenizer, as_json):
     """Build a context within --budget tokens and print its accounting (or,
     with --print, its messages)."""
@@ -258,7 +273,7 @@ def context(budget, keep_last, system, out, force, print_as, store, user_id, age
     with _open(store, target, decoder, tokenizer) as mem:
         folder = out_folder(out, force) if out else None
         ctx = mem.context(budget, target=target, keep_last=keep_last, system=system,
-                          **_scope(user_id, agent_id, session_id))
+                          query=query, **_scope(user_id, agent_id, session_id))
     written = _write_pages(ctx, folder) if folder is not None else []
     if print_as == "json":
         click.echo(json.dumps(ctx.messages, ensure_ascii=False, indent=2))
