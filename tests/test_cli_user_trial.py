@@ -153,3 +153,25 @@ def test_context_query_brings_the_matching_passage_off_an_aged_page(memory_home)
     shown = _run("context", "--budget", "6000", "--user", "q", "--age-mode", "fade",
                  "--query", "Lindholm depot access code", "--print", "json").stdout
     assert "739215" in shown
+
+
+def test_search_stats_list_import_no_heavy_module(tmp_path):
+    """README: `--help` and `search` import neither numpy, skia nor the
+    tokenizer (docs/architecture.md: nor `stats` and `list`); the legible
+    aging and query-aware context modules had brought numpy back."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "m.db"
+    assert _run("add", "-", "--user", "h", "--store", store,
+                input="Heron notes and the lake. " * 400).exit_code == 0
+    for argv in (["search", "herons"], ["stats"], ["list"], ["list", "items"]):
+        code = ("import sys\nfrom optical_memory.cli import main\n"
+                f"main({[*argv, '--user', 'h', '--store', str(store)]!r}, "
+                "standalone_mode=False)\n"
+                "print(sorted(m for m in ('numpy', 'skia', 'tiktoken', 'torch')"
+                " if m in sys.modules))")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip().splitlines()[-1] == "[]", (argv, res.stdout)
