@@ -31,3 +31,19 @@ def test_readme_python_example_runs(block, tmp_path):
     proc = subprocess.run([sys.executable, "-c", block], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+LIBRARY = [b for b in RUNNABLE if "OpticalMemory" in b and "langchain" not in b]
+
+
+@pytest.mark.skipif(available_decoders().get("tesseract") is not True,
+                    reason="the README examples read pages back with tesseract")
+def test_readme_library_examples_run_one_after_another_in_one_home(tmp_path):
+    """A reader runs the examples in order in their own data folder: one
+    example's data must not break the next one's asserts."""
+    assert len(LIBRARY) >= 3
+    env = dict(os.environ, OPTICAL_MEMORY_HOME=str(tmp_path / "home"))
+    for i, block in enumerate(LIBRARY):
+        proc = subprocess.run([sys.executable, "-c", block], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"example {i}: {proc.stderr[-3000:]}"

@@ -21,13 +21,15 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from optical_memory.errors import ConfigError
 from optical_memory.render.config import RenderConfig, RenderItem
 from optical_memory.render.layout import PageLayout
 from optical_memory.types import Page
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 METHODS: dict[str, str] = {
     "lanczos": "Lanczos resample of the master PNG",
@@ -51,6 +53,7 @@ def check_method(name: str) -> str:
 
 def resample_pixels(gray: np.ndarray, size: Sequence[int], method: str) -> np.ndarray:
     """``gray`` (uint8 [H, W]) resampled to ``size`` with a pixel method."""
+    import numpy as np
     from PIL import Image, ImageFilter
 
     w, h = int(size[0]), int(size[1])
@@ -79,6 +82,7 @@ class TierPage:
 
 
 def _gray_of(png: bytes) -> np.ndarray:
+    import numpy as np
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as im:

@@ -122,7 +122,8 @@ def read_text_arg(path: str) -> str:
             raise click.ClickException(f"cannot read {path}: {e.strerror}") from e
         name = path
     try:
-        return data.decode("utf-8")
+        # a byte-order mark (Windows editors write one) is not text
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         raise click.ClickException(
             f"{name} is not UTF-8 text (bad byte at offset {e.start}); "

@@ -1,4 +1,4 @@
-"""Browsing commands: ``list`` (turns or pages of a scope, a page at a time),
+"""Browsing commands: ``list`` (turns, items or pages of a scope, a page at a time),
 ``show ID`` (one item or page), ``export PAGE_ID`` (a page's PNG at a tier).
 
 Read-only: none of them creates a store. Ids may be given in full or as a
@@ -25,6 +25,8 @@ from optical_memory.cli.output import print_table
 
 #: Characters of an item's text shown in a ``list`` row.
 PREVIEW_CHARS = 60
+#: Items read per ``get_all`` call by ``list items``.
+LIST_BATCH = 1000
 
 
 def _preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
@@ -54,8 +56,20 @@ def _page_dict(rec: Any, *, text: bool = True) -> dict[str, Any]:
     return out
 
 
+def _all_items(mem: Any, scope: Any) -> list[Any]:
+    """Every item under the scope (turns, documents, texts), oldest first."""
+    out: list[Any] = []
+    cursor = None
+    while True:
+        page = mem.get_all(limit=LIST_BATCH, cursor=cursor, **scope)
+        out += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return out
+
+
 @main.command("list")
-@click.argument("what", type=click.Choice(["turns", "pages"]), default="turns")
+@click.argument("what", type=click.Choice(["turns", "items", "pages"]), default="turns")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
               help="Rows per page of output.")
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True,
@@ -65,16 +79,19 @@ def _page_dict(rec: Any, *, text: bool = True) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print {total, offset, limit, rows} as JSON.")
 def list_cmd(what, limit, offset, newest_first, store, user_id, agent_id, session_id, as_json):
-    """List the turns (default) or pages under the scope, with full ids."""
+    """List the turns (default), the items (turns, documents and texts, e.g.
+    from `add FILE`) or the pages under the scope, with full ids."""
     scope = scope_kwargs(user_id, agent_id, session_id)
     with open_memory(store) as mem:
         recs: list[Any] = (mem.list_turns(**scope) if what == "turns"
+                           else _all_items(mem, scope) if what == "items"
                            else mem.list_pages(**scope))
     if newest_first:
         recs.reverse()
     total, shown = len(recs), recs[offset: offset + limit]
     if as_json:
-        rows = [_item_dict(r) if what == "turns" else _page_dict(r, text=False) for r in shown]
+        rows = [_item_dict(r) if what == "turns" else r.to_dict() if what == "items"
+                else _page_dict(r, text=False) for r in shown]
         emit_json({"what": what, "total": total, "offset": offset, "limit": limit,
                    "rows": rows})
         return
@@ -87,6 +104,13 @@ def list_cmd(what, limit, offset, newest_first, store, user_id, agent_id, sessio
                     [(r.id, r.role or r.kind, str(r.text_tokens), r.created_at[:19],
                       _preview(r.text)) for r in shown], right=("tokens",),
                     title=f"turns {offset + 1}–{offset + len(shown)} of {total}")
+    elif what == "items":
+        print_table(("id", "kind", "tokens", "pages", "created", "text"),
+                    [(r.id, r.role or r.kind,
+                      str(r.text_tokens), str(len(r.page_ids)), r.created_at[:19],
+                      _preview(f"[{r.name}] {r.text}" if r.name and r.kind != "turn"
+                               else r.text)) for r in shown], right=("tokens", "pages"),
+                    title=f"items {offset + 1}–{offset + len(shown)} of {total}")
     else:
         print_table(("id", "tier", "size", "items", "created"),
                     [(r.id, r.tier, f"{r.width}x{r.height}", str(len(r.item_ids)),
@@ -94,6 +118,18 @@ def list_cmd(what, limit, offset, newest_first, store, user_id, agent_id, sessio
                     title=f"pages {offset + 1}–{offset + len(shown)} of {total}")
     if offset + len(shown) < total:
         click.echo(f"more: --offset {offset + len(shown)}", err=True)
+
+
+def _item_extra(mem: Any, item_id: str, scope: Any) -> dict[str, Any]:
+    """An item's metadata and page ids (``{}`` if it was deleted meanwhile)."""
+    from optical_memory import NotFoundError
+
+    try:
+        item = mem.get(item_id, **scope)
+    except NotFoundError:
+        return {}
+    return {"metadata": item.metadata, "updated_at": item.updated_at,
+            "page_ids": list(item.page_ids)}
 
 
 @main.command()
@@ -106,9 +142,11 @@ def show(ident, store, user_id, agent_id, session_id, as_json):
     with open_memory(store) as mem:
         kind, full = resolve_id(mem, ident, scope)
         rec = mem.get_item(full, **scope) if kind == "item" else mem.get_page(full, **scope)
+        # an item's metadata and the pages it lies on (to export or decode them)
+        extra = _item_extra(mem, full, scope) if kind == "item" and rec is not None else {}
     if rec is None:  # deleted meanwhile
         raise click.ClickException(f"no {kind} {full!r} under {describe_scope(scope)}")
-    data = _item_dict(rec) if kind == "item" else _page_dict(rec)
+    data = {**_item_dict(rec), **extra} if kind == "item" else _page_dict(rec)
     if as_json:
         emit_json({"record": kind, **data})
         return
@@ -145,7 +183,10 @@ def export(page_id, tier, output, force, store, user_id, agent_id, session_id):
         sys.stdout.buffer.write(png)
         sys.stdout.buffer.flush()
         return
-    write_private(output, png)
+    try:
+        write_private(output, png)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote page {full} ({tier or 'current tier'}, {len(png)} bytes) to {output}",
                err=True)
 

@@ -67,8 +67,9 @@ def _items_for(text: str, kind: str, source: str):
 @click.option("--line-spacing", type=float, default=None,
               help="Line height in em (default: the calibrated layout's).")
 @click.option("--hinting", type=click.Choice(["normal", "slight", "none", "full"]), default=None,
-              help="Glyph hinting; 'slight' with --font-size 11 --line-spacing 1.1 is the "
-                   "dense prose layout of benchmarks/RESULTS.md.")
+              help="Glyph hinting; 'slight' with --font-size 10.5 --line-spacing 1.1 "
+                   "--newline-mode marker is the dense prose layout of the README and "
+                   "benchmarks/RESULTS.md.")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="How to read FILE: plain text, markdown document, or JSONL chat log.")
 @click.option("--tokenizer", default="o200k_base", show_default=True, help="Text tokenizer.")
@@ -153,7 +154,8 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--decoder", "-d", default=DEFAULT_DECODER, show_default=True,
-              help="Decoder: tesseract, rapidocr, or openai (OpenAI-compatible endpoint).")
+              help="Decoder: tesseract, native (the package's own line reader), rapidocr, "
+                   "or openai (OpenAI-compatible endpoint).")
 @click.option("--lang", default=None,
               help="Tesseract languages, e.g. eng, rus+eng, jpn or chi_sim; 'auto': a first "
                    "pass finds the page's scripts, a second reads it with their languages "

@@ -166,7 +166,11 @@ def resolve_id(mem: OpticalMemory, given: str, scope: ScopeKwargs, *,
     if "page" in kinds:
         found += [("page", p.id) for p in mem.list_pages(**scope) if p.id.startswith(given)]
     if not found:
-        raise click.ClickException(f"no {what} matches {given!r} under {where}")
+        hint = ""
+        if "item" not in kinds and any(i.startswith(given) for i in _item_ids(mem, scope)):
+            hint = (f"; {given!r} is an item, not a page (`optical-memory show {given}` "
+                    "lists the pages it lies on)")
+        raise click.ClickException(f"no {what} matches {given!r} under {where}{hint}")
     if len(found) > 1:
         listed = ", ".join(f"{k} {i}" for k, i in found[:8])
         more = f" and {len(found) - 8} more" if len(found) > 8 else ""

@@ -97,8 +97,9 @@ def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
 
 def _print_accounting(acc, title: str) -> None:
     caption = (f"tokenizer {acc.tokenizer} · target {acc.target} · decoder {acc.decoder} · "
-               f"budget {acc.budget_tokens} · paged part {acc.page_ratio:.1f}x · "
-               f"whole context {acc.ratio:.1f}x"
+               f"budget {acc.budget_tokens} · paged part "
+               + (f"{acc.page_ratio:.1f}x" if acc.page_vision_tokens else "- (no pages)")
+               + f" · whole context {acc.ratio:.1f}x"
                + (f" · {acc.dropped_text_tokens} text tokens of history dropped "
                   f"for the budget" if acc.dropped_pages else "")
                + (f" · calibrated: shipped figures of the CPU reader {acc.decoder}, not of a "
@@ -230,7 +231,8 @@ def _markdown(ctx, files: list[str]) -> str:
         parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
         for part in parts:
             if part.get("type") == "text":
-                out.append(str(part.get("text") or ""))
+                if part.get("text"):  # (a turn that only calls tools has no text)
+                    out.append(str(part["text"]))
             elif part.get("type") == "image":
                 page = ctx.pages[image] if image < len(ctx.pages) else None
                 label = (f"page {image + 1}: {page.page_id or 'pending'}, {page.tier}, "
@@ -238,10 +240,20 @@ def _markdown(ctx, files: list[str]) -> str:
                 out.append(f"![{label}]({files[image]})" if image < len(files)
                            else f"[{label}; --out writes the image]")
                 image += 1
-        for call in msg.get("tool_calls") or []:
-            out.append(f"tool call `{call.get('name')}` ({call.get('id')}): "
-                       f"`{json.dumps(call.get('args'), ensure_ascii=False)}`")
+        out += [_tool_call_line(call) for call in msg.get("tool_calls") or []]
     return "\n\n".join(out)
+
+
+def _tool_call_line(call: Any) -> str:
+    """A stored tool call (OpenAI or LangChain shape, as it was given) as one line."""
+    from optical_memory.errors import InputError
+    from optical_memory.ingest import tool_call
+
+    try:
+        call_id, name, args = tool_call(call, "tool call")
+    except InputError:
+        return f"tool call: `{json.dumps(call, ensure_ascii=False, default=str)}`"
+    return f"tool call `{name}` ({call_id}): `{args}`"
 
 
 @main.command()
@@ -250,6 +262,10 @@ def _markdown(ctx, files: list[str]) -> str:
 @click.option("--keep-last", type=click.IntRange(0), default=None,
               help="Recent turns kept as text (default 8).")
 @click.option("--system", default=None, help="System message text.")
+@click.option("--query", default=None,
+              help="A question: the passages matching it that sit on aged or dropped pages "
+                   "come too, re-drawn at full resolution or as exact text (whichever costs "
+                   "less; the accounting's query row).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write the page images here (a new or empty folder).")
 @click.option("--force", is_flag=True,
@@ -260,7 +276,7 @@ def _markdown(ctx, files: list[str]) -> str:
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
-def context(budget, keep_last, system, out, force, print_as, store, user_id, agent_id,
+def context(budget, keep_last, system, query, out, force, print_as, store, user_id, agent_id,
             session_id, target, decoder, tokenizer, as_json):
     """Build a context within --budget tokens and print its accounting (or,
     with --print, its messages)."""
@@ -269,7 +285,7 @@ def context(budget, keep_last, system, out, force, print_as, store, user_id, age
     with _open(store, target, decoder, tokenizer) as mem:
         folder = out_folder(out, force) if out else None
         ctx = mem.context(budget, target=target, keep_last=keep_last, system=system,
-                          **_scope(user_id, agent_id, session_id))
+                          query=query, **_scope(user_id, agent_id, session_id))
     written = _write_pages(ctx, folder) if folder is not None else []
     if print_as == "json":
         click.echo(json.dumps(ctx.messages, ensure_ascii=False, indent=2))
@@ -510,13 +526,14 @@ def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_
                               read_back_master=_found(conv.needle.answer, m.text))
     acc = ctx.accounting
     if as_json:
-        _emit_json({"messages": len(conv.messages), "session": scope["session_id"],
+        _emit_json({"messages": len(conv.messages), "user": scope["user_id"],
+                    "session": scope["session_id"],
                     "accounting": acc.to_dict(), "page_files": len(written), "out": out,
                     "needle": needle})
         return
     con = console()
     con.print(f"conversation: {len(conv.messages)} messages, {conv.text_tokens} text tokens "
-              f"({tokenizer}); stored under session {scope['session_id']}")
+              f"({tokenizer}); stored under user {scope['user_id']}, session {scope['session_id']}")
     _print_accounting(acc, f"context for {target} within {budget} tokens")
     con.print(f"{len(written)} page image(s) written to {out}/")
     line = f"needle: {needle['fact']!r} retrieved={needle['retrieved']}"

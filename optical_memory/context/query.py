@@ -26,12 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from optical_memory.context.budget import MESSAGE_OVERHEAD
 from optical_memory.tokens.billing import image_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from optical_memory.render import Renderer
     from optical_memory.tokens import VisionTarget
 
@@ -99,6 +99,8 @@ class QueryView:
 
 def _trim(pixels: np.ndarray, margin: int) -> np.ndarray:
     """The image cut below its last inked row (plus the margin)."""
+    import numpy as np
+
     ink = np.flatnonzero((pixels < 200).any(axis=1))
     if not ink.size:
         return pixels[: max(1, 2 * margin)]

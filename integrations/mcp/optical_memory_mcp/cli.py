@@ -34,8 +34,8 @@ def _env(name: str) -> str:
 
 @click.command(name="optical-memory-mcp", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", metavar="PATH|URL", envvar=_env("STORE"), default=None,
-              help="Store path or sqlite:// URL (default: memory.db in $OPTICAL_MEMORY_HOME). "
-                   f"Env: {_env('STORE')}.")
+              help="Store: a SQLite path, or a sqlite:// or postgresql:// URL (default: "
+                   f"memory.db in $OPTICAL_MEMORY_HOME). Env: {_env('STORE')}.")
 @click.option("--user", "user_id", envvar=_env("USER"), default="default", show_default=True,
               help=f"The one user this server serves; tools cannot change it. Env: {_env('USER')}.")
 @click.option("--agent", "agent_id", envvar=_env("AGENT"), default=None,

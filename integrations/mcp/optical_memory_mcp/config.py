@@ -31,7 +31,7 @@ ENV_PREFIX = "OPTICAL_MEMORY_MCP_"
 class ServerConfig:
     """Everything the server needs to open its memory.
 
-    store:     SQLite path or ``sqlite://`` URL; ``None`` = the library's
+    store:     SQLite path, ``sqlite://`` or ``postgresql://`` URL; ``None`` = the library's
                default file (``memory.db`` in ``$OPTICAL_MEMORY_HOME``).
     user_id:   the one user this process serves (writes and reads).
     agent_id / session_id: optional narrower scope; writes are stored under

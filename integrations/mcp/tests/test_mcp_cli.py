@@ -27,6 +27,7 @@ def test_help_lists_every_option():
                  "--port", "--keep-last"):
         assert flag in res.output
     assert "127.0.0.1" in res.output
+    assert "postgresql://" in res.output  # the server opens a PostgreSQL store as well
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -1,0 +1,177 @@
+"""What a new user tripped on, trying the CLI on their own material: documents
+missing from ``list``, an item's metadata and pages missing from ``show``, an
+item id given to ``export``, a file written into a folder that does not exist,
+a byte-order mark, the demo's scope, a ratio printed for no pages, and
+help texts that forgot the native reader."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from optical_memory import OpticalMemory
+from optical_memory.cli import main
+
+
+def _run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def _doc_and_turns(user: str) -> tuple[str, list[str]]:
+    res = _run("add", "-", "--user", user, "--title", "heron notes", "--json",
+               input="Notes on the heron migration and the deploy key 7788. " * 300)
+    assert res.exit_code == 0, res.output
+    (doc,) = json.loads(res.stdout)["item_ids"]
+    turns = "\n".join(json.dumps({"role": "user", "content": f"turn {i} about herons"})
+                      for i in range(3))
+    res = _run("add", "-", "--chat", "--user", user, "--json", input=turns)
+    assert res.exit_code == 0, res.output
+    return doc, json.loads(res.stdout)["item_ids"]
+
+
+def test_list_items_shows_documents_as_well_as_turns(memory_home):
+    doc, turns = _doc_and_turns("li")
+    listed = json.loads(_run("list", "--user", "li", "--json").stdout)
+    assert [r["id"] for r in listed["rows"]] == turns  # `list` (turns) has no documents
+    items = json.loads(_run("list", "items", "--user", "li", "--json").stdout)
+    assert items["what"] == "items" and items["total"] == 4
+    assert [r["id"] for r in items["rows"]] == [doc, *turns]
+    assert items["rows"][0]["kind"] == "document" and len(items["rows"][0]["page_ids"]) == 1
+    paged = json.loads(_run("list", "items", "--user", "li", "--limit", "2", "--offset", "1",
+                            "--json").stdout)
+    assert [r["id"] for r in paged["rows"]] == turns[:2]
+    human = _run("list", "items", "--user", "li")
+    assert human.exit_code == 0, human.output
+    assert "items 1–4 of 4" in human.output and doc in human.output
+    assert "document" in human.output and "[heron notes]" in human.output
+    assert "no items under user 'nobody'" in _run("list", "items", "--user", "nobody").output
+
+
+def test_show_an_item_names_its_metadata_and_its_pages(memory_home):
+    with OpticalMemory() as mem:
+        added = mem.add("Herons nest by the northern lake. " * 200, user_id="sh",
+                        metadata={"topic": "birds", "priority": 2})
+        pages = mem.get(added.item_ids[0], user_id="sh").page_ids
+    assert pages
+    item = added.item_ids[0]
+    shown = json.loads(_run("show", item[:6], "--user", "sh", "--json").stdout)
+    assert shown["record"] == "item" and shown["metadata"] == {"topic": "birds", "priority": 2}
+    assert shown["page_ids"] == list(pages)
+    human = _run("show", item, "--user", "sh").output
+    assert "metadata: priority=2, topic=birds" in human and f"page_ids: {pages[0]}" in human
+
+
+def test_export_given_an_item_id_says_it_is_an_item(memory_home, tmp_path):
+    doc, _ = _doc_and_turns("ex")
+    res = _run("export", doc[:8], "-o", tmp_path / "x.png", "--user", "ex")
+    assert res.exit_code == 1 and "is an item, not a page" in res.output, res.output
+    assert f"optical-memory show {doc[:8]}" in res.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_export_into_a_missing_folder_is_a_clean_error(memory_home, tmp_path):
+    _doc_and_turns("mf")
+    (page,) = [r["id"] for r in json.loads(_run("list", "pages", "--user", "mf",
+                                                 "--json").stdout)["rows"]]
+    target = tmp_path / "no" / "such" / "page.png"
+    res = _run("export", page, "-o", target, "--user", "mf")
+    assert res.exit_code == 1, res.output
+    assert res.output.strip() == f"Error: cannot write {target}: No such file or directory"
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text(memory_home):
+    bom = "\ufeff"
+    res = _run("add", "-", "--chat", "--user", "bom", "--json",
+               input=(bom + json.dumps({"role": "user", "content": "herons"}) + "\n").encode())
+    assert res.exit_code == 0, res.output
+    res = _run("add", "-", "--user", "bom", "--json",
+               input=(bom + "Heron notes. " * 50).encode())
+    assert res.exit_code == 0, res.output
+    (doc,) = json.loads(res.stdout)["item_ids"]
+    text = json.loads(_run("show", doc, "--user", "bom", "--json").stdout)["text"]
+    assert text.startswith("Heron notes.")
+
+
+def test_demo_names_the_user_its_session_is_stored_under(memory_home, tmp_path):
+    res = _run("demo", "--turns", "60", "--budget", "8000", "--decoder", "native", "--out",
+               tmp_path / "d1", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["user"] == "demo" and data["session"].startswith("demo-")
+    found = _run("search", "passphrase", "--user", data["user"], "--session", data["session"])
+    assert "passphrase" in found.output.lower()  # where the line says it is
+    human = _run("demo", "--turns", "60", "--budget", "8000", "--decoder", "native", "--out",
+                 tmp_path / "d2").output
+    assert "stored under user demo, session demo-" in human
+
+
+def test_context_without_pages_prints_no_ratio_for_them(memory_home):
+    _run("add", "-", "--chat", "--user", "np",
+         input=json.dumps({"role": "user", "content": "herons by the lake"}))
+    res = _run("context", "--budget", "2000", "--user", "np")
+    assert res.exit_code == 0, res.output
+    assert "paged part - (no pages)" in res.output and "paged part 0.0x" not in res.output
+
+
+def test_decode_help_names_every_decoder():
+    out = _run("decode", "--help").output
+    for name in ("tesseract", "native", "rapidocr", "openai"):
+        assert name in out
+
+
+def test_context_markdown_names_tool_calls_in_either_shape(memory_home):
+    log = [{"role": "user", "content": "weather in Oslo and Bergen?"},
+           {"role": "assistant", "content": None, "tool_calls": [  # OpenAI's shape
+               {"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+           {"role": "tool", "tool_call_id": "call_1", "content": "-3C, snow"},
+           {"role": "assistant", "content": "And Bergen:", "tool_calls": [  # LangChain's
+               {"id": "call_2", "name": "get_weather", "args": {"city": "Bergen"}}]},
+           {"role": "tool", "tool_call_id": "call_2", "content": "4C, rain"}]
+    res = _run("add", "-", "--chat", "--user", "tc", input=json.dumps(log))
+    assert res.exit_code == 0, res.output
+    res = _run("context", "--budget", "4000", "--user", "tc", "--print", "markdown")
+    assert res.exit_code == 0, res.output
+    assert "tool call `get_weather` (call_1): `{\"city\": \"Oslo\"}`" in res.stdout
+    assert "tool call `get_weather` (call_2): `{\"city\": \"Bergen\"}`" in res.stdout
+    assert "`None`" not in res.stdout and "`null`" not in res.stdout
+    assert "## assistant\n\ntool call" in res.stdout  # no blank paragraph for no text
+
+
+def test_context_query_brings_the_matching_passage_off_an_aged_page(memory_home):
+    from optical_memory import generate_conversation
+
+    with OpticalMemory() as mem:
+        mem.add([{"role": "user", "content": "The Lindholm depot access code is 739215."}],
+                user_id="q")
+        mem.add(generate_conversation(tokens=60000, seed=2).messages, user_id="q")
+    argv = ["context", "--budget", "6000", "--user", "q", "--age-mode", "fade", "--json"]
+    plain = json.loads(_run(*argv).stdout)
+    asked = json.loads(_run(*argv, "--query", "Lindholm depot access code").stdout)
+    assert plain["query_tokens"] == 0 and asked["query_tokens"] > 0
+    shown = _run("context", "--budget", "6000", "--user", "q", "--age-mode", "fade",
+                 "--query", "Lindholm depot access code", "--print", "json").stdout
+    assert "739215" in shown
+
+
+def test_search_stats_list_import_no_heavy_module(tmp_path):
+    """README: `--help` and `search` import neither numpy, skia nor the
+    tokenizer (docs/architecture.md: nor `stats` and `list`); the legible
+    aging and query-aware context modules had brought numpy back."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "m.db"
+    assert _run("add", "-", "--user", "h", "--store", store,
+                input="Heron notes and the lake. " * 400).exit_code == 0
+    for argv in (["search", "herons"], ["stats"], ["list"], ["list", "items"]):
+        code = ("import sys\nfrom optical_memory.cli import main\n"
+                f"main({[*argv, '--user', 'h', '--store', str(store)]!r}, "
+                "standalone_mode=False)\n"
+                "print(sorted(m for m in ('numpy', 'skia', 'tiktoken', 'torch')"
+                " if m in sys.modules))")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip().splitlines()[-1] == "[]", (argv, res.stdout)
