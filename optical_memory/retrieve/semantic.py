@@ -36,8 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from optical_memory.cache import LRUCache
 from optical_memory.errors import ConfigError, after_commit
 from optical_memory.scope import Scope
@@ -47,6 +45,8 @@ from optical_memory.store.terms import has_ngram_script, locate, query_terms
 from optical_memory.store.vectors import PassageRef, PassageVectorStore
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from optical_memory.retrieve.rerank import Ranker
     from optical_memory.store import Store
 
@@ -92,6 +92,8 @@ def pieces(text: str) -> list[str]:
 
 def unit_vectors(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     """float32 rows scaled to unit length (zero rows stay zero)."""
+    import numpy as np
+
     m = np.asarray(vectors, dtype=np.float32)
     if m.ndim != 2:
         raise ConfigError(f"the ranker returned vectors of shape {m.shape}, not (n, dim)")
@@ -116,6 +118,8 @@ class SemanticIndex:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts`` (those embedded before come from the cache)."""
+        import numpy as np
+
         out: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
         todo = [i for i, v in enumerate(out) if v is None]
         if todo:
@@ -128,6 +132,8 @@ class SemanticIndex:
     def refresh(self, scope: Scope, sources: Sequence[str] = SOURCES) -> int:
         """Embed the passages visible under ``scope`` that have no vector of
         this model yet; returns how many were embedded."""
+        import numpy as np
+
         done: set[int] = set()
         while True:
             todo = [r for r in self.store.passages_without_vectors(
@@ -155,6 +161,8 @@ class SemanticIndex:
         """The ``n`` passages nearest ``query`` by cosine (a passage's best
         piece), the best one per (source, item, page), best first (ties by
         passage id); ``metadata``: as :meth:`Store.search`'s filter."""
+        import numpy as np
+
         refs, blobs = self.store.passage_vectors(scope, self.model, sources=sources,
                                                  metadata=metadata)
         q = self.embed([query])[0]
