@@ -175,3 +175,37 @@ def test_search_stats_list_import_no_heavy_module(tmp_path):
                              timeout=120, check=False)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip().splitlines()[-1] == "[]", (argv, res.stdout)
+
+
+def test_add_metadata_is_stored_and_search_filters_on_it(memory_home):
+    res = _run("add", "-", "--user", "md", "--metadata", '{"project": "atlas", "n": 1}', "--json",
+               input="The atlas depot code is 4410. " * 20)
+    assert res.exit_code == 0, res.output
+    (atlas,) = json.loads(res.stdout)["item_ids"]
+    turns = json.dumps([{"role": "user", "content": "the zephyr depot code is 9921"}])
+    res = _run("add", "-", "--chat", "--user", "md", "--metadata", '{"project": "zephyr"}',
+               "--json", input=turns)
+    assert res.exit_code == 0, res.output
+    (zephyr,) = json.loads(res.stdout)["item_ids"]
+    with OpticalMemory() as mem:
+        assert mem.get(atlas, user_id="md").metadata == {"project": "atlas", "n": 1}
+        assert mem.get(zephyr, user_id="md").metadata == {"project": "zephyr"}
+    hits = json.loads(_run("search", "depot code", "--user", "md", "--json").stdout)
+    assert {h["item_id"] for h in hits} == {atlas, zephyr}
+    for project, want in (("atlas", atlas), ("zephyr", zephyr)):
+        res = _run("search", "depot code", "--user", "md", "--json",
+                   "--metadata", json.dumps({"project": project}))
+        assert res.exit_code == 0, res.output
+        assert [h["item_id"] for h in json.loads(res.stdout)] == [want]
+
+
+def test_bad_metadata_is_refused_before_anything_is_stored(memory_home, tmp_path):
+    store = tmp_path / "m.db"
+    for bad in ("{not json", "[1, 2]", '{"": 1}'):
+        res = _run("add", "-", "--store", store, "--metadata", bad, input="some text")
+        assert res.exit_code == 2 and "--metadata" in res.output, res.output
+        assert "Traceback" not in res.output
+    assert not store.exists()  # refused at parse time: no store created
+    _run("add", "-", "--store", store, input="some text")
+    res = _run("search", "text", "--store", store, "--metadata", '{"k": [1]}')
+    assert res.exit_code == 2 and "--metadata" in res.output, res.output

@@ -131,6 +131,21 @@ def describe_scope(scope: ScopeKwargs) -> str:
     return ", ".join(f"{k.removesuffix('_id')} {v!r}" for k, v in scope.items() if v is not None)
 
 
+def metadata_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> dict[str, Any] | None:
+    """``--metadata`` as a checked JSON object: the stored metadata of ``add``,
+    or the equality filter of ``search`` (a bad value stores nothing)."""
+    if value is None:
+        return None
+    from optical_memory.errors import InputError
+    from optical_memory.store.metadata import metadata_from_json
+
+    try:
+        return metadata_from_json(value, as_filter=ctx.command.name != "add")
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

@@ -19,6 +19,7 @@ from optical_memory.cli._group import main, read_text_arg
 from optical_memory.cli.common import (
     describe_scope,
     emit_json,
+    metadata_option,
     model_options,
     open_memory,
     resolve_id,
@@ -78,7 +79,8 @@ def _batches(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
-            names: list[str] | None = None) -> tuple[list[str], int, int]:
+            names: list[str] | None = None,
+            metadata: dict[str, Any] | None = None) -> tuple[list[str], int, int]:
     """Add messages in batches (a tool call and its result may straddle two
     batches; they are stored in order either way) with a progress bar.
     Check them all first (``check_messages``) so a bad message stores nothing."""
@@ -87,7 +89,7 @@ def _ingest(mem, messages: list[dict[str, Any]], scope: ScopeKwargs, label: str,
     pages = tokens = 0
     with progress(label, len(messages)) as bar:
         for chunk in _batches(messages):
-            res = mem.add(chunk, **scope)
+            res = mem.add(chunk, metadata=metadata, **scope)
             item_ids += res.item_ids
             pages += res.pages
             tokens += res.text_tokens
@@ -135,11 +137,14 @@ def _write_pages(ctx, folder: Path) -> list[str]:
               help="SOURCE is a chat log: JSONL (one message object per line), a JSON array "
                    "of messages, or {\"messages\": [...]}.")
 @click.option("--title", default=None, help="Document title (without --chat).")
+@click.option("--metadata", default=None, metavar="JSON", callback=metadata_option,
+              help='A JSON object stored on every item added, e.g. \'{"project": "atlas"}\' '
+                   "(search --metadata filters on it).")
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def add(source, chat, title, store, user_id, agent_id, session_id, target, decoder, tokenizer,
-        as_json):
+def add(source, chat, title, metadata, store, user_id, agent_id, session_id, target, decoder,
+        tokenizer, as_json):
     """Add a document FILE (or - for stdin), or a chat log with --chat.
 
     The only command (with `demo`) that creates the store when it is missing.
@@ -150,11 +155,12 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
     log = _read_chat_log(text, name) if chat else None
     with _open(store, target, decoder, tokenizer, create=True) as mem:
         if log is not None:
-            ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1])
+            ids, pages, tokens = _ingest(mem, log[0], scope, "adding turns", names=log[1],
+                                         metadata=metadata)
         else:
             res = mem.add_document(text,
                                    title=title or (Path(name).name if source != "-" else None),
-                                   **scope)
+                                   metadata=metadata, **scope)
             ids, pages, tokens = list(res.item_ids), res.pages, res.text_tokens
     if as_json:
         _emit_json({"item_ids": ids, "pages": pages, "text_tokens": tokens})
@@ -170,8 +176,11 @@ def add(source, chat, title, store, user_id, agent_id, session_id, target, decod
 @click.option("--semantic", is_flag=True,
               help="Also search by meaning (all-MiniLM-L6-v2, English; extra 'semantic'): "
                    "finds a fact from words it does not contain.")
+@click.option("--metadata", default=None, metavar="JSON", callback=metadata_option,
+              help='Only items whose metadata has each key with this value, e.g. '
+                   '\'{"project": "atlas"}\'.')
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
-def search(query, k, store, user_id, agent_id, session_id, semantic, as_json):
+def search(query, k, store, user_id, agent_id, session_id, semantic, metadata, as_json):
     """Search the memory for QUERY (BM25 keyword search; --semantic: fused with meaning)."""
     ranker = None
     if semantic:
@@ -179,7 +188,8 @@ def search(query, k, store, user_id, agent_id, session_id, semantic, as_json):
 
         ranker = MiniLMRanker()
     with _open(store, ranker=ranker) as mem:
-        hits = mem.retrieve(query, k=k, **_scope(user_id, agent_id, session_id))
+        hits = mem.retrieve(query, k=k, metadata=metadata,
+                            **_scope(user_id, agent_id, session_id))
     rows = [{"item_id": h.item_id, "page_id": h.page_id, "tier": h.tier,
              "score": round(h.score, 4), "span": list(h.span) if h.span else None,
              "snippet": h.snippet} for h in hits]

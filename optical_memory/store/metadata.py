@@ -89,6 +89,18 @@ def check_filter(value: object, where: str = "metadata") -> dict[str, Any] | Non
     return out
 
 
+def metadata_from_json(text: str, *, as_filter: bool = False,
+                       where: str = "metadata") -> dict[str, Any] | None:
+    """Metadata given as JSON text (a command-line option): checked as
+    stored metadata (:func:`check_metadata`) or, with ``as_filter``, as a
+    filter (:func:`check_filter`); bad JSON raises :class:`InputError`."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise InputError(f"{where} is not JSON: {exc}") from exc
+    return check_filter(value, where) if as_filter else check_metadata(value, where)
+
+
 def metadata_where(d: Dialect, filters: Mapping[str, Any], alias: str) -> Statement:
     """SQL condition (and parameters) for items of ``alias`` whose metadata
     matches every ``filters`` entry (already checked)."""
