@@ -11,8 +11,7 @@ used on a machine without the renderer's dependencies, and vice versa.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from optical_memory.errors import (
     ConfigError as ConfigError,
@@ -24,6 +23,7 @@ from optical_memory.errors import (
     UnknownTargetError as UnknownTargetError,
     VisionTokensError as VisionTokensError,
 )
+from optical_memory.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -65,17 +65,7 @@ __all__ = sorted([
 ])
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover

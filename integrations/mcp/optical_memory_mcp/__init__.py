@@ -10,9 +10,9 @@ and loads neither the SDK nor the library: names resolve on first use.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from optical_memory.lazy import lazy_exports
 from optical_memory_mcp._version import __version__
 
 _LAZY = {
@@ -25,17 +25,7 @@ _LAZY = {
 __all__ = ["PAGE_URI_TEMPLATE", "ServerConfig", "__version__", "create_server", "page_uri"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optical_memory_mcp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
