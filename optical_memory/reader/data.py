@@ -64,7 +64,7 @@ RECIPE = {
     "tiers": {"1.0": 0.35, "0.625": 0.25, "0.5": 0.25, "uniform 0.45-1.0": 0.15},
     "page_width": [384, 512, 640, 768, 1024],
     "crop_jitter": {"shift": 0.08, "v_pad": [0.1, 0.2], "left_pad": [0.1, 0.5],
-                    "right_pad": [0.1, 0.6]},
+                    "right_pad": [0.1, 0.6], "stretch": [0.92, 1.15]},
     "line_height": LINE_HEIGHT,
 }
 
@@ -316,7 +316,7 @@ def page_samples(spec: PageSpec, rng: random.Random, codec: Codec, *,
             img = crop_line(pixels, LineBox(box.top, box.bottom, box.left + rng.uniform(-1, 1)),
                             right, v_pad=rng.uniform(0.1, 0.2),
                             left_pad=rng.uniform(0.1, 0.5), right_pad=rng.uniform(0.1, 0.6),
-                            shift=rng.uniform(-0.08, 0.08))
+                            shift=rng.uniform(-0.08, 0.08), stretch=rng.uniform(0.92, 1.15))
         else:
             img = crop_line(pixels, box, right)
         out.append(LineSample(img, text.rstrip(), spec.scale))

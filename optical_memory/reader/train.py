@@ -2,6 +2,8 @@
 
     python -m optical_memory.reader.train --out runs/reader --minutes 30 --threads 2
     python -m optical_memory.reader.train --out runs/reader --resume --minutes 5
+    python -m optical_memory.reader.train --out runs/reader2 --init runs/reader/checkpoint.pt \
+        --arch '{"pool_w": 2}' --minutes 60
     python -m optical_memory.reader.train --out runs/reader --export optical_memory/reader/weights
 
 Seeded and resumable: batch ``i`` is drawn from ``Random(seed, i)``, so a run
@@ -10,6 +12,11 @@ A checkpoint (model, optimiser, step, seconds trained) is written every
 ``--checkpoint-every`` steps and at the end; the learning rate follows the
 share of the budget spent (``max(step / steps, seconds / time limit)``): warm
 up, then cosine down, so a time-limited run still ends annealed.
+
+``--init`` starts a new run from another run's weights (fresh optimiser, step
+0, its own seed and schedule); ``--arch`` may then change what leaves the
+weights' shapes alone (``pool_w``: frames per column, the one change the
+shipped reader was fine-tuned through). The run's state records the chain.
 """
 from __future__ import annotations
 
@@ -122,7 +129,8 @@ def lr_at(progress: float, peak: float, warmup: float = 0.03) -> float:
 def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30.0,
           batch: int = 32, lr: float = 2e-3, threads: int = 2, checkpoint_every: int = 200,
           eval_every: int = 500, resume: bool = False, arch: dict[str, Any] | None = None,
-          heldout_per_tier: int = 48, log: Callable[[str], None] = logger.info) -> dict[str, Any]:
+          heldout_per_tier: int = 48, init: Path | None = None,
+          log: Callable[[str], None] = logger.info) -> dict[str, Any]:
     """Train (or resume) until ``steps`` or ``minutes`` of training time; returns the state."""
     import torch
 
@@ -138,6 +146,16 @@ def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30
                              "steps": steps, "minutes": minutes, "batch": batch, "lr": lr,
                              "arch": model.arch, "recipe": recipe_hash(), "threads": threads}
     ckpt = out / CHECKPOINT
+    if init is not None and not (resume and ckpt.is_file()):
+        src = torch.load(init, weights_only=False)
+        model.load_state_dict(src["model"])  # strict: the shapes must match
+        prior = src["state"]
+        state["init"] = {"from": str(init), "recipe": prior.get("recipe"),
+                         "arch": prior.get("arch"), "steps": prior.get("step"),
+                         "seconds": round(float(prior.get("seconds", 0.0)), 1),
+                         "batch": prior.get("batch"), "seed": prior.get("seed"),
+                         "history": prior.get("history", []), "init": prior.get("init")}
+        log(f"initialised from {init} (step {prior.get('step')}, arch {prior.get('arch')})")
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -233,6 +251,7 @@ def export(out: Path, dest: Path, *, stretch: float = 1.0,
             "steps": state["step"], "seconds": round(state["seconds"], 1),
             "batch_lines": state["batch"], "peak_lr": state["lr"], "seed": state["seed"],
             "threads": state.get("threads", 2), "history": state["history"],
+            **({"init": state["init"]} if state.get("init") else {}),
         },
         "data_recipe": RECIPE,
         "data_recipe_hash": state["recipe"],
@@ -257,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this checkpoint's weights (fresh optimiser and schedule)")
     p.add_argument("--arch", type=json.loads, default=None, help='JSON, e.g. \'{"hidden": 96}\'')
     p.add_argument("--export", type=Path, default=None,
                    help="only export the checkpoint's weights and recipe into this folder")
@@ -275,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logger.info
     train(args.out, seed=args.seed, steps=args.steps, minutes=args.minutes, batch=args.batch,
           lr=args.lr, threads=args.threads, checkpoint_every=args.checkpoint_every,
-          eval_every=args.eval_every, resume=args.resume, arch=args.arch, log=log)
+          eval_every=args.eval_every, resume=args.resume, arch=args.arch, init=args.init,
+          log=log)
     return 0
 
 
