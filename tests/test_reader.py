@@ -258,6 +258,39 @@ def test_training_smoke_run_resumes_and_exports(tmp_path):
     np.testing.assert_allclose(reader.logits(x[:, 0]), ref, atol=1e-3, rtol=1e-3)
 
 
+def test_training_init_from_another_run_changes_pool_width(tmp_path):
+    import torch
+
+    from optical_memory.reader.train import train
+
+    arch = {"c1": 4, "c2": 8, "c3": 8, "hidden": 16}
+    train(tmp_path / "a", steps=2, batch=4, threads=1, eval_every=100, arch=arch,
+          heldout_per_tier=2, log=lambda m: None)
+    src = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    state = train(tmp_path / "b", steps=0, batch=4, threads=1, eval_every=100,
+                  arch={**arch, "pool_w": 2}, init=tmp_path / "a" / "checkpoint.pt",
+                  heldout_per_tier=2, log=lambda m: None)
+    assert state["step"] == 0 and state["arch"]["pool_w"] == 2
+    assert state["init"]["steps"] == 2 and state["init"]["arch"]["pool_w"] == 3
+    dst = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    for k, v in src["model"].items():  # the weights carried over unchanged
+        assert torch.equal(v, dst["model"][k]), k
+    with pytest.raises(RuntimeError):  # shapes that differ are refused, not reshaped
+        train(tmp_path / "c", steps=0, batch=4, threads=1, arch={**arch, "hidden": 8},
+              init=tmp_path / "a" / "checkpoint.pt", heldout_per_tier=2, log=lambda m: None)
+
+
+def test_stretch_is_tuned_on_validation_text_not_held_out():
+    from optical_memory.reader import tune
+
+    assert tune.VALIDATION_CHAT_SEED < 100  # held-out chats are seeds >= 100
+    assert tune.best_stretch({1.0: {1024: 0.98, 512: 0.90}, 1.1: {1024: 0.99, 512: 0.95},
+                              1.2: {1024: 0.99, 512: 0.95}}) == 1.1  # tie: nearest to 1
+    held = license_text()[:2000]
+    pages = tune.validation_pages(1)
+    assert len(pages) == 3 and all(held[:200] not in p.text for p in pages)
+
+
 # -- engines ------------------------------------------------------------------
 
 needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
