@@ -80,20 +80,25 @@ def _at_side(page: Any, side: int) -> Any:
 def score_stretches(weights: Path | None, stretches: Sequence[float],
                     per_kind: int = 1) -> dict[float, dict[int, float]]:
     """Mean read-back precision per stretch and tier on the validation pages."""
-    from optical_memory.decode import get_decoder, precision
+    from optical_memory.decode import precision
+    from optical_memory.decode.native import NativeDecoder
     from optical_memory.render import NEWLINE_MARKER
 
-    dec = get_decoder("native", weights=weights)
+    dec = NativeDecoder(weights=weights)
     pages = validation_pages(per_kind)
     tiers = {side: [_at_side(p, side) for p in pages] for side in SIDES}
     out: dict[float, dict[int, float]] = {}
-    for s in stretches:
-        dec.reader.stretch = float(s)
-        out[float(s)] = {
-            side: round(float(np.mean([precision(p.text, dec.decode(p).text,
-                                                 marker=NEWLINE_MARKER) for p in ps])), 5)
-            for side, ps in tiers.items()}
-        logger.info("stretch %.2f: %s", s, out[float(s)])
+    shipped = dec.reader.stretch  # the reader instance is shared (cached): put it back
+    try:
+        for s in stretches:
+            dec.reader.stretch = float(s)
+            out[float(s)] = {
+                side: round(float(np.mean([precision(p.text, dec.decode(p).text,
+                                                     marker=NEWLINE_MARKER) for p in ps])), 5)
+                for side, ps in tiers.items()}
+            logger.info("stretch %.2f: %s", s, out[float(s)])
+    finally:
+        dec.reader.stretch = shipped
     return out
 
 
