@@ -106,7 +106,7 @@ class Codec:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of class ids (already collapsed: no CTC blanks or repeats)."""
-        return "".join(self._tokens[i] for i in ids)
+        return "".join(map(self._tokens.__getitem__, ids))
 
     def token(self, class_id: int) -> str:
         return self._tokens[class_id]

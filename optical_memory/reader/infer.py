@@ -323,7 +323,7 @@ class NumpyReader:
                 unk.advances(self.codec.charset, self.codec.max_space_run), uid,
                 self._space_ids)
         unknown = int((ids == self.codec.unknown_id).sum())
-        return LineRead(self.codec.decode(int(i) for i in ids), float(prob.mean()), unknown)
+        return LineRead(self.codec.decode(ids.tolist()), float(prob.mean()), unknown)
 
 
 __all__ = ["LineRead", "NumpyReader", "default_weights"]
