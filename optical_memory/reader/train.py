@@ -162,6 +162,9 @@ def train(out: Path, *, seed: int = 0, steps: int = 100_000, minutes: float = 30
         opt.load_state_dict(saved["opt"])
         state.update(saved["state"])
         state["steps"], state["minutes"] = steps, minutes
+        # the thread counts of every session (a run resumed on other cores keeps its batches)
+        before = saved["state"].get("threads", [])
+        state["threads"] = sorted({*(before if isinstance(before, list) else [before]), threads})
         if saved["state"]["seed"] != seed:
             raise SystemExit(f"checkpoint was trained with seed {saved['state']['seed']}")
         log(f"resumed at step {state['step']} ({state['seconds']:.0f} s trained)")
