@@ -22,9 +22,12 @@ per-tier rows add up to the page totals.
 
 Rules (Letta's): the system message and the recent turns stay text; a tool
 result is never separated from its call (the text window is moved back to
-include the call, and pages linked by a call/result pair, or by an item split
-across them, are kept or dropped together); when the budget is short the
-oldest page groups are dropped first (they stay stored and retrievable).
+include the call, and pages linked by a call/result pair are kept or dropped
+together); when the budget is short the oldest pages are dropped first (they
+stay stored and retrievable). An item split across pages does not bind them:
+long messages split across every page boundary would chain the whole history
+into one group, dropped whole for want of room, so the oldest page kept may
+start inside an item.
 """
 from __future__ import annotations
 
@@ -341,11 +344,13 @@ def extend_window(
     return start
 
 
-def atomic_groups(pages: Sequence[ContextPage]) -> list[list[int]]:
+def atomic_groups(pages: Sequence[ContextPage], *, split_items: bool = True
+                  ) -> list[list[int]]:
     """Indices of ``pages`` grouped so a group is kept or dropped whole.
 
-    Pages are linked when one holds a tool call another answers, or when they
-    hold parts of the same item. Groups come ordered by their oldest page.
+    Pages are linked when one holds a tool call another answers, and (with
+    ``split_items``) when they hold parts of the same item. Groups come
+    ordered by their oldest page. The budget cut links by calls only.
     """
     parent = list(range(len(pages)))
 
@@ -363,7 +368,7 @@ def atomic_groups(pages: Sequence[ContextPage]) -> list[list[int]]:
     owner_item: dict[str, int] = {}
     owner_call: dict[str, int] = {}
     for i, p in enumerate(pages):
-        for item_id in p.item_ids:
+        for item_id in p.item_ids if split_items else ():
             if item_id in owner_item:
                 union(owner_item[item_id], i)
             else:
@@ -418,7 +423,7 @@ def build_context(
             f"tokens{f' + query {query_cost}' if query_cost else ''}; raise the budget or "
             "lower keep_last"
         )
-    groups = atomic_groups(pages)
+    groups = atomic_groups(pages, split_items=False)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
 
     def cut(frame: int) -> int:
