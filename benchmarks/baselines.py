@@ -243,7 +243,9 @@ def main() -> None:
                   + f" (agreement {agree}/{len(checked)}).", ""]
     # headline numbers, from the rows
     b_lo, b_hi = min(config.budgets), max(config.budgets)
-    old = [lo for lo, _, _ in AGE_BUCKETS][-1]
+    # the oldest age bucket that holds needles (a --quick history has none past 64k)
+    old = max((lo for lo, _, _ in AGE_BUCKETS if any(r['age_tokens'] >= lo for r in rows)),
+              default=0)
     lines += [
         "## Findings",
         "",
