@@ -12,9 +12,12 @@ the history it carries. Targets: DeepSeek-OCR base and GPT-4o.
 
 Writes ``benchmarks/results/baselines.md`` and, in the run folder
 ``benchmarks/baselines/`` (not in git), ``rows.jsonl`` and one PNG of
-curves per target. A model summary runs only with ``--summary-url``.
+curves per target. A model summary runs only with ``--summary-url``; the
+answer stage (each needle's question over each context, the reply scored)
+only with ``--answer-url`` and ``--answer-model`` (``--answer-sample N``:
+N needles per history).
 
-Run: ``python benchmarks/baselines.py [--history 320000] [--quick]``.
+Run: ``python benchmarks/baselines.py [--history 320000] [--seeds 1,2,3] [--quick]``.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from optical_memory.niah.matched import (
     AGE_BUCKETS,
     MatchedConfig,
     age_counts,
+    answer_table,
     query_table,
     run_matched,
     summary_table,
@@ -68,6 +72,21 @@ def _carried(rows, **match) -> float:
     return 100 * sum(r["carried_share"] for r in sel) / max(1, len(sel))
 
 
+def _answer_note(config: MatchedConfig, facts: dict) -> str:
+    """Whether the answer stage ran, said plainly."""
+    if config.answer is None:
+        return ("The answer stage did not run (no `--answer-url`): no model was asked, so "
+                "there is no answer accuracy here.")
+    sample = ("every needle" if config.answer_sample is None
+              else f"{config.answer_sample} needles per history, spread over their ages")
+    return (f"Answer stage: `{config.answer.model}` at {config.answer.base_url} was asked each "
+            f"needle's question over each context ({sample}; {facts['answers']} distinct "
+            f"requests, {facts['answer_seconds']:.0f} s), the context sent as the method hands "
+            "it (pages and query images as `image_url` parts; for optical-recall the tool call "
+            "and its result after the question); a reply is right when it holds the value "
+            "(RULER's string_match_all).")
+
+
 def _losses(rows, config) -> list[str]:
     """Where optical memory (tiered, no question) does not beat the text baselines."""
     out = ["Where optical memory (tiered, without the question) does not recall more needles "
@@ -99,13 +118,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="40k-token histories, 2 budgets")
     ap.add_argument("--summary-url", default=os.environ.get("OPTICAL_MEMORY_SUMMARY_URL", ""))
     ap.add_argument("--summary-model", default=os.environ.get("OPTICAL_MEMORY_SUMMARY_MODEL", ""))
+    ap.add_argument("--summary-key-env", default="OPTICAL_MEMORY_SUMMARY_KEY",
+                    help="environment variable holding the summary endpoint's API key")
+    ap.add_argument("--answer-url", default="",
+                    help="OpenAI-compatible /v1 root: ask a model each needle's question over "
+                         "each context")
+    ap.add_argument("--answer-model", default="", help="model name for --answer-url")
+    ap.add_argument("--answer-key-env", default="OPENAI_API_KEY",
+                    help="environment variable holding the answer endpoint's API key")
+    ap.add_argument("--answer-sample", type=int, default=None,
+                    help="ask about N needles per history (spread over ages; default all)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     budgets = (2000, 8000) if args.quick else tuple(int(b) for b in args.budgets.split(","))
     endpoint = (AnswerEndpoint(args.summary_url, args.summary_model or "summary",
-                               api_key=os.environ.get("OPTICAL_MEMORY_SUMMARY_KEY", ""),
+                               api_key=os.environ.get(args.summary_key_env, ""),
                                max_tokens=None) if args.summary_url else None)
+    if args.answer_url and not args.answer_model:
+        ap.error("--answer-url needs --answer-model")
+    answer = (AnswerEndpoint(args.answer_url, args.answer_model,
+                             api_key=os.environ.get(args.answer_key_env, ""))
+              if args.answer_url else None)
     methods = tuple(m for m in ("truncation", "extractive", "summary", "optical-fresh",
                                 "optical-tiered", "optical-recall", "optical-query")
                     if m != "summary" or endpoint is not None)
@@ -113,7 +147,7 @@ def main() -> None:
         history_tokens=40_000 if args.quick else args.history,
         budgets=budgets, targets=tuple(args.targets.split(",")),
         seeds=tuple(int(s) for s in args.seeds.split(",")), methods=methods,
-        summary=endpoint,
+        summary=endpoint, answer=answer, answer_sample=args.answer_sample,
         crosscheck=tuple(int(b) for b in args.crosscheck.split(",") if b),
     )
     t0 = time.perf_counter()
@@ -152,14 +186,19 @@ def main() -> None:
         "",
         "A needle is *recalled* when its value is in the context's text or read back (the "
         "native reader) from a page image of the context that holds it; this measures what "
-        "the context holds, not what a model answers (no endpoint was configured, so the "
-        "answer stage did not run). *History carried*: the history's text tokens the "
+        "the context holds, not what a model answers. " + _answer_note(config, facts)
+        + (" With several seeds a cell shows the mean over all needles and, in brackets, "
+           "the range of the seeds' means." if len(config.seeds) > 1 else "")
+        + " *History carried*: the history's text tokens the "
         "context shows (whole messages for truncation and pages; the selected sentences for "
         "the extractive compressor). Methods:",
         "",
         "- **truncation**: the most recent messages that fit;",
-        "- **extractive**: last 8 messages verbatim, then older sentences by mean TF-IDF "
-        "weight per word (tf over the history, idf over messages), no query, history order;",
+        "- **extractive**: the same last messages verbatim, then older sentences by mean "
+        "TF-IDF weight per word (tf in the sentence, idf over messages; numbers are words), "
+        "no query, history order;",
+        *(["- **summary**: a model's summary of the history in chunks, cut to B "
+           f"(`{config.summary.model}`);"] if config.summary is not None else []),
         "- **optical-fresh**: `OpticalMemory.context(B)` with one tier (every page at the "
         "fresh size);",
         "- **optical-tiered**: the same with the default age tiers;",
@@ -175,6 +214,10 @@ def main() -> None:
         lines += [f"## {t}", "", summary_table(rows, t), "",
                   f"Curves: `{pngs[config.targets.index(t)].relative_to(HERE.parent)}` "
                   "(run folder, not in git).", ""]
+        if config.answer is not None:
+            lines += [f"Answer accuracy ({config.answer.model}; needles asked per cell, the "
+                      "share of them the context holds, the share the model answered):", "",
+                      answer_table(rows, t), ""]
     if "optical-query" in config.methods:
         lines += ["## Query-aware context on aged pages", "",
                   "Each needle's question given as `context(B, query=question)` against the "
@@ -200,7 +243,9 @@ def main() -> None:
                   + f" (agreement {agree}/{len(checked)}).", ""]
     # headline numbers, from the rows
     b_lo, b_hi = min(config.budgets), max(config.budgets)
-    old = [lo for lo, _, _ in AGE_BUCKETS][-1]
+    # the oldest age bucket that holds needles (a --quick history has none past 64k)
+    old = max((lo for lo, _, _ in AGE_BUCKETS if any(r['age_tokens'] >= lo for r in rows)),
+              default=0)
     lines += [
         "## Findings",
         "",

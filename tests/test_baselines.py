@@ -165,3 +165,146 @@ def test_matched_run_small():
     assert table.count("\n") >= 2 and "| needles |" in table
     with pytest.raises(InputError):
         MatchedConfig(methods=("summary",))
+
+
+def _sent(body: dict) -> tuple[str, list[str]]:
+    """The text a chat request carries (every string content and text part)
+    and its image parts' URLs."""
+    texts, images = [], []
+    for m in body["messages"]:
+        content = m.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content or ():
+            if part.get("type") == "text":
+                texts.append(part["text"])
+            else:
+                assert part["type"] == "image_url"  # no other block reaches the endpoint
+                images.append(part["image_url"]["url"])
+    return "\n".join(texts), images
+
+
+def _text_reader(seen: list):
+    """A stand-in model that reads text only: the value planted for the asked
+    key when the text it was sent holds it, else "unknown"."""
+    import re
+
+    def respond(body: dict) -> str:
+        text, images = _sent(body)
+        key = re.search(r"magic numbers for (\S+) mentioned", body["messages"][-1]["content"]
+                        if body["messages"][-1]["role"] == "user"
+                        else next(m["content"] for m in reversed(body["messages"])
+                                  if m["role"] == "user"))
+        assert key is not None
+        seen.append({"key": key.group(1), "images": images, "text": text})
+        hit = re.search(rf"magic numbers for {re.escape(key.group(1))} is: (\d+)", text)
+        return f"The number is {hit.group(1)}." if hit else "unknown"
+    return respond
+
+
+def test_openai_messages_turn_image_blocks_into_image_url_parts():
+    from optical_memory.niah.answer import openai_messages
+
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "pages"},
+                                         {"type": "image", "base64": "QUJD",
+                                          "mime_type": "image/png"}]},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c"}]}]
+    out = openai_messages(msgs)
+    assert out[0]["content"] == [{"type": "text", "text": "pages"},
+                                 {"type": "image_url",
+                                  "image_url": {"url": "data:image/png;base64,QUJD"}}]
+    assert out[1] == msgs[1] and msgs[0]["content"][1]["type"] == "image"  # input untouched
+
+
+def test_matched_answer_stage_sends_each_context_and_scores_the_replies():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from optical_memory.niah.matched import MatchedConfig, answer_table, run_matched
+
+    seen: list = []
+    with StubOpenAI(responder=_text_reader(seen)) as stub:
+        cfg = MatchedConfig(kinds=("chat",), history_tokens=8000, budgets=(600, 3000),
+                            targets=("deepseek-ocr:base",), answer_sample=4,
+                            methods=("truncation", "optical-tiered", "optical-recall"),
+                            answer=AnswerEndpoint(stub.base_url, "reader-stub"))
+        rows, facts = run_matched(cfg)
+        assert len(stub.requests) == facts["answers"] == len(seen) > 0
+        assert all(r["path"] == "/v1/chat/completions" for r in stub.requests)
+    asked = [r for r in rows if "answer_score" in r]
+    keys = {r["key"] for r in asked}
+    assert len(keys) == 4 and len(asked) == 4 * 2 * 3  # the same 4 needles in every cell
+    assert all(r["answer_model"] == "reader-stub" for r in asked)
+    for r in asked:
+        if r["method"] == "truncation":  # text only: answered exactly when held
+            assert r["answer_score"] == float(r["recalled"])
+        elif r["method"] == "optical-tiered":  # the stub reads no pages: only the turns' text
+            assert r["answer_score"] == float(r["in_context"] == "text")
+            pages = sum(r["tiers"].values())
+            assert any(s["key"] == r["key"] and len(s["images"]) == pages for s in seen)
+        else:  # the recall tool's result is text after the question
+            if r["how"] in ("text", "recall"):
+                assert r["answer_score"] == 1.0
+            if r["how"] is None:
+                assert r["answer_score"] == 0.0
+    # pages went out as PNG data URLs of the memory's page size
+    url = next(u for s in seen for u in s["images"])
+    assert url.startswith("data:image/png;base64,")
+    png = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert png.format == "PNG" and png.size == (1024, 1024)
+    # the old needles are only on pages: the text-only stub cannot answer them there
+    tiered = [r for r in asked if r["method"] == "optical-tiered"]
+    assert any(r["recalled"] and r["answer_score"] == 0.0 for r in tiered)
+    table = answer_table(rows, "deepseek-ocr:base")
+    assert "| optical-recall | 3k | 4 |" in table and table.count("\n") == 1 + 3 * 2
+    assert answer_table([r for r in rows if "answer_score" not in r], "deepseek-ocr:base") == ""
+    with pytest.raises(InputError):
+        MatchedConfig(answer_sample=0)
+
+
+def test_matched_summary_method_through_the_stub():
+    import re
+
+    from optical_memory.niah.matched import MatchedConfig, run_matched, summary_table
+
+    def summarise(body: dict) -> str:  # a summariser that keeps the numbers it was sent
+        return "Numbers: " + " ".join(re.findall(r"\b\d{7}\b", body["messages"][1]["content"]))
+
+    with StubOpenAI(responder=summarise) as stub:
+        cfg = MatchedConfig(kinds=("chat",), history_tokens=6000, budgets=(300,),
+                            targets=("deepseek-ocr:base",), methods=("summary", "truncation"),
+                            summary=AnswerEndpoint(stub.base_url, "summ", max_tokens=None))
+        rows, _ = run_matched(cfg)
+    summ = [r for r in rows if r["method"] == "summary"]
+    assert len(summ) == 10 and all(r["recalled"] for r in summ)
+    assert all(r["context_tokens"] <= 300 for r in summ)
+    assert sum(r["recalled"] for r in rows if r["method"] == "truncation") < 10
+    assert "| summary | 0k |" in summary_table(rows, "deepseek-ocr:base")
+
+
+def test_seed_aggregation_shows_the_mean_and_the_seeds_range():
+    from optical_memory.niah.matched import MatchedConfig, run_matched, seed_pct, summary_table
+
+    cfg = MatchedConfig(kinds=("chat",), history_tokens=40_000, budgets=(2000, 8000),
+                        targets=("deepseek-ocr:base",), seeds=(1, 2),
+                        methods=("truncation", "extractive"))
+    rows, _ = run_matched(cfg)
+    assert len(rows) == 2 * 2 * 2 * 10
+    table = summary_table(rows, "deepseek-ocr:base")
+    for m in cfg.methods:
+        for b in cfg.budgets:
+            sel = [r for r in rows if r["method"] == m and r["budget"] == b]
+            per = [sum(r["recalled"] for r in sel if r["seed"] == s) * 10 for s in (1, 2)]
+            cell = f"{sum(per) / 2:.0f}% ({min(per)}–{max(per)})"
+            assert seed_pct(sel) == cell
+            line = next(x for x in table.splitlines() if x.startswith(f"| {m} | {b // 1000}k |"))
+            assert line.split(" | ")[4] == cell  # recall, chat
+    one = [r for r in rows if r["seed"] == 1]
+    assert "(" not in summary_table(one, "deepseek-ocr:base")
+    # synthetic rows: unequal per-seed results aggregate as mean and range
+    fake = [{"seed": s, "recalled": v} for s, vs in ((1, [1, 1]), (2, [1, 0]), (3, [0, 0]))
+            for v in vs]
+    assert seed_pct(fake) == "50% (0–100)"

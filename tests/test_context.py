@@ -55,6 +55,37 @@ def test_atomic_groups_link_calls_and_split_items():
     assert atomic_groups(pages) == [[0], [1, 2], [3, 4], [5]]
 
 
+def test_split_items_do_not_chain_pages_out_of_the_context():
+    """Long items split across every page boundary link all pages by item;
+    the cut still keeps the newest pages that fit (the oldest kept may start
+    inside an item) instead of dropping the whole chain."""
+    chain = [_page(0, ["a", "b"]), _page(1, ["b", "c"]), _page(2, ["c", "d"])]
+    assert atomic_groups(chain, split_items=False) == [[0], [1, 2]]  # "c" is on the newest
+    assert atomic_groups([*chain, _page(3, ["e"])], split_items=False) == [[0], [1], [2], [3]]
+    pages = [_page(i, [f"i{i}", f"i{i + 1}"], tokens=100) for i in range(10)]
+    assert len(atomic_groups(pages)) == 1  # one chain
+    frame = 8 + MESSAGE_OVERHEAD
+    ctx = build_context(budget_tokens=frame + 350, system=None, system_tokens=0, turns=[],
+                        pages=pages, count_tokens=lambda _: 8, history_text_tokens=20_000,
+                        tokenizer="o200k_base", target="t", decoder="d")
+    assert [p.page_id for p in ctx.pages] == ["p7", "p8", "p9"]  # p7 starts inside i7
+    # the newest item ("i10", split over p9 and a new p10) is kept whole or not at all
+    pages.append(_page(10, ["i10"], tokens=100))
+    ctx = build_context(budget_tokens=frame + 150, system=None, system_tokens=0, turns=[],
+                        pages=pages, count_tokens=lambda _: 8, history_text_tokens=20_000,
+                        tokenizer="o200k_base", target="t", decoder="d")
+    assert ctx.pages == ()
+    pages.pop()
+    # a call and its result still go together: pages 7-8 linked, only 9 fits
+    pages[7] = _page(7, ["i7", "i8"], calls=["c"], tokens=100)
+    pages[8] = _page(8, ["i8", "i9"], results=["c"], tokens=100)
+    pages[9] = _page(9, ["i10"], tokens=100)  # the newest item, whole on the newest page
+    ctx = build_context(budget_tokens=frame + 250, system=None, system_tokens=0, turns=[],
+                        pages=pages, count_tokens=lambda _: 8, history_text_tokens=20_000,
+                        tokenizer="o200k_base", target="t", decoder="d")
+    assert [p.page_id for p in ctx.pages] == ["p9"]
+
+
 def test_build_context_drops_oldest_groups_first():
     pages = [_page(0, ["a"]), _page(1, ["b"], calls=["c"]), _page(2, ["x"], results=["c"]),
              _page(3, ["d"])]

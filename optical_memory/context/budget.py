@@ -22,9 +22,13 @@ per-tier rows add up to the page totals.
 
 Rules (Letta's): the system message and the recent turns stay text; a tool
 result is never separated from its call (the text window is moved back to
-include the call, and pages linked by a call/result pair, or by an item split
-across them, are kept or dropped together); when the budget is short the
-oldest page groups are dropped first (they stay stored and retrievable).
+include the call, and pages linked by a call/result pair are kept or dropped
+together); when the budget is short the oldest pages are dropped first (they
+stay stored and retrievable). An item split across pages binds them only
+when it is on the newest page (a model must not get half of the message it
+is answering): long messages split across every page boundary would chain
+the whole history into one group, dropped whole for want of room, so the
+oldest page kept may start inside an older item.
 """
 from __future__ import annotations
 
@@ -341,11 +345,14 @@ def extend_window(
     return start
 
 
-def atomic_groups(pages: Sequence[ContextPage]) -> list[list[int]]:
+def atomic_groups(pages: Sequence[ContextPage], *, split_items: bool = True
+                  ) -> list[list[int]]:
     """Indices of ``pages`` grouped so a group is kept or dropped whole.
 
-    Pages are linked when one holds a tool call another answers, or when they
-    hold parts of the same item. Groups come ordered by their oldest page.
+    Pages are linked when one holds a tool call another answers, and when
+    they hold parts of the same item (without ``split_items``: only an item
+    on the newest page, the last of ``pages``). Groups come ordered by their
+    oldest page. The budget cut uses ``split_items=False``.
     """
     parent = list(range(len(pages)))
 
@@ -362,8 +369,9 @@ def atomic_groups(pages: Sequence[ContextPage]) -> list[list[int]]:
 
     owner_item: dict[str, int] = {}
     owner_call: dict[str, int] = {}
+    newest = set(pages[-1].item_ids) if pages else set()
     for i, p in enumerate(pages):
-        for item_id in p.item_ids:
+        for item_id in (x for x in p.item_ids if split_items or x in newest):
             if item_id in owner_item:
                 union(owner_item[item_id], i)
             else:
@@ -418,7 +426,7 @@ def build_context(
             f"tokens{f' + query {query_cost}' if query_cost else ''}; raise the budget or "
             "lower keep_last"
         )
-    groups = atomic_groups(pages)
+    groups = atomic_groups(pages, split_items=False)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
 
     def cut(frame: int) -> int:

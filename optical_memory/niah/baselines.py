@@ -5,8 +5,9 @@ measured against: a history with needles planted at spread ages, and
   never kept without its call);
 - :func:`extractive`: a query-free TF-IDF sentence selector (offline, no
   model): the last ``keep_last`` messages verbatim, then the older
-  sentences with the highest mean TF-IDF weight per word until the budget is
-  full, shown in history order;
+  sentences with the highest mean TF-IDF weight per word (tf in the
+  sentence, idf over messages: numbers and rare names weigh most) until the
+  budget is full, shown in history order;
 - :func:`summarize`: a summary by a model behind an OpenAI-compatible
   endpoint (chunks of the history summarised in turn, the result cut to the
   budget).
@@ -106,7 +107,8 @@ def build_history(kind: str, tokens: int, counter: TextCounter, *, seed: int = 0
     """A history of about ``tokens`` text tokens of ``kind`` (``"chat"``: the
     synthetic agent session; ``"docs"``: Python's documentation as messages)
     with one RULER needle (a 7-digit number under a unique key) appended to
-    the message at each age share (user turns only in a chat)."""
+    the message at each age share (user turns only in a chat), as a sentence
+    of its own (after a line break when the message does not end one)."""
     from optical_memory.niah.haystack import banned_text
 
     if kind not in HISTORY_KINDS:
@@ -136,7 +138,9 @@ def build_history(kind: str, tokens: int, counter: TextCounter, *, seed: int = 0
         want = acc * share
         i = min(free, key=lambda j: (abs(after[j] - want), j))
         free.remove(i)
-        msgs[i] = dict(msgs[i], content=str(msgs[i]["content"]).rstrip() + " " + needle.text)
+        body = str(msgs[i]["content"]).rstrip()  # the needle starts a sentence of its own
+        msgs[i] = dict(msgs[i], content=body + (" " if body.endswith((".", "!", "?")) else "\n")
+                       + needle.text)
         placed.append((i, needle))
     costs = [message_cost(m, counter) for m in msgs]
     total = sum(costs)
@@ -154,6 +158,8 @@ class TextContext:
 
     carried_tokens: the history it carries, as text tokens (whole messages
     for truncation; the selected sentences for the extractive selector).
+    chat: the context as chat messages, as a model is sent it (``messages``
+    of them; an extract or summary is one user message).
     """
 
     method: str
@@ -161,6 +167,7 @@ class TextContext:
     tokens: int
     carried_tokens: int
     messages: int
+    chat: tuple[dict[str, Any], ...] = ()
 
 
 def _check_budget(budget: int) -> None:
@@ -188,7 +195,8 @@ def truncate(messages: Sequence[Mapping[str, Any]], budget: int,
         total -= message_cost(messages[kept[0]], counter)
         kept.pop(0)
     text = "\n".join(message_text(messages[i]) for i in kept)
-    return TextContext("truncation", text, total, total - MESSAGE_OVERHEAD * len(kept), len(kept))
+    return TextContext("truncation", text, total, total - MESSAGE_OVERHEAD * len(kept), len(kept),
+                       tuple(dict(messages[i]) for i in kept))
 
 
 def sentences(text: str) -> list[str]:
@@ -203,19 +211,19 @@ def _words(text: str) -> list[str]:
 
 def tfidf_scores(docs: Sequence[str], units: Sequence[tuple[int, str]]) -> list[float]:
     """Each unit's (``(doc index, sentence)``) mean TF-IDF weight per word:
-    tf = the word's count in all ``docs``, idf = ln(N / docs holding it)."""
-    tf: Counter[str] = Counter()
+    tf = 1 + ln(the word's count in the sentence), idf = ln(N / docs holding
+    it). Numbers count as words, so a unique value or name weighs most; a
+    word repeated across the history (a tool's boilerplate) weighs least."""
     df: Counter[str] = Counter()
     for d in docs:
-        words = _words(d)
-        tf.update(words)
-        df.update(set(words))
+        df.update(set(_words(d)))
     n = max(1, len(docs))
-    weight = {w: (1 + math.log(c)) * math.log(n / df[w]) for w, c in tf.items()}
     out = []
     for _, s in units:
         words = _words(s)
-        out.append(sum(weight[w] for w in words) / len(words) if words else 0.0)
+        tf = Counter(words)
+        out.append(sum((1 + math.log(c)) * math.log(n / df[w]) for w, c in tf.items())
+                   / len(words) if words else 0.0)
     return out
 
 
@@ -255,8 +263,9 @@ def extractive(messages: Sequence[Mapping[str, Any]], budget: int, counter: Text
     cost = counter.count(extract) + MESSAGE_OVERHEAD if chosen else 0
     text = "\n".join(t for t in (extract, tail.text) if t)
     carried = tail.carried_tokens + (cost - MESSAGE_OVERHEAD if chosen else 0)
+    head = ({"role": "user", "content": extract},) if chosen else ()
     return TextContext("extractive", text, tail.tokens + cost, carried,
-                       tail.messages + (1 if chosen else 0))
+                       tail.messages + (1 if chosen else 0), head + tail.chat)
 
 
 SUMMARY_PROMPT = ("Summarise this part of a conversation for the assistant who will continue "
@@ -307,7 +316,8 @@ def summarize(messages: Sequence[Mapping[str, Any]], budget: int, counter: TextC
         cut -= 1
     tokens = counter.count(summary) + MESSAGE_OVERHEAD if summary else 0
     return TextContext("summary", summary, tokens, tokens - MESSAGE_OVERHEAD if summary else 0,
-                       1 if summary else 0)
+                       1 if summary else 0,
+                       ({"role": "user", "content": summary},) if summary else ())
 
 
 __all__ = [

@@ -20,12 +20,22 @@ A needle counts as recalled when its value is in the context's text, or
 read back by a CPU decoder (``native`` by default) from a page image of
 the context that holds it (pages not holding a needle cannot show its
 unique value, so only those are read). Read-backs are cached by page image
-and tier. The answer stage is not run: this measures what the context
-*holds*, not what a model makes of it.
+and tier. This measures what the context *holds*.
+
+With an answer endpoint (``MatchedConfig.answer``), what a model makes of
+it is measured too: the context's messages as the method hands them (page
+and query images as OpenAI ``image_url`` parts; for ``optical-recall`` the
+tool call and its result after the question) are sent with the needle's
+question, and the reply is scored with RULER's ``string_match_all``
+(``answer_score``). ``answer_sample`` limits this to that many needles per
+history, spread evenly over their ages, the same needles in every cell.
+Identical requests (a text context is the same for every target) are sent
+once.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -34,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.errors import InputError
-from optical_memory.niah.answer import AnswerEndpoint
+from optical_memory.niah.answer import Answer, AnswerEndpoint, context_request, post
 from optical_memory.niah.baselines import (
     HISTORY_KINDS,
     History,
@@ -42,6 +52,7 @@ from optical_memory.niah.baselines import (
     TextContext,
     build_history,
     extractive,
+    message_cost,
     message_text,
     summarize,
     truncate,
@@ -62,7 +73,9 @@ RECALL_MAX_CHARS = 2000
 class MatchedConfig:
     """What to run. ``crosscheck``: budgets at which the first kind, seed
     and target's ``optical-fresh`` / ``optical-tiered`` / ``optical-query``
-    contexts are also read with ``crosscheck_decoder`` (column ``recalled_check``)."""
+    contexts are also read with ``crosscheck_decoder`` (column ``recalled_check``).
+    ``answer``: ask a model each needle's question over each context (None:
+    not run); ``answer_sample``: only that many needles per history (None: all)."""
 
     kinds: tuple[str, ...] = HISTORY_KINDS
     history_tokens: int = 256_000
@@ -76,8 +89,15 @@ class MatchedConfig:
     summary: AnswerEndpoint | None = None
     crosscheck: tuple[int, ...] = ()
     crosscheck_decoder: str = "tesseract"
+    answer: AnswerEndpoint | None = None
+    answer_sample: int | None = None
 
     def __post_init__(self) -> None:
+        n = self.answer_sample
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise InputError(f"answer_sample must be an int >= 1 or None (got {n!r})")
+        if not self.seeds:
+            raise InputError("seeds must not be empty")
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise InputError(f"unknown methods {bad} (known: {list(METHODS)})")
@@ -130,6 +150,47 @@ class _Reader:
         return self.cache[key]
 
 
+class _Asker:
+    """The answer stage: one request per distinct body (cached), scored."""
+
+    def __init__(self, endpoint: AnswerEndpoint | None, sample: int | None) -> None:
+        self.endpoint = endpoint
+        self.sample = sample
+        self.cache: dict[str, Answer] = {}
+        self.seconds = 0.0
+
+    def keys(self, history: History) -> set[str]:
+        """The needles asked about: all, or ``sample`` spread evenly by age."""
+        if self.endpoint is None:
+            return set()
+        ns = sorted(history.needles, key=lambda n: n.age_tokens)
+        if self.sample is None or self.sample >= len(ns):
+            return {n.key for n in ns}
+        if self.sample == 1:
+            return {ns[len(ns) // 2].key}
+        step = (len(ns) - 1) / (self.sample - 1)
+        return {ns[round(i * step)].key for i in range(self.sample)}
+
+    def __call__(self, messages: Sequence[dict[str, Any]], needle: Planted,
+                 after: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """Row fields: the reply (first 200 characters) and its score."""
+        assert self.endpoint is not None
+        body = context_request(self.endpoint, messages, needle.question, after=after)
+        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if key not in self.cache:
+            self.cache[key] = post(self.endpoint, body)
+            self.seconds += self.cache[key].seconds
+        ans = self.cache[key]
+        return {"answer_score": _score(ans.text, needle.value),
+                "answer_response": ans.text[:200], "answer_model": ans.model}
+
+
+def _score(text: str, value: str) -> float:
+    from optical_memory.niah.scoring import string_match_all
+
+    return string_match_all(text, [value]) if text else 0.0
+
+
 def _found(value: str, text: str) -> bool:
     from optical_memory.niah.scoring import string_match_all
 
@@ -174,6 +235,15 @@ def recall_answer(mem, question: str) -> str:
         where = f"page {h.page_id} (tier {h.tier})" if h.page_id else "recent turn"
         blocks.append(f"[{n}] {where}: {(h.text or h.snippet).strip()[:RECALL_MAX_CHARS]}")
     return "\n\n".join(blocks) or f"No stored passage matches {question!r}."
+
+
+def recall_messages(question: str, answer: str) -> list[dict[str, Any]]:
+    """The recall tool's round trip as chat messages: the model's call with
+    ``question``, then the tool's ``answer`` (billed as the memory bills turns)."""
+    call = {"id": "call_recall", "type": "function",
+            "function": {"name": "recall_memory", "arguments": json.dumps({"query": question})}}
+    return [{"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_recall", "content": answer}]
 
 
 def where_held(ctx, history: History, holding: dict[str, set[str]]) -> dict[str, str]:
@@ -248,8 +318,10 @@ def keep_last_for(history: History, config: MatchedConfig, counter) -> int:
     return k
 
 
-def _text_rows(config: MatchedConfig, history: History, counter) -> list[dict[str, Any]]:
+def _text_rows(config: MatchedConfig, history: History, counter,
+               asker: _Asker) -> list[dict[str, Any]]:
     rows = []
+    asked = asker.keys(history)
     for budget in config.budgets:
         for method in (m for m in config.methods if m in TEXT_METHODS):
             ctx: TextContext
@@ -263,17 +335,17 @@ def _text_rows(config: MatchedConfig, history: History, counter) -> list[dict[st
                 ctx = summarize(history.messages, budget, counter, config.summary)
             for target in config.targets:
                 for n in history.needles:
+                    extra = asker(ctx.chat, n) if n.key in asked else {}
                     rows.append(_row(history, n, target, budget, method, ctx.tokens,
                                      ctx.carried_tokens, "text" if _found(n.value, ctx.text)
-                                     else None))
+                                     else None, **extra))
     return rows
 
 
 def _optical_rows(config: MatchedConfig, history: History, target: str, reader: _Reader,
-                  check: bool) -> list[dict[str, Any]]:
-    from optical_memory.context.budget import MESSAGE_OVERHEAD
-
+                  check: bool, asker: _Asker) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    asked = asker.keys(history)
     methods = [m for m in config.methods if m.startswith("optical-")]
     mems: dict[bool, Any] = {}
     from optical_memory.tokens import get_counter
@@ -297,6 +369,8 @@ def _optical_rows(config: MatchedConfig, history: History, target: str, reader: 
                         extra: dict[str, Any] = ({} if checked is None
                                                  else {"recalled_check": n.key in checked})
                         extra["in_context"] = where.get(n.key)
+                        if n.key in asked:
+                            extra.update(asker(ctx.messages, n))
                         rows.append(_row(history, n, target, budget, method, acc.context_tokens,
                                          acc.carried_text_tokens, held.get(n.key), **extra,
                                          tiers={k: v.pages for k, v in acc.per_tier.items()}))
@@ -304,13 +378,14 @@ def _optical_rows(config: MatchedConfig, history: History, target: str, reader: 
                 for n in history.needles:  # per needle: the question shapes the context
                     if method == "optical-recall":
                         answer = recall_answer(mem, n.question)
-                        call = f'→ recall_memory({{"query": "{n.question}"}}) [call_recall]'
-                        cost = (mem.counter.count(call) + mem.counter.count(answer)
-                                + 2 * MESSAGE_OVERHEAD)
+                        after = recall_messages(n.question, answer)
+                        cost = sum(message_cost(m, mem.counter) for m in after)
                         ctx = mem.context(budget - cost, user_id=_USER)
                         held = _held(ctx, history, holding, reader, mem, config.decoder,
                                      extra_text=answer)
                         tokens, extra = ctx.accounting.context_tokens + cost, {"query_tokens": cost}
+                        if n.key in asked:
+                            extra.update(asker(ctx.messages, n, after))
                     else:
                         ctx = mem.context(budget, user_id=_USER, query=n.question)
                         held = _held(ctx, history, holding, reader, mem, config.decoder)
@@ -320,6 +395,8 @@ def _optical_rows(config: MatchedConfig, history: History, target: str, reader: 
                         if check and budget in config.crosscheck:
                             extra["recalled_check"] = n.key in _held(
                                 ctx, history, holding, reader, mem, config.crosscheck_decoder)
+                        if n.key in asked:
+                            extra.update(asker(ctx.messages, n))
                     rows.append(_row(history, n, target, budget, method, tokens,
                                      ctx.accounting.carried_text_tokens, held.get(n.key),
                                      **extra))
@@ -337,21 +414,23 @@ def run_matched(config: MatchedConfig, *, progress: Callable[[str], None] | None
 
     counter = get_counter(config.tokenizer)
     reader = _Reader()
+    asker = _Asker(config.answer, config.answer_sample)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     first = True
     for kind in config.kinds:
         for seed in config.seeds:
             history = build_history(kind, config.history_tokens, counter, seed=seed)
-            rows += _text_rows(config, history, counter)
+            rows += _text_rows(config, history, counter, asker)
             for target in config.targets:
-                rows += _optical_rows(config, history, target, reader, check=first)
+                rows += _optical_rows(config, history, target, reader, first, asker)
                 first = False
                 if progress is not None:
                     progress(f"{kind} seed {seed} {target}: {time.perf_counter() - t0:.0f} s, "
                              f"{reader.reads} read-backs ({reader.seconds:.0f} s)")
     facts = {"seconds": round(time.perf_counter() - t0, 1), "reads": reader.reads,
-             "read_seconds": round(reader.seconds, 1)}
+             "read_seconds": round(reader.seconds, 1), "answers": len(asker.cache),
+             "answer_seconds": round(asker.seconds, 1)}
     return rows, facts
 
 
@@ -359,9 +438,25 @@ AGE_BUCKETS = ((0, 4000, "< 4k"), (4000, 16000, "4k-16k"), (16000, 64000, "16k-6
                (64000, 10**12, "≥ 64k"))
 
 
+def seed_pct(rows: Sequence[dict[str, Any]], field: str = "recalled") -> str:
+    """The mean of ``field`` over ``rows`` as a percentage; with rows of more
+    than one seed, the range of the per-seed means after it, ``45% (40–50)``
+    (every seed holds the same number of needles, so the mean is the mean of
+    the seeds' means)."""
+    if not rows:
+        return "-"
+    out = _pct([r[field] for r in rows])
+    seeds = sorted({r["seed"] for r in rows})
+    if len(seeds) > 1:
+        per = [_mean([float(r[field]) for r in rows if r["seed"] == s]) for s in seeds]
+        out += f" ({100 * min(per):.0f}–{100 * max(per):.0f})"
+    return out
+
+
 def summary_table(rows: Sequence[dict[str, Any]], target: str) -> str:
     """Markdown: per method and budget, what the context costs and carries,
-    and the share of needles it holds, per history kind and by age."""
+    and the share of needles it holds, per history kind and by age (with
+    several seeds: the mean and the seeds' range, :func:`seed_pct`)."""
     kinds = sorted({r["kind"] for r in rows})
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     budgets = sorted({r["budget"] for r in rows})
@@ -378,9 +473,35 @@ def summary_table(rows: Sequence[dict[str, Any]], target: str) -> str:
             for k in kinds:
                 cells.append(_pct([r["carried_share"] for r in sel if r["kind"] == k]))
             for k in kinds:
-                cells.append(_pct([r["recalled"] for r in sel if r["kind"] == k]))
+                cells.append(seed_pct([r for r in sel if r["kind"] == k]))
             for lo, hi, _ in AGE_BUCKETS:
-                cells.append(_pct([r["recalled"] for r in sel if lo <= r["age_tokens"] < hi]))
+                cells.append(seed_pct([r for r in sel if lo <= r["age_tokens"] < hi]))
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def answer_table(rows: Sequence[dict[str, Any]], target: str) -> str:
+    """Markdown: per method and budget, the share of the needles asked that
+    the model answered right (RULER's ``string_match_all``), per history kind
+    and by age, next to the share of the same needles the context holds;
+    empty when the answer stage did not run."""
+    asked = [r for r in rows if r["target"] == target and "answer_score" in r]
+    if not asked:
+        return ""
+    kinds = sorted({r["kind"] for r in asked})
+    head = (["method", "budget", "needles asked", "recall, same needles", "answer"]
+            + [f"answer, {k}" for k in kinds] + [f"answer, age {b[2]}" for b in AGE_BUCKETS])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+    for m in METHODS:
+        for b in sorted({r["budget"] for r in asked}):
+            sel = [r for r in asked if r["method"] == m and r["budget"] == b]
+            if not sel:
+                continue
+            cells = [m, f"{b // 1000}k", str(len(sel)), seed_pct(sel),
+                     seed_pct(sel, "answer_score")]
+            cells += [seed_pct([r for r in sel if r["kind"] == k], "answer_score") for k in kinds]
+            cells += [seed_pct([r for r in sel if lo <= r["age_tokens"] < hi], "answer_score")
+                      for lo, hi, _ in AGE_BUCKETS]
             out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -425,12 +546,13 @@ def _pct(xs: Sequence[float]) -> str:
 
 
 def age_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Needles per age bucket (one method, budget and target's rows)."""
+    """Needles per age bucket (one method, budget, target and seed's rows)."""
     r0 = rows[0]
-    sel = [r for r in rows if (r["method"], r["budget"], r["target"])
-           == (r0["method"], r0["budget"], r0["target"])]
+    sel = [r for r in rows if (r["method"], r["budget"], r["target"], r["seed"])
+           == (r0["method"], r0["budget"], r0["target"], r0["seed"])]
     return {label: sum(lo <= r["age_tokens"] < hi for r in sel) for lo, hi, label in AGE_BUCKETS}
 
 
-__all__ = ["AGE_BUCKETS", "METHODS", "MatchedConfig", "age_counts", "message_text",
-           "query_table", "recall_answer", "run_matched", "summary_table", "where_held"]
+__all__ = ["AGE_BUCKETS", "METHODS", "MatchedConfig", "age_counts", "answer_table",
+           "message_text", "query_table", "recall_answer", "recall_messages", "run_matched",
+           "seed_pct", "summary_table", "where_held"]
