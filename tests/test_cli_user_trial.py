@@ -209,3 +209,50 @@ def test_bad_metadata_is_refused_before_anything_is_stored(memory_home, tmp_path
     _run("add", "-", "--store", store, input="some text")
     res = _run("search", "text", "--store", store, "--metadata", '{"k": [1]}')
     assert res.exit_code == 2 and "--metadata" in res.output, res.output
+
+
+def test_update_replaces_an_items_text_and_metadata_by_prefix(memory_home, tmp_path):
+    doc, turns = _doc_and_turns("up")
+    res = _run("update", doc[:8], "--text", "The heron moved to the north pond.", "--user", "up",
+               "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["item_id"] == doc and data["previous_text"].startswith("Notes on the heron")
+    assert data["replaced"] and data["repaged"]
+    with OpticalMemory() as mem:
+        item = mem.get(doc, user_id="up")
+        assert item.text == "The heron moved to the north pond."
+        assert set(item.page_ids) <= set(data["repaged"])
+    new = tmp_path / "new.txt"
+    new.write_text("turn zero, rewritten from a file")
+    res = _run("update", turns[0], "--file", new, "--metadata", '{"edited": true}', "--user", "up")
+    assert res.exit_code == 0, res.output
+    assert f"updated item {turns[0]} and its metadata" in res.output
+    res = _run("update", turns[1], "-", "--user", "up", input="turn one, from stdin")
+    assert res.exit_code == 0, res.output
+    res = _run("update", turns[2], "--metadata", '{"v": 2}', "--user", "up")
+    assert res.exit_code == 0 and "updated the metadata" in res.output, res.output
+    with OpticalMemory() as mem:
+        first = mem.get(turns[0], user_id="up")
+        assert first.text == "turn zero, rewritten from a file"
+        assert first.metadata == {"edited": True}
+        assert mem.get(turns[1], user_id="up").text == "turn one, from stdin"
+        assert mem.get(turns[2], user_id="up").metadata == {"v": 2}
+        assert mem.get(turns[2], user_id="up").text == "turn 2 about herons"
+
+
+def test_update_refusals_change_nothing(memory_home, tmp_path):
+    doc, turns = _doc_and_turns("ur")
+    for argv, code in (((turns[0],), 2),  # nothing to update
+                       ((turns[0], "--text", "a", "-"), 2),  # two sources
+                       ((turns[0], "extra"), 2),
+                       ((turns[0], "--metadata", "[1]"), 2),
+                       ((turns[0], "--text", "   "), 1),  # empty: EmptyInputError
+                       (("ffffffff", "--text", "x"), 1),  # no such item
+                       ((turns[0], "--text", "x", "--user", "someone-else"), 1)):
+        res = _run("update", *argv, *(() if "--user" in argv else ("--user", "ur")), input="y")
+        assert res.exit_code == code, (argv, res.output)
+        assert "Traceback" not in res.output
+    with OpticalMemory() as mem:
+        assert mem.get(turns[0], user_id="ur").text == "turn 0 about herons"
+        assert mem.get(turns[0], user_id="ur").metadata == {}

@@ -1,4 +1,5 @@
-"""Memory commands (add, search, decode-page, context, delete, stats, compact, tiers, demo).
+"""Memory commands (add, search, decode-page, context, delete, update, stats, compact,
+tiers, demo).
 
 A thin layer over :class:`optical_memory.memory.OpticalMemory`: every command
 opens the memory at ``--store`` (default: the SQLite file in
@@ -348,6 +349,55 @@ def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, sessi
                       f"{', '.join(d.partial_pages)}" if d.partial_pages else ""))
     if d.items == 0:
         raise click.ClickException(f"nothing deleted: no item under {describe_scope(scope)}")
+
+
+@main.command()
+@click.argument("item_id")
+@click.argument("stdin", required=False, metavar="[-]")
+@click.option("--text", default=None, help="The item's new text.")
+@click.option("--file", "path", default=None, metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read the new text from this UTF-8 file.")
+@click.option("--metadata", default=None, metavar="JSON", callback=metadata_option,
+              help="A JSON object that replaces the item's metadata.")
+@_scope_options
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def update(item_id, stdin, text, path, metadata, store, user_id, agent_id, session_id, target,
+           decoder, tokenizer, as_json):
+    """Replace the text of item ITEM_ID (full id or unique prefix) with --text,
+    --file PATH or - (stdin), and/or its metadata with --metadata.
+
+    A turn keeps its tool calls; the pages showing the item are laid out
+    again. Exits 1, changing nothing, when the id matches no item (or several).
+    """
+    if stdin is not None and stdin != "-":
+        raise click.UsageError(f"unexpected argument {stdin!r}: the new text comes from "
+                               "--text TEXT, --file PATH or - (stdin)")
+    sources = [s for s in (text, path, stdin) if s is not None]
+    if len(sources) > 1:
+        raise click.UsageError("give the new text once: --text, --file or - (stdin)")
+    if not sources and metadata is None:
+        raise click.UsageError("nothing to update: give --text, --file, - (stdin) "
+                               "and/or --metadata")
+    new_text = text if text is not None or not sources else read_text_arg(sources[0])
+    scope = _scope(user_id, agent_id, session_id)
+    with _open(store, target, decoder, tokenizer) as mem:
+        _, item_id = resolve_id(mem, item_id, scope, kinds=("item",))
+        up = mem.update(item_id, new_text, metadata=metadata, **scope)
+    for warning in up.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        _emit_json(up.to_dict())
+        return
+    if new_text is None:
+        click.echo(f"updated the metadata of item {item_id}")
+        return
+    click.echo(f"updated item {item_id}"
+               + (" and its metadata" if metadata is not None else "")
+               + f": {up.text_tokens} text tokens; {len(up.replaced)} page(s) laid out again "
+               f"onto {len(up.repaged)}"
+               + (f"; {len(up.partial_pages)} page(s) still show the old text: "
+                  f"{', '.join(up.partial_pages)}" if up.partial_pages else ""))
 
 
 @main.command()
