@@ -242,7 +242,7 @@ def test_update_replaces_an_items_text_and_metadata_by_prefix(memory_home, tmp_p
 
 
 def test_update_refusals_change_nothing(memory_home, tmp_path):
-    doc, turns = _doc_and_turns("ur")
+    _, turns = _doc_and_turns("ur")
     for argv, code in (((turns[0],), 2),  # nothing to update
                        ((turns[0], "--text", "a", "-"), 2),  # two sources
                        ((turns[0], "extra"), 2),
