@@ -256,3 +256,56 @@ def test_update_refusals_change_nothing(memory_home, tmp_path):
     with OpticalMemory() as mem:
         assert mem.get(turns[0], user_id="ur").text == "turn 0 about herons"
         assert mem.get(turns[0], user_id="ur").metadata == {}
+
+
+LANGCHAIN_LOG = [  # messages_to_dict output, as langchain_core writes it
+    {"type": "system", "data": {"content": "You are the heron desk.", "additional_kwargs": {},
+                                "response_metadata": {}, "type": "system", "name": None,
+                                "id": None}},
+    {"type": "human", "data": {"content": "Where did the heron go?", "additional_kwargs": {},
+                               "response_metadata": {}, "type": "human", "name": None,
+                               "id": None, "example": False}},
+    {"type": "ai", "data": {"content": [{"type": "text", "text": "Let me look."},
+                                        "It was seen"],
+                            "additional_kwargs": {}, "response_metadata": {}, "type": "ai",
+                            "name": None, "id": "run-1", "example": False,
+                            "tool_calls": [{"name": "lookup", "args": {"bird": "heron"},
+                                            "id": "call_7", "type": "tool_call"}],
+                            "invalid_tool_calls": [], "usage_metadata": None}},
+    {"type": "tool", "data": {"content": "north pond", "additional_kwargs": {},
+                              "response_metadata": {}, "type": "tool", "name": "lookup",
+                              "id": None, "tool_call_id": "call_7", "artifact": None,
+                              "status": "success"}},
+]
+
+
+def test_add_chat_reads_langchain_serialised_messages(memory_home, tmp_path):
+    flat = [{"type": "human", "content": "and the egret?"},
+            {"type": "ai", "content": [{"type": "text", "text": "also"},
+                                       {"type": "text", "text": "north"}]}]
+    log = tmp_path / "lc.json"
+    log.write_text(json.dumps(LANGCHAIN_LOG + flat))
+    res = _run("add", log, "--chat", "--user", "lc", "--json")
+    assert res.exit_code == 0, res.output
+    ids = json.loads(res.stdout)["item_ids"]
+    with OpticalMemory() as mem:
+        recs = [mem.get_item(i, user_id="lc") for i in ids]
+    assert [r.role for r in recs] == ["system", "user", "assistant", "tool", "user", "assistant"]
+    assert recs[1].text == "Where did the heron go?"
+    assert recs[2].text.startswith("Let me look.\nIt was seen\n→ lookup(")
+    assert recs[2].tool_call_ids == ("call_7",)
+    assert recs[3].tool_call_ids == ("call_7",) and recs[3].name == "lookup"
+    assert recs[5].text == "also\nnorth"
+
+
+def test_add_chat_names_a_langchain_part_it_cannot_store(memory_home, tmp_path):
+    image = {"type": "human", "data": {"content": [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}}
+    for bad, says in (([image], "content[1] is a 'image_url' block"),
+                      ([{"type": "robot", "content": "beep"}], "'robot'")):
+        log = tmp_path / "bad.jsonl"
+        log.write_text("\n".join(json.dumps(m) for m in bad) + "\n")
+        res = _run("add", log, "--chat", "--user", "lcbad")
+        assert res.exit_code == 1 and says in res.output, res.output
+        assert f"{log}:1" in res.output and "Traceback" not in res.output

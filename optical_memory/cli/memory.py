@@ -136,7 +136,9 @@ def _write_pages(ctx, folder: Path) -> list[str]:
 @click.argument("source", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--chat", is_flag=True,
               help="SOURCE is a chat log: JSONL (one message object per line), a JSON array "
-                   "of messages, or {\"messages\": [...]}.")
+                   "of messages, or {\"messages\": [...]}; messages as OpenAI-style "
+                   "{\"role\", \"content\"} or LangChain's serialisation "
+                   "({\"type\": \"human\", \"data\": {...}}, or flat).")
 @click.option("--title", default=None, help="Document title (without --chat).")
 @click.option("--metadata", default=None, metavar="JSON", callback=metadata_option,
               help='A JSON object stored on every item added, e.g. \'{"project": "atlas"}\' '
