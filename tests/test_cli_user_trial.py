@@ -309,3 +309,21 @@ def test_add_chat_names_a_langchain_part_it_cannot_store(memory_home, tmp_path):
         res = _run("add", log, "--chat", "--user", "lcbad")
         assert res.exit_code == 1 and says in res.output, res.output
         assert f"{log}:1" in res.output and "Traceback" not in res.output
+
+
+def test_tiers_verify_judges_legibility_on_the_measured_read_back():
+    """``--verify`` makes a memory age each page by what it read back; ``tiers
+    --verify`` judges the tiers the same way, on the sample page's read-back."""
+    floor = 0.97
+    res = _run("tiers", "--decoder", "native", "--verify", "--min-readback", floor, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert all(r["legible_from"] == "measured" for r in rows)
+    assert [r["legible"] for r in rows] == [r["precision"] >= floor for r in rows]
+    plain = json.loads(_run("tiers", "--decoder", "native", "--no-decode", "--json").stdout)
+    assert all(r["legible_from"] == "calibrated" for r in plain)
+    assert [r["legible"] for r in plain] == [r["calibrated"] >= 0.95 for r in plain]
+    table = _run("tiers", "--decoder", "native", "--verify")
+    assert table.exit_code == 0 and "as measured on each page" in table.output, table.output
+    res = _run("tiers", "--verify", "--no-decode")
+    assert res.exit_code == 2 and "--no-decode" in res.output, res.output

@@ -444,44 +444,64 @@ def compact(force, store, user_id, agent_id, session_id, target, decoder, tokeni
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the tiers as JSON.")
 def tiers(no_decode, target, decoder, tokenizer, as_json):
-    """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
+    """Each age tier: size, vision tokens, ratio and read-back on a sample page.
+
+    Which tiers count as legible is judged, as the memory judges its pages,
+    on the calibrated read-back; with --verify on what this page read back.
+    """
     from optical_memory.fit import layout_origin
 
     with _open(":memory:", target, decoder, tokenizer) as mem:
+        if mem.aging.verify and no_decode:
+            raise click.UsageError("--verify judges the tiers by reading the sample page "
+                                   "back; it cannot go with --no-decode")
         reports = mem.measure_tiers(decode=not no_decode)
         unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
         font_px, origin = mem.render_config.font_size, layout_origin(mem.calibration, decoder)
         by = _calibrated_by(mem.calibration, decoder, reports)
+        measured = mem.aging.verify
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
              "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
              "ratio": round(r.ratio, 2), "method": r.method,
              "precision": None if r.precision is None else round(r.precision, 4),
              "calibrated": r.calibrated, "calibrated_source": r.calibrated_source,
-             "calibrated_by": by,
-             "legible": None if r.calibrated is None else r.calibrated >= floor} for r in reports]
+             "calibrated_by": by, "legible_from": "measured" if measured else "calibrated",
+             "legible": _legible(r.precision if measured else r.calibrated, floor)}
+            for r in reports]
     if as_json:
         _emit_json(rows)
         return
+
+    def verdict(value: float | None, judged: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3f}" + (f" ({'legible' if value >= floor else 'faded'})"
+                                 if judged else "")
+
     cols = ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
             f"read-back ({decoder}, this page)", f"calibrated read-back ({by})", "image")
     print_table(cols, [(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                         f"{r['width']}x{r['height']}", str(r["vision_tokens"]),
                         str(r["text_tokens"]), f"{r['ratio']:.1f}x",
-                        "-" if r["precision"] is None else f"{r['precision']:.3f}",
-                        "-" if r["calibrated"] is None else
-                        f"{r['calibrated']:.3f} ({'legible' if r['legible'] else 'faded'})",
-                        r["method"])
+                        verdict(r["precision"], measured),
+                        verdict(r["calibrated"], not measured), r["method"])
                        for r in rows],
                 title=f"age tiers for {target} (sample page: synthetic agent conversation)",
                 caption=(f"tokenizer {tokenizer} · layout {font_px:g} px from {origin} · "
                          f"age mode {mode}: "
                          + (f"pages shrink only to tiers reading back ≥ {floor:g}"
+                            + (" (--verify: as measured on each page)" if measured else "")
                             if mode == "legible"
                             else "pages shrink with age regardless of read-back")
                          + (" · shipped figures: held-out pages, benchmarks/tier_methods.py; "
                             "a served model may read otherwise: `optical-memory calibrate` "
                             "measures yours" if mem.calibration is None else "")),
                 right=cols[1:])
+
+
+def _legible(readback: float | None, floor: float) -> bool | None:
+    """Whether a tier reading back ``readback`` stays legible (``None``: unknown)."""
+    return None if readback is None else readback >= floor
 
 
 def _calibrated_by(calibration, decoder: str, reports) -> str:
