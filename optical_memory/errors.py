@@ -30,10 +30,15 @@ class EmptyInputError(InputError):
 
 
 class UnknownTargetError(InputError, KeyError):
-    """A target / mode / tokenizer / decoder name that is not registered."""
+    """A target / mode / tokenizer name that is not registered (a decoder
+    name: :class:`UnknownDecoderError`)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownDecoderError(UnknownTargetError):
+    """A decoder name that is not registered (the message lists the known ones)."""
 
 
 class ConfigError(OpticalMemoryError, ValueError):

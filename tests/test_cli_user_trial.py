@@ -327,3 +327,16 @@ def test_tiers_verify_judges_legibility_on_the_measured_read_back():
     assert table.exit_code == 0 and "as measured on each page" in table.output, table.output
     res = _run("tiers", "--verify", "--no-decode")
     assert res.exit_code == 2 and "--no-decode" in res.output, res.output
+
+
+def test_an_unknown_decoder_is_a_decoder_error_naming_the_known_ones(memory_home):
+    from optical_memory import UnknownDecoderError, UnknownTargetError
+    from optical_memory.decode import decoder_names
+
+    assert issubclass(UnknownDecoderError, UnknownTargetError)  # callers catching it still do
+    for argv in (("tiers", "--no-decode"), ("add", "-", "--user", "dec")):
+        res = _run(*argv, "--decoder", "foo", input="some notes")
+        assert res.exit_code == 1, res.output
+        assert "UnknownDecoderError: unknown decoder 'foo'" in res.output, res.output
+        assert all(name in res.output for name in decoder_names())
+    assert not (memory_home / "memory.db").exists()  # refused before the store is opened
