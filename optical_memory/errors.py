@@ -18,7 +18,13 @@ def after_commit(what: str, exc: BaseException) -> str:
 
 
 class OpticalMemoryError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``params``: the names of API parameters the message mentions as they are
+    spelled in Python (e.g. ``keep_last``), so a front end can show its own
+    names for them (the CLI shows ``--keep-last``)."""
+
+    params: tuple[str, ...] = ()
 
 
 class InputError(OpticalMemoryError, ValueError):

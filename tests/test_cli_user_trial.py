@@ -9,7 +9,7 @@ import json
 
 from click.testing import CliRunner
 
-from optical_memory import OpticalMemory
+from optical_memory import InputError, OpticalMemory
 from optical_memory.cli import main
 
 
@@ -340,3 +340,19 @@ def test_an_unknown_decoder_is_a_decoder_error_naming_the_known_ones(memory_home
         assert "UnknownDecoderError: unknown decoder 'foo'" in res.output, res.output
         assert all(name in res.output for name in decoder_names())
     assert not (memory_home / "memory.db").exists()  # refused before the store is opened
+
+
+def test_the_budget_error_names_the_cli_flag(memory_home):
+    turns = json.dumps([{"role": "user", "content": f"turn {i} about the heron " * 20}
+                        for i in range(4)])
+    assert _run("add", "-", "--chat", "--user", "bud", input=turns).exit_code == 0
+    res = _run("context", "--budget", 50, "--keep-last", 3, "--user", "bud")
+    assert res.exit_code == 1 and "below the text that must stay" in res.output, res.output
+    assert "lower --keep-last" in res.output and "keep_last" not in res.output
+    with OpticalMemory() as mem:  # the library keeps its own parameter name
+        try:
+            mem.context(50, keep_last=3, user_id="bud")
+        except InputError as exc:
+            assert "lower keep_last" in str(exc) and exc.params == ("keep_last",)
+        else:
+            raise AssertionError("no budget error")
