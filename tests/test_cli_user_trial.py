@@ -356,3 +356,20 @@ def test_the_budget_error_names_the_cli_flag(memory_home):
             assert "lower keep_last" in str(exc) and exc.params == ("keep_last",)
         else:
             raise AssertionError("no budget error")
+
+
+def test_tiers_for_a_small_page_target_says_so_in_words_not_a_log_warning():
+    """openai:gpt-4o's pages are 512 px wide; no layout calibrated for that
+    side reaches the memory's read-back aim, so the most legible one is used.
+    That is said in the table's caption, not as a logging warning."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "optical_memory", "tiers", "--target",
+                          "openai:gpt-4o", "--no-decode"], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "WARNING" not in res.stderr and res.stderr.strip() == "", res.stderr
+    assert "no calibrated layout reaches read-back 0.98" in res.stdout, res.stdout
+    plain = _run("tiers", "--no-decode")  # the default target's layout reaches it
+    assert "no calibrated layout reaches" not in plain.output

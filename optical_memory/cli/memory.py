@@ -370,7 +370,8 @@ def tiers(no_decode, target, decoder, tokenizer, as_json):
                                    "back; it cannot go with --no-decode")
         reports = mem.measure_tiers(decode=not no_decode)
         unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
-        font_px, origin = mem.render_config.font_size, layout_origin(mem.calibration, decoder)
+        font_px = mem.render_config.font_size
+        origin = layout_origin(mem.calibration, decoder, target)
         by = _calibrated_by(mem.calibration, decoder, reports)
         measured = mem.aging.verify
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
