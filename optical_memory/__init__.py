@@ -20,6 +20,7 @@ from optical_memory.errors import (
     EmptyInputError as EmptyInputError,
     InputError as InputError,
     OpticalMemoryError as OpticalMemoryError,
+    UnknownDecoderError as UnknownDecoderError,
     UnknownTargetError as UnknownTargetError,
     VisionTokensError as VisionTokensError,
 )
@@ -58,6 +59,7 @@ __all__ = sorted([
     "EmptyInputError",
     "InputError",
     "OpticalMemoryError",
+    "UnknownDecoderError",
     "UnknownTargetError",
     "VisionTokensError",
     "__version__",

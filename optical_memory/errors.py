@@ -18,7 +18,13 @@ def after_commit(what: str, exc: BaseException) -> str:
 
 
 class OpticalMemoryError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``params``: the names of API parameters the message mentions as they are
+    spelled in Python (e.g. ``keep_last``), so a front end can show its own
+    names for them (the CLI shows ``--keep-last``)."""
+
+    params: tuple[str, ...] = ()
 
 
 class InputError(OpticalMemoryError, ValueError):
@@ -30,10 +36,15 @@ class EmptyInputError(InputError):
 
 
 class UnknownTargetError(InputError, KeyError):
-    """A target / mode / tokenizer / decoder name that is not registered."""
+    """A target / mode / tokenizer name that is not registered (a decoder
+    name: :class:`UnknownDecoderError`)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownDecoderError(UnknownTargetError):
+    """A decoder name that is not registered (the message lists the known ones)."""
 
 
 class ConfigError(OpticalMemoryError, ValueError):

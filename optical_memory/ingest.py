@@ -1,7 +1,7 @@
 """Input → item drafts: chat messages (dicts, :class:`~optical_memory.render.Turn`,
-LangChain messages), texts and documents are checked and turned into the
-items the store keeps and the render items pages are drawn from. Also the
-JSONL chat-log reader the CLI uses.
+LangChain messages and their dict serialisations), texts and documents are
+checked and turned into the items the store keeps and the render items pages
+are drawn from. Also the JSONL chat-log reader the CLI uses.
 
 A turn's stored text is its content plus one ``→ name(arguments) [id]`` line
 per tool call it makes, the same text that is drawn on pages and counted.
@@ -109,6 +109,8 @@ def _turn_parts(message: Any, where: str) -> _Turn:
         role, content, name, time = message.role, message.content, message.name, message.time
         tool_calls, answers = (), None
     elif isinstance(message, Mapping):
+        if "role" not in message and "type" in message:
+            message = _langchain_dict(message, where)
         role = message.get("role")
         content = message.get("content")
         name, time = message.get("name"), message.get("time")
@@ -146,6 +148,27 @@ def _turn_parts(message: Any, where: str) -> _Turn:
     else:
         ids = tuple(cid for cid, _, _ in calls)
     return _Turn(role, text, len(content), name, time, ids, tuple(tool_calls))
+
+
+def _langchain_dict(message: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A LangChain message serialised as a dict, ``messages_to_dict``'s
+    ``{"type": "human", "data": {"content": ...}}`` or the flat
+    ``{"type": "ai", "content": ...}``, as the role-keyed dict ``_turn_parts``
+    reads (human → user, ai → assistant; tool calls, ``tool_call_id`` and
+    ``name`` kept)."""
+    kind = message.get("type")
+    data = message.get("data", message)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}.data must be an object (got {type(data).__name__})")
+    if not isinstance(kind, str) or kind not in _LC_ROLES:
+        raise InputError(f"{where}: a message needs role {ROLES}, or a LangChain type "
+                         f"{tuple(_LC_ROLES)} (got type {_short(kind)})")
+    calls = data.get("tool_calls")
+    extra = data.get("additional_kwargs")
+    if not calls and isinstance(extra, Mapping):  # older exports: OpenAI-shaped, here
+        calls = extra.get("tool_calls")
+    return {"role": _LC_ROLES[kind], "content": data.get("content"), "name": data.get("name"),
+            "tool_calls": calls or (), "tool_call_id": data.get("tool_call_id")}
 
 
 def _turn_draft(parts: _Turn, counter: TextCounter, keep_text: bool) -> Draft:

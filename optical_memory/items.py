@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.config import MAX_ADD_CHARS, MAX_PAGES_PER_ITEM
 from optical_memory.errors import EmptyInputError, InputError
-from optical_memory.render.paging import render_item
+from optical_memory.render.paging import Repaged, render_item
 from optical_memory.scope import Scope
 from optical_memory.store import ItemRecord, NotFoundError, text_hash
 from optical_memory.store.metadata import META_KEY, check_metadata
@@ -117,9 +117,10 @@ class UpdateResult:
     """What :meth:`~optical_memory.memory.OpticalMemory.update` changed.
 
     previous_text: the text before (the memory keeps no history of it).
-    replaced / repaged: pages that showed the old text, and the pages laid
-        out again in their place; ``partial_pages``: pages that could not be
-        re-rendered and still show the old text (``warnings`` says why; a
+    replaced / repaged: every page laid out again (those that showed the old
+        text and the pages linked to them by an item split across both) and
+        the new pages in their place; ``partial_pages``: pages that could not
+        be re-rendered and still show the old text (``warnings`` says why; a
         later ``update`` of the item retries).
     """
 
@@ -225,9 +226,9 @@ def update(store: Store, pager: Pager, counter: TextCounter, renderer: Renderer,
     tokens = counter.count(full)
     pages = store.update_item(item_id, scope, text=full, text_tokens=tokens,
                               content_hash=text_hash(full), meta=meta)
-    made, kept, warns = pager.repage(pages, scope) if pages else ([], [], ())
-    return UpdateResult(item_id, tokens, rec.text, tuple(pages), tuple(made), tuple(kept),
-                        tuple(warns))
+    done = pager.repage(pages, scope) if pages else Repaged()
+    return UpdateResult(item_id, tokens, rec.text, done.replaced, done.made, done.kept,
+                        done.warnings)
 
 
 def reset_scope(user_id: str | None, agent_id: str | None, session_id: str | None,

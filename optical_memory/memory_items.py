@@ -63,8 +63,9 @@ class ItemMethods:
                metadata: Mapping[str, Any] | None = None, user_id: str = DEFAULT_USER,
                agent_id: str | None = None, session_id: str | None = None) -> UpdateResult:
         """Replace an item's text (a turn's content; its tool calls stay) and/or
-        its metadata; the pages showing it are laid out again (new ids in
-        ``repaged``, same place and tier). Needs ``keep_text=True`` for text."""
+        its metadata; the pages showing it, and pages linked to them by a split
+        item, are laid out again (all in ``replaced``, new ids in ``repaged``,
+        same place and tier). Needs ``keep_text=True`` for text."""
         result = items.update(self.store, self._pager, self.counter, self.renderer, item_id,
                               Scope(user_id, agent_id, session_id), text=text,
                               metadata=metadata, keep_text=self.keep_text)
@@ -86,9 +87,9 @@ class ItemMethods:
         self._context.forget_pending()
         if not (repage and deleted.partial_pages):
             return deleted
-        made, kept, warns = self._pager.repage(deleted.partial_pages, scope)
+        done = self._pager.repage(deleted.partial_pages, scope)
         self._context.forget_pending()
-        return replace(deleted, partial_pages=tuple(kept), repaged=tuple(made), warnings=warns)
+        return replace(deleted, partial_pages=done.kept, repaged=done.made, warnings=done.warnings)
 
     def reset(self, *, user_id: str | None = None, agent_id: str | None = None,
               session_id: str | None = None, all_scopes: bool = False) -> Deleted:

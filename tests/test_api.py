@@ -130,6 +130,26 @@ def test_update_replaces_text_and_rerenders_its_pages(mem, uid):
     assert mem.stats(user_id=uid).items == 14
 
 
+def test_update_reports_every_page_it_laid_out_again(mem, uid):
+    """A page of the item also holds a turn split across two more pages: all
+    three are laid out again together, so all three are in ``replaced``."""
+    long = " ".join(f"word{i} of the long heron answer" for i in range(150))
+    res = mem.add([{"role": "user", "content": "short opening question about the heron."},
+                   {"role": "assistant", "content": long},
+                   {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "ok"},
+                   {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+                  user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    target, split = res.item_ids[2], res.item_ids[1]
+    own = mem.get(target, user_id=uid).page_ids
+    linked = mem.get(split, user_id=uid).page_ids
+    assert len(own) == 1 and own[0] in linked and len(linked) > 1  # the layout this tests
+    up = mem.update(target, "thanks a lot", user_id=uid)
+    assert set(up.replaced) == set(linked) and not up.partial_pages
+    assert all(mem.get_page(p, user_id=uid) is None for p in up.replaced)
+    assert set(mem.get(split, user_id=uid).page_ids) <= set(up.repaged)
+
+
 def test_update_metadata_only_and_refusals(mem, uid):
     res = mem.add(chat(2), user_id=uid, metadata={"v": 1})
     item = res.item_ids[0]

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from optical_memory.cli import _group, codec as cli_codec, main, memory as cli_memory
+from optical_memory.cli import (
+    _group,
+    codec as cli_codec,
+    edit as cli_edit,
+    main,
+    memory as cli_memory,
+)
 from optical_memory.cli.files import private_dir, write_private
 from optical_memory.errors import InputError
 
@@ -68,9 +74,11 @@ UNEXPECTED = [
     ("search", "needle", "--store", ":memory:"),
     ("context", "--budget", "1000", "--store", ":memory:"),
     ("delete", "abc", "--store", ":memory:"),
+    ("update", "abc", "--text", "x", "--store", ":memory:"),
 ])
 def test_unexpected_errors_are_one_line_exit_1(monkeypatch, exc, argv):
     monkeypatch.setattr(cli_memory, "_open", _raiser(exc))
+    monkeypatch.setattr(cli_edit, "open_memory", _raiser(exc))
     res = invoke(*argv)
     assert res.exit_code == 1
     assert "Traceback" not in out(res)

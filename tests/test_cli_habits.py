@@ -97,6 +97,7 @@ def test_delete_that_matches_nothing_exits_1_and_deletes_nothing(memory_home):
     ("stats",), ("search", "x"), ("context", "--budget", "1000"), ("list",),
     ("list", "pages"), ("show", "abcdef"), ("export", "abcdef", "-o", "x.png"),
     ("decode-page", "abcdef"), ("delete", "abcdef"), ("compact",),
+    ("update", "abcdef", "--text", "x"),
 ])
 def test_read_only_commands_never_create_a_store(tmp_path, argv):
     missing = tmp_path / "typo" / "deeper" / "memroy.db"

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from optical_memory.cli import main
 from optical_memory.conversation import generate_conversation
 
-COMMANDS = ("add", "search", "decode-page", "context", "delete", "stats", "compact", "tiers",
-            "demo")
+COMMANDS = ("add", "search", "decode-page", "context", "delete", "update", "stats", "compact",
+            "tiers", "demo")
 
 
 def _run(*args, input=None):

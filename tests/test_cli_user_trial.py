@@ -9,7 +9,7 @@ import json
 
 from click.testing import CliRunner
 
-from optical_memory import OpticalMemory
+from optical_memory import InputError, OpticalMemory
 from optical_memory.cli import main
 
 
@@ -209,3 +209,167 @@ def test_bad_metadata_is_refused_before_anything_is_stored(memory_home, tmp_path
     _run("add", "-", "--store", store, input="some text")
     res = _run("search", "text", "--store", store, "--metadata", '{"k": [1]}')
     assert res.exit_code == 2 and "--metadata" in res.output, res.output
+
+
+def test_update_replaces_an_items_text_and_metadata_by_prefix(memory_home, tmp_path):
+    doc, turns = _doc_and_turns("up")
+    res = _run("update", doc[:8], "--text", "The heron moved to the north pond.", "--user", "up",
+               "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["item_id"] == doc and data["previous_text"].startswith("Notes on the heron")
+    assert data["replaced"] and data["repaged"]
+    with OpticalMemory() as mem:
+        item = mem.get(doc, user_id="up")
+        assert item.text == "The heron moved to the north pond."
+        assert set(item.page_ids) <= set(data["repaged"])
+    new = tmp_path / "new.txt"
+    new.write_text("turn zero, rewritten from a file")
+    res = _run("update", turns[0], "--file", new, "--metadata", '{"edited": true}', "--user", "up")
+    assert res.exit_code == 0, res.output
+    assert f"updated item {turns[0]} and its metadata" in res.output
+    res = _run("update", turns[1], "-", "--user", "up", input="turn one, from stdin")
+    assert res.exit_code == 0, res.output
+    res = _run("update", turns[2], "--metadata", '{"v": 2}', "--user", "up")
+    assert res.exit_code == 0 and "updated the metadata" in res.output, res.output
+    with OpticalMemory() as mem:
+        first = mem.get(turns[0], user_id="up")
+        assert first.text == "turn zero, rewritten from a file"
+        assert first.metadata == {"edited": True}
+        assert mem.get(turns[1], user_id="up").text == "turn one, from stdin"
+        assert mem.get(turns[2], user_id="up").metadata == {"v": 2}
+        assert mem.get(turns[2], user_id="up").text == "turn 2 about herons"
+
+
+def test_update_refusals_change_nothing(memory_home, tmp_path):
+    _, turns = _doc_and_turns("ur")
+    for argv, code in (((turns[0],), 2),  # nothing to update
+                       ((turns[0], "--text", "a", "-"), 2),  # two sources
+                       ((turns[0], "extra"), 2),
+                       ((turns[0], "--metadata", "[1]"), 2),
+                       ((turns[0], "--text", "   "), 1),  # empty: EmptyInputError
+                       (("ffffffff", "--text", "x"), 1),  # no such item
+                       ((turns[0], "--text", "x", "--user", "someone-else"), 1)):
+        res = _run("update", *argv, *(() if "--user" in argv else ("--user", "ur")), input="y")
+        assert res.exit_code == code, (argv, res.output)
+        assert "Traceback" not in res.output
+    with OpticalMemory() as mem:
+        assert mem.get(turns[0], user_id="ur").text == "turn 0 about herons"
+        assert mem.get(turns[0], user_id="ur").metadata == {}
+
+
+LANGCHAIN_LOG = [  # messages_to_dict output, as langchain_core writes it
+    {"type": "system", "data": {"content": "You are the heron desk.", "additional_kwargs": {},
+                                "response_metadata": {}, "type": "system", "name": None,
+                                "id": None}},
+    {"type": "human", "data": {"content": "Where did the heron go?", "additional_kwargs": {},
+                               "response_metadata": {}, "type": "human", "name": None,
+                               "id": None, "example": False}},
+    {"type": "ai", "data": {"content": [{"type": "text", "text": "Let me look."},
+                                        "It was seen"],
+                            "additional_kwargs": {}, "response_metadata": {}, "type": "ai",
+                            "name": None, "id": "run-1", "example": False,
+                            "tool_calls": [{"name": "lookup", "args": {"bird": "heron"},
+                                            "id": "call_7", "type": "tool_call"}],
+                            "invalid_tool_calls": [], "usage_metadata": None}},
+    {"type": "tool", "data": {"content": "north pond", "additional_kwargs": {},
+                              "response_metadata": {}, "type": "tool", "name": "lookup",
+                              "id": None, "tool_call_id": "call_7", "artifact": None,
+                              "status": "success"}},
+]
+
+
+def test_add_chat_reads_langchain_serialised_messages(memory_home, tmp_path):
+    flat = [{"type": "human", "content": "and the egret?"},
+            {"type": "ai", "content": [{"type": "text", "text": "also"},
+                                       {"type": "text", "text": "north"}]}]
+    log = tmp_path / "lc.json"
+    log.write_text(json.dumps(LANGCHAIN_LOG + flat))
+    res = _run("add", log, "--chat", "--user", "lc", "--json")
+    assert res.exit_code == 0, res.output
+    ids = json.loads(res.stdout)["item_ids"]
+    with OpticalMemory() as mem:
+        recs = [mem.get_item(i, user_id="lc") for i in ids]
+    assert [r.role for r in recs] == ["system", "user", "assistant", "tool", "user", "assistant"]
+    assert recs[1].text == "Where did the heron go?"
+    assert recs[2].text.startswith("Let me look.\nIt was seen\n→ lookup(")
+    assert recs[2].tool_call_ids == ("call_7",)
+    assert recs[3].tool_call_ids == ("call_7",) and recs[3].name == "lookup"
+    assert recs[5].text == "also\nnorth"
+
+
+def test_add_chat_names_a_langchain_part_it_cannot_store(memory_home, tmp_path):
+    image = {"type": "human", "data": {"content": [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}}
+    for bad, says in (([image], "content[1] is a 'image_url' block"),
+                      ([{"type": "robot", "content": "beep"}], "'robot'")):
+        log = tmp_path / "bad.jsonl"
+        log.write_text("\n".join(json.dumps(m) for m in bad) + "\n")
+        res = _run("add", log, "--chat", "--user", "lcbad")
+        assert res.exit_code == 1 and says in res.output, res.output
+        assert f"{log}:1" in res.output and "Traceback" not in res.output
+
+
+def test_tiers_verify_judges_legibility_on_the_measured_read_back():
+    """``--verify`` makes a memory age each page by what it read back; ``tiers
+    --verify`` judges the tiers the same way, on the sample page's read-back."""
+    floor = 0.97
+    res = _run("tiers", "--decoder", "native", "--verify", "--min-readback", floor, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert all(r["legible_from"] == "measured" for r in rows)
+    assert [r["legible"] for r in rows] == [r["precision"] >= floor for r in rows]
+    plain = json.loads(_run("tiers", "--decoder", "native", "--no-decode", "--json").stdout)
+    assert all(r["legible_from"] == "calibrated" for r in plain)
+    assert [r["legible"] for r in plain] == [r["calibrated"] >= 0.95 for r in plain]
+    table = _run("tiers", "--decoder", "native", "--verify")
+    assert table.exit_code == 0 and "as measured on each page" in table.output, table.output
+    res = _run("tiers", "--verify", "--no-decode")
+    assert res.exit_code == 2 and "--no-decode" in res.output, res.output
+
+
+def test_an_unknown_decoder_is_a_decoder_error_naming_the_known_ones(memory_home):
+    from optical_memory import UnknownDecoderError, UnknownTargetError
+    from optical_memory.decode import decoder_names
+
+    assert issubclass(UnknownDecoderError, UnknownTargetError)  # callers catching it still do
+    for argv in (("tiers", "--no-decode"), ("add", "-", "--user", "dec")):
+        res = _run(*argv, "--decoder", "foo", input="some notes")
+        assert res.exit_code == 1, res.output
+        assert "UnknownDecoderError: unknown decoder 'foo'" in res.output, res.output
+        assert all(name in res.output for name in decoder_names())
+    assert not (memory_home / "memory.db").exists()  # refused before the store is opened
+
+
+def test_the_budget_error_names_the_cli_flag(memory_home):
+    turns = json.dumps([{"role": "user", "content": f"turn {i} about the heron " * 20}
+                        for i in range(4)])
+    assert _run("add", "-", "--chat", "--user", "bud", input=turns).exit_code == 0
+    res = _run("context", "--budget", 50, "--keep-last", 3, "--user", "bud")
+    assert res.exit_code == 1 and "below the text that must stay" in res.output, res.output
+    assert "lower --keep-last" in res.output and "keep_last" not in res.output
+    with OpticalMemory() as mem:  # the library keeps its own parameter name
+        try:
+            mem.context(50, keep_last=3, user_id="bud")
+        except InputError as exc:
+            assert "lower keep_last" in str(exc) and exc.params == ("keep_last",)
+        else:
+            raise AssertionError("no budget error")
+
+
+def test_tiers_for_a_small_page_target_says_so_in_words_not_a_log_warning():
+    """openai:gpt-4o's pages are 512 px wide; no layout calibrated for that
+    side reaches the memory's read-back aim, so the most legible one is used.
+    That is said in the table's caption, not as a logging warning."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "optical_memory", "tiers", "--target",
+                          "openai:gpt-4o", "--no-decode"], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "WARNING" not in res.stderr and res.stderr.strip() == "", res.stderr
+    assert "no calibrated layout reaches read-back 0.98" in res.stdout, res.stdout
+    plain = _run("tiers", "--no-decode")  # the default target's layout reaches it
+    assert "no calibrated layout reaches" not in plain.output

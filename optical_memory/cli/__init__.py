@@ -9,6 +9,7 @@ from optical_memory.cli import (
     browse as _browse,  # noqa: F401  (registers commands)
     calibrate as _calibrate,  # noqa: F401  (registers commands)
     codec as _codec,  # noqa: F401  (registers commands)
+    edit as _edit,  # noqa: F401  (registers commands)
     memory as _memory,  # noqa: F401  (registers commands)
     niah as _niah,  # noqa: F401  (registers commands)
     serve as _serve,  # noqa: F401  (registers commands)

@@ -5,7 +5,8 @@ Errors are handled here, once, for every command (:class:`ErrorHandlingGroup`):
 * click's own errors (usage: exit 2; :class:`click.ClickException`: exit 1)
   are click's to print;
 * this package's typed errors (:class:`~optical_memory.errors.OpticalMemoryError`)
-  print ``Error: <Type>: <message>`` and exit 1;
+  print ``Error: <Type>: <message>`` and exit 1; the API parameters the
+  error names (its ``params``) are shown as the command's flags;
 * anything else (a bug, or the system: ``RecursionError``, ``OverflowError``,
   ``OSError``, ``MemoryError``...) prints one line, ``error: <Type>: <message>``,
   and exits 1;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import sys
 import traceback
 
@@ -45,6 +47,20 @@ def describe(exc: BaseException) -> str:
     name = type(exc).__name__
     message = _cut(message)
     return f"{name}: {message}" if message else name
+
+
+def _as_flags(message: str, params: tuple[str, ...], group: click.Group,
+              ctx: click.Context) -> str:
+    """``message`` with the API parameters it names (``params``, e.g.
+    ``keep_last``) spelled as the invoked command's flags (``--keep-last``);
+    a parameter the command has no flag for stays as it is."""
+    cmd = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    flags = {p.name: max(p.opts, key=len) for p in (cmd.params if cmd else ())
+             if isinstance(p, click.Option) and p.name}
+    for name in params:
+        if name in flags:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message)
+    return message
 
 
 def _verbosity(ctx: click.Context) -> int:
@@ -81,7 +97,7 @@ class ErrorHandlingGroup(click.Group):
         except OpticalMemoryError as exc:
             if _verbosity(ctx):
                 _print_traceback(exc)
-            raise click.ClickException(describe(exc)) from exc
+            raise click.ClickException(_as_flags(describe(exc), exc.params, self, ctx)) from exc
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
                 raise  # click quiets a closed stdout (``| head``) itself

@@ -133,15 +133,16 @@ def describe_scope(scope: ScopeKwargs) -> str:
 
 def metadata_option(ctx: click.Context, param: click.Parameter,
                     value: str | None) -> dict[str, Any] | None:
-    """``--metadata`` as a checked JSON object: the stored metadata of ``add``,
-    or the equality filter of ``search`` (a bad value stores nothing)."""
+    """``--metadata`` as a checked JSON object: the stored metadata of ``add``
+    and ``update``, or the equality filter of ``search`` (a bad value stores
+    nothing)."""
     if value is None:
         return None
     from optical_memory.errors import InputError
     from optical_memory.store.metadata import metadata_from_json
 
     try:
-        return metadata_from_json(value, as_filter=ctx.command.name != "add")
+        return metadata_from_json(value, as_filter=ctx.command.name not in ("add", "update"))
     except InputError as exc:
         raise click.BadParameter(str(exc)) from exc
 

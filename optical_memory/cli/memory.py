@@ -1,4 +1,5 @@
-"""Memory commands (add, search, decode-page, context, delete, stats, compact, tiers, demo).
+"""Memory commands (add, search, decode-page, context, stats, compact, tiers, demo;
+``delete`` and ``update`` are in :mod:`optical_memory.cli.edit`).
 
 A thin layer over :class:`optical_memory.memory.OpticalMemory`: every command
 opens the memory at ``--store`` (default: the SQLite file in
@@ -17,7 +18,6 @@ import click
 
 from optical_memory.cli._group import main, read_text_arg
 from optical_memory.cli.common import (
-    describe_scope,
     emit_json,
     metadata_option,
     model_options,
@@ -135,7 +135,9 @@ def _write_pages(ctx, folder: Path) -> list[str]:
 @click.argument("source", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--chat", is_flag=True,
               help="SOURCE is a chat log: JSONL (one message object per line), a JSON array "
-                   "of messages, or {\"messages\": [...]}.")
+                   "of messages, or {\"messages\": [...]}; messages as OpenAI-style "
+                   "{\"role\", \"content\"} or LangChain's serialisation "
+                   "({\"type\": \"human\", \"data\": {...}}, or flat).")
 @click.option("--title", default=None, help="Document title (without --chat).")
 @click.option("--metadata", default=None, metavar="JSON", callback=metadata_option,
               help='A JSON object stored on every item added, e.g. \'{"project": "atlas"}\' '
@@ -314,43 +316,6 @@ def context(budget, keep_last, system, query, out, force, print_as, store, user_
 
 
 @main.command()
-@click.argument("item_ids", nargs=-1)
-@click.option("--all", "delete_all", is_flag=True,
-              help="Delete every item under the scope (needs --yes).")
-@click.option("--yes", is_flag=True, help="Confirm --all.")
-@click.option("--no-repage", is_flag=True,
-              help="Leave pages that also hold other items as they are (they keep showing "
-                   "the deleted text); by default they are laid out again without it.")
-@_scope_options
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, session_id, as_json):
-    """Delete ITEM_IDS (full ids or unique prefixes, from `add --json`,
-    `search` or `list`), or --all under the scope.
-
-    Exits 1, deleting nothing, when an id matches no item (or several).
-    """
-    if bool(item_ids) == delete_all:
-        raise click.UsageError("give ITEM_IDS, or --all (not both, not neither)")
-    scope = _scope(user_id, agent_id, session_id)
-    if delete_all and not yes:
-        raise click.UsageError(f"--all deletes every item of {describe_scope(scope)}; add --yes")
-    with _open(store) as mem:
-        ids = None if delete_all else list(dict.fromkeys(
-            resolve_id(mem, given, scope, kinds=("item",))[1] for given in item_ids))
-        d = mem.delete(item_ids=ids, repage=not no_repage, **scope)
-    if as_json:
-        _emit_json({"items": d.items, "pages": d.pages, "partial_pages": list(d.partial_pages),
-                    "repaged": list(d.repaged)})
-    else:
-        click.echo(f"deleted {d.items} item(s) and {d.pages} page(s); "
-                   f"{len(d.repaged)} page(s) re-rendered without the deleted text"
-                   + (f"; {len(d.partial_pages)} page(s) still show it: "
-                      f"{', '.join(d.partial_pages)}" if d.partial_pages else ""))
-    if d.items == 0:
-        raise click.ClickException(f"nothing deleted: no item under {describe_scope(scope)}")
-
-
-@main.command()
 @_scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 def stats(store, user_id, agent_id, session_id, as_json):
@@ -392,44 +357,65 @@ def compact(force, store, user_id, agent_id, session_id, target, decoder, tokeni
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the tiers as JSON.")
 def tiers(no_decode, target, decoder, tokenizer, as_json):
-    """Each age tier: size, vision tokens, ratio and read-back on a sample page."""
+    """Each age tier: size, vision tokens, ratio and read-back on a sample page.
+
+    Which tiers count as legible is judged, as the memory judges its pages,
+    on the calibrated read-back; with --verify on what this page read back.
+    """
     from optical_memory.fit import layout_origin
 
     with _open(":memory:", target, decoder, tokenizer) as mem:
+        if mem.aging.verify and no_decode:
+            raise click.UsageError("--verify judges the tiers by reading the sample page "
+                                   "back; it cannot go with --no-decode")
         reports = mem.measure_tiers(decode=not no_decode)
         unit, floor, mode = mem.aging.unit, mem.aging.min_readback, mem.aging.mode
-        font_px, origin = mem.render_config.font_size, layout_origin(mem.calibration, decoder)
+        font_px = mem.render_config.font_size
+        origin = layout_origin(mem.calibration, decoder, target)
         by = _calibrated_by(mem.calibration, decoder, reports)
+        measured = mem.aging.verify
     rows = [{"tier": r.tier, "max_age": r.max_age, "unit": unit, "width": r.width,
              "height": r.height, "vision_tokens": r.vision_tokens, "text_tokens": r.text_tokens,
              "ratio": round(r.ratio, 2), "method": r.method,
              "precision": None if r.precision is None else round(r.precision, 4),
              "calibrated": r.calibrated, "calibrated_source": r.calibrated_source,
-             "calibrated_by": by,
-             "legible": None if r.calibrated is None else r.calibrated >= floor} for r in reports]
+             "calibrated_by": by, "legible_from": "measured" if measured else "calibrated",
+             "legible": _legible(r.precision if measured else r.calibrated, floor)}
+            for r in reports]
     if as_json:
         _emit_json(rows)
         return
+
+    def verdict(value: float | None, judged: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3f}" + (f" ({'legible' if value >= floor else 'faded'})"
+                                 if judged else "")
+
     cols = ("tier", f"age ≤ ({unit})", "size", "vision tokens", "text tokens", "ratio",
             f"read-back ({decoder}, this page)", f"calibrated read-back ({by})", "image")
     print_table(cols, [(r["tier"], "∞" if r["max_age"] is None else str(r["max_age"]),
                         f"{r['width']}x{r['height']}", str(r["vision_tokens"]),
                         str(r["text_tokens"]), f"{r['ratio']:.1f}x",
-                        "-" if r["precision"] is None else f"{r['precision']:.3f}",
-                        "-" if r["calibrated"] is None else
-                        f"{r['calibrated']:.3f} ({'legible' if r['legible'] else 'faded'})",
-                        r["method"])
+                        verdict(r["precision"], measured),
+                        verdict(r["calibrated"], not measured), r["method"])
                        for r in rows],
                 title=f"age tiers for {target} (sample page: synthetic agent conversation)",
                 caption=(f"tokenizer {tokenizer} · layout {font_px:g} px from {origin} · "
                          f"age mode {mode}: "
                          + (f"pages shrink only to tiers reading back ≥ {floor:g}"
+                            + (" (--verify: as measured on each page)" if measured else "")
                             if mode == "legible"
                             else "pages shrink with age regardless of read-back")
                          + (" · shipped figures: held-out pages, benchmarks/tier_methods.py; "
                             "a served model may read otherwise: `optical-memory calibrate` "
                             "measures yours" if mem.calibration is None else "")),
                 right=cols[1:])
+
+
+def _legible(readback: float | None, floor: float) -> bool | None:
+    """Whether a tier reading back ``readback`` stays legible (``None``: unknown)."""
+    return None if readback is None else readback >= floor
 
 
 def _calibrated_by(calibration, decoder: str, reports) -> str:

@@ -420,12 +420,14 @@ def build_context(
     text_cost = system_cost + sum(t.tokens for t in turns)
     query_cost = query.tokens if query is not None else 0
     if text_cost + query_cost > budget_tokens:
-        raise InputError(
+        err = InputError(
             f"budget {budget_tokens} tokens is below the text that must stay: system "
             f"{system_cost} + {len(turns)} recent turns {text_cost - system_cost} = {text_cost} "
             f"tokens{f' + query {query_cost}' if query_cost else ''}; raise the budget or "
             "lower keep_last"
         )
+        err.params = ("keep_last",)
+        raise err
     groups = atomic_groups(pages, split_items=False)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
-from optical_memory.errors import InputError, UnknownTargetError
+from optical_memory.errors import InputError, UnknownDecoderError
 from optical_memory.types import Page
 
 if TYPE_CHECKING:  # numpy and PIL are imported where images are touched
@@ -341,10 +341,10 @@ def decoder_names() -> list[str]:
 
 
 def check_decoder_name(name: object) -> str:
-    """``name`` if a decoder is registered under it, else :class:`UnknownTargetError`
+    """``name`` if a decoder is registered under it, else :class:`UnknownDecoderError`
     (nothing is imported)."""
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownTargetError(f"unknown decoder {name!r} (known: {', '.join(decoder_names())})")
+        raise UnknownDecoderError(f"unknown decoder {name!r} (known: {', '.join(decoder_names())})")
     return name
 
 
@@ -359,7 +359,7 @@ def _resolve(name: str) -> Callable[..., Decoder]:
 def get_decoder(name: str, **options: Any) -> Decoder:
     """Build the decoder registered as ``name`` with keyword ``options``.
 
-    Raises :class:`UnknownTargetError` for an unknown name,
+    Raises :class:`UnknownDecoderError` for an unknown name,
     :class:`InputError` for an option the decoder does not take, and
     :class:`DependencyMissingError` (naming what to install) when the
     backend's binary or package is absent.

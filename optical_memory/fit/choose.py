@@ -109,8 +109,10 @@ def _choose(target: str, decoder: str, threshold: float, script: str,
     if passing:
         best = max(passing, key=lambda e: (e.tokens_per_page, e.mean_precision))
     else:
+        # expected for small pages (e.g. 512 px wide): an outcome, not a fault;
+        # layout_origin() says it in words where the layout is shown
         best = max(pool, key=lambda e: (e.mean_precision, -e.effective_font_size))
-        log.warning(
+        log.info(
             "no calibrated layout for %s/%s at side %d reaches precision %.3f; "
             "using the most legible one (%.1f px, %s, mean %.4f)",
             decoder, script, side, threshold, best.effective_font_size,
@@ -137,7 +139,9 @@ def recommended_entry(
     script: str = "latin",
     calibration: Calibration | None = None,
 ) -> CalibrationEntry:
-    """The calibration entry :func:`recommended_config` builds its layout from."""
+    """The calibration entry :func:`recommended_config` builds its layout from
+    (when none reaches ``threshold``, the most legible: its ``mean_precision``
+    says what it reads back)."""
     return _choose(target, decoder, threshold, script, calibration).entry
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_DECODER
+from ..config import DEFAULT_DECODER, DEFAULT_READBACK
 from ..errors import ConfigError, InputError
 from .calibration import (
     Calibration,
@@ -260,14 +260,26 @@ def resolve_calibration(calibration: Calibration | str | os.PathLike[str] | None
     return UserCalibration(decoder, Calibration(entries, dict(cal.meta)), about, path)
 
 
-def layout_origin(user: UserCalibration | None, decoder: str) -> str:
-    """Where a memory reading with ``decoder`` got its page layout from."""
+def layout_origin(user: UserCalibration | None, decoder: str, target: str | None = None,
+                  readback: float = DEFAULT_READBACK) -> str:
+    """Where a memory reading with ``decoder`` got its page layout from; with
+    ``target``, also when no shipped layout for its page size reaches
+    ``readback`` (the most legible one is used then)."""
     if user is not None and user.decoder == decoder:
         return user.label
     shipped = {e.decoder for e in load_calibration().entries}
     used = decoder if decoder in shipped else DEFAULT_DECODER
     kind = "CPU reader" if used in CPU_READERS else "reader"
     note = "" if used == decoder else f"; nothing calibrated for {decoder}"
+    if target is not None:
+        try:
+            entry: CalibrationEntry | None = recommended_entry(target, decoder=used,
+                                                               threshold=readback)
+        except (ConfigError, InputError):
+            entry = None
+        if entry is not None and entry.mean_precision < readback:
+            note += (f"; at this page size no calibrated layout reaches read-back {readback:g}: "
+                     f"the most legible one is used, mean {entry.mean_precision:.3f}")
     return f"shipped calibration ({kind} {used}{note})"
 
 

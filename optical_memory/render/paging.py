@@ -95,6 +95,19 @@ class CompactResult:
 
 
 @dataclass(frozen=True)
+class Repaged:
+    """What :meth:`Pager.repage` did: ``made``, the new pages; ``replaced``,
+    every page they took the place of (the ones asked for and the pages
+    linked to them by a split item, re-laid together); ``kept``, pages left
+    as they were (see ``repage``); ``warnings`` for the failures."""
+
+    made: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Holding:
     """What one laid-out page shows: items in order, text tokens, tool
     calls made and results given on it."""
@@ -351,16 +364,15 @@ class Pager:
             tier = tier_floor
         return replace(page, meta=meta, tier=tier)
 
-    def repage(self, page_ids: Sequence[str], scope: Scope
-               ) -> tuple[list[str], list[str], tuple[str, ...]]:
+    def repage(self, page_ids: Sequence[str], scope: Scope) -> Repaged:
         """Re-render the items of ``page_ids``. Pages linked by an item split
         across them move together (a component); each component is laid out
         on its own, takes the place of the pages it replaces and keeps their
-        oldest tier. Returns (new page ids, pages left as they were: their
-        items keep no text, they span scopes, or re-rendering them failed;
-        warnings for the failures)."""
+        oldest tier. Pages are left as they were when their items keep no
+        text, they span scopes, or re-rendering them failed (a warning)."""
         seen: set[str] = set()
         made: list[str] = []
+        replaced: list[str] = []
         kept: list[str] = []
         warnings: list[str] = []
         for start in page_ids:
@@ -384,9 +396,11 @@ class Pager:
                 warnings.append(after_commit(f"re-rendering {len(pages)} page(s)", exc))
                 continue
             made += ids
+            replaced += list(pages)
             logger.info("re-rendered %d item(s) of %d page(s) onto %d", len(recs), len(pages),
                         len(ids))
-        return made, kept, tuple(warnings) + (self.written(scope) if made else ())
+        return Repaged(tuple(made), tuple(replaced), tuple(kept),
+                       tuple(warnings) + (self.written(scope) if made else ()))
 
     def _component(self, start: str, scope: Scope
                    ) -> tuple[dict[str, PageRecord], dict[str, ItemRecord]]:
@@ -409,5 +423,5 @@ class Pager:
         return pages, items
 
 
-__all__ = ["META_KEY", "CompactResult", "Holding", "PageInfo", "Pager", "page_holding",
+__all__ = ["META_KEY", "CompactResult", "Holding", "PageInfo", "Pager", "Repaged", "page_holding",
            "page_order", "recent_window", "render_item"]
