@@ -373,7 +373,7 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def summary(rows: Sequence[dict[str, Any]], modes: Sequence[str]) -> list[str]:
-    out = ["| haystack | budget | mode | recall | context tokens | of which text / pixels | "
+    out = ["| haystack | budget | mode | recall | context tokens (mean per seed) | of which text / pixels | "
            "exact block tokens (spans) | recalled per 1k tokens | recalled by where `off` has "
            "it: text / base / small / tiny / dropped |", "|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for hs in dict.fromkeys(r["haystack"] for r in rows):
@@ -382,20 +382,25 @@ def summary(rows: Sequence[dict[str, Any]], modes: Sequence[str]) -> list[str]:
                 sel = [r for r in rows if (r["haystack"], r["budget"], r["mode"]) == (hs, b, m)]
                 if not sel:
                     continue
-                r0 = sel[0]
+                ctxs = list({r["seed"]: r for r in sel}.values())  # one context per seed
+
+                def avg(field: str, ctxs: list[dict[str, Any]] = ctxs) -> float:
+                    return _mean([c[field] for c in ctxs])
+
                 got = sum(r["recalled"] for r in sel)
+                # where the context without the block has each needle
+                off = {(r["seed"], r["key"]): r["tier"] for r in rows
+                       if (r["haystack"], r["budget"], r["mode"]) == (hs, b, "off")}
                 by = []
                 for t in ("text", "base", "small", "tiny", "dropped"):
-                    # the tier the needle's page has in the context without the block
-                    off = {r["key"]: r["tier"] for r in rows if (r["haystack"], r["budget"],
-                           r["mode"]) == (hs, b, "off")}
-                    s = [r for r in sel if off.get(r["key"]) == t]
+                    s = [r for r in sel if off.get((r["seed"], r["key"])) == t]
                     by.append(f"{sum(r['recalled'] for r in s)}/{len(s)}" if s else "-")
                 out.append(
                     f"| {hs} | {b // 1000}k | {m} | {got}/{len(sel)} ({100 * got / len(sel):.0f}%)"
-                    f" | {r0['context_tokens']:,} | {r0['text_tokens']:,} / "
-                    f"{r0['pixel_tokens']:,} | {r0['exact_span_tokens']} ({r0['exact_spans']}) | "
-                    f"{1000 * got / r0['context_tokens']:.2f} | {' / '.join(by)} |")
+                    f" | {avg('context_tokens'):,.0f} | {avg('text_tokens'):,.0f} / "
+                    f"{avg('pixel_tokens'):,.0f} | {avg('exact_span_tokens'):,.0f} "
+                    f"({avg('exact_spans'):.0f}) | "
+                    f"{1000 * got / len(ctxs) / avg('context_tokens'):.2f} | {' / '.join(by)} |")
     return out
 
 
@@ -418,19 +423,20 @@ def findings(rows: Sequence[dict[str, Any]]) -> list[str]:
     for hs in dict.fromkeys(r["haystack"] for r in rows):
         base = [r for r in rows if r["haystack"] == hs and r["mode"] == "off"]
         b_rec = sum(r["recalled"] for r in base)
-        b_tok = sum({(r["budget"]): r["context_tokens"] for r in base}.values())
+        b_tok = sum({(r["seed"], r["budget"]): r["context_tokens"] for r in base}.values())
         for m in ("auto", "always"):
             sel = [r for r in rows if r["haystack"] == hs and r["mode"] == m]
             if not sel:
                 continue
             rec = sum(r["recalled"] for r in sel)
-            tok = sum({(r["budget"]): r["context_tokens"] for r in sel}.values())
+            tok = sum({(r["seed"], r["budget"]): r["context_tokens"] for r in sel}.values())
             out.append(f"- {hs}, {m} vs off, all budgets together: needles recalled {rec} vs "
                        f"{b_rec} of {len(sel)}, context tokens {tok:,} vs {b_tok:,} "
                        f"({100 * (tok - b_tok) / b_tok:+.0f}%), recalled per 1k tokens "
                        f"{1000 * rec / tok:.2f} vs {1000 * b_rec / b_tok:.2f}.")
     for m in ("off", "auto", "always"):
-        sel = {(r["haystack"], r["budget"]): r["build_s"] for r in rows if r["mode"] == m}
+        sel = {(r["haystack"], r["seed"], r["budget"]): r["build_s"] for r in rows
+               if r["mode"] == m}
         if sel:
             out.append(f"- `context()` time, {m}: {_mean(list(sel.values())):.2f} s on average "
                        f"(max {max(sel.values()):.2f} s; pages' images cached).")
@@ -446,7 +452,7 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=240_000, help="history tokens per haystack")
     ap.add_argument("--budgets", default="4000,8000,16000")
     ap.add_argument("--needles", type=int, default=36)
-    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--seeds", default="3,4", help="haystack seeds")
     ap.add_argument("--quick", action="store_true", help="small table, 20k histories, 2 budgets")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
@@ -468,10 +474,12 @@ def main() -> None:
     ReadbackTable.load(TABLE)  # the rule reads it; a broken file fails here
     modes = ("off", "auto", "always")
     budgets = [int(b) for b in args.budgets.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
     rows: list[dict[str, Any]] = []
     reads: dict[Any, str] = {}
     for name in HAYSTACKS:
-        rows += run_haystack(name, args.history, args.seed, budgets, modes, args.needles, reads)
+        for seed in seeds:
+            rows += run_haystack(name, args.history, seed, budgets, modes, args.needles, reads)
         print(f"{name}: {time.perf_counter() - t0:.0f} s, {len(reads)} read-backs", flush=True)
     RUN.mkdir(parents=True, exist_ok=True)
     with open(RUN / "rows.jsonl", "w", encoding="utf-8") as f:
@@ -508,8 +516,8 @@ def write_report(rows, table, modes, args, seconds: float, reads: int) -> None:
         "",
         "## Needle recall, exact-value block off / auto / always",
         "",
-        f"Histories of ~{args.history // 1000}k text tokens (seed {args.seed}), "
-        f"{args.needles} needles each spread over the history's age, pages aged by age "
+        f"Histories of ~{args.history // 1000}k text tokens (seeds {args.seeds}), "
+        f"{args.needles} needles each (per seed) spread over the history's age, pages aged by age "
         "(`AgePolicy(mode=\"fade\")`, default tiers: base ≤ 200 items, small ≤ 1000, tiny "
         "older), keep_last 8 (2 for `ids-docs`, whose messages are long). `ids-chat` (an agent session; every sixth turn a "
         "`lookup_order` whose result holds an order number, customer UUID, commit hash, "
