@@ -24,7 +24,14 @@ from optical_memory.context.budget import (
     build_context,
     text_message_tokens,
 )
-from optical_memory.context.routing import ExactBlock, ExactSpanPolicy
+from optical_memory.context.routing import (
+    ExactBlock,
+    ExactSpanPolicy,
+    candidates,
+    make_block,
+    page_candidates,
+    shipped_table,
+)
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.render.paging import (
     PageInfo,
@@ -210,13 +217,6 @@ class ContextBuilder:
         the exact text (``keep_text=False``) or when nothing pays."""
         if policy.mode == "off" or not self.keep_text or not ctx.pages:
             return None
-        from optical_memory.context.routing import (
-            candidates,
-            make_block,
-            page_candidates,
-            shipped_table,
-        )
-
         acc, cfg, table = ctx.accounting, self.renderer.config, shipped_table()
         items: dict[str, ItemRecord | None] = {}
 
