@@ -25,6 +25,7 @@ ORDER = [
     ("target_ratios", "benchmarks/target_ratios.py"),
     ("baselines", "benchmarks/baselines.py"),
     ("niah_native", "benchmarks/niah_native.py"),
+    ("routing", "benchmarks/routing.py"),
     ("retrieval", "benchmarks/retrieval.py"),
     ("paraphrase", "benchmarks/paraphrase.py"),
     ("retrieval_semantic", "benchmarks/retrieval.py --semantic"),

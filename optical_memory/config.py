@@ -19,6 +19,7 @@ from optical_memory.tokens import DEFAULT_TARGET, DEFAULT_TOKENIZER
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.age import AgePolicy
+    from optical_memory.context.routing import ExactSpanPolicy
     from optical_memory.fit import Calibration, UserCalibration
     from optical_memory.render import RenderConfig
 
@@ -34,6 +35,10 @@ DEFAULT_READBACK = 0.98
 #: Legibility floor of the default age policy: in its "legible" mode a page
 #: moves to a smaller tier only while it reads back at least this much there.
 DEFAULT_MIN_READBACK = 0.95
+#: ``context(exact_spans=...)`` by default (:mod:`optical_memory.context.routing`):
+#: off, as measured (``benchmarks/results/routing.md``: the copies cost more tokens
+#: per recalled value than the pages they sit on).
+DEFAULT_EXACT_SPANS = "off"
 #: Font size (px) used when no calibration fits the target and decoder:
 #: 11 px on a 1024² page reads back ≈ 0.986 with tesseract on prose.
 FALLBACK_FONT_PX = 11.0
@@ -95,6 +100,9 @@ class MemoryConfig:
                file; ``None``: ``calibration.json`` in the data folder when
                there is one. Used when it calibrates ``decoder``: it sets
                the layout and the tier read-back (:mod:`optical_memory.fit.user`).
+    exact_spans: what ``context()`` does with IDs and numbers that read back
+               poorly from pixels: "auto", "always", "off" or an
+               :class:`~optical_memory.context.routing.ExactSpanPolicy`.
     """
 
     store: str | None = None
@@ -109,8 +117,12 @@ class MemoryConfig:
     decoder_options: Mapping[str, Any] = field(default_factory=dict)
     cache_bytes: int = CACHE_BYTES
     calibration: Calibration | str | os.PathLike[str] | None = None
+    exact_spans: str | ExactSpanPolicy = DEFAULT_EXACT_SPANS
 
     def __post_init__(self) -> None:
+        from optical_memory.context.routing import ExactSpanPolicy
+
+        ExactSpanPolicy.of(self.exact_spans)  # a bad mode fails here
         check_count("keep_last", self.keep_last, MAX_KEEP_LAST)
         check_count("cache_bytes", self.cache_bytes, 2**62)
         if isinstance(self.readback, bool) or not isinstance(self.readback, int | float) \

@@ -24,6 +24,7 @@ from optical_memory.cache import LRUCache
 from optical_memory.config import (
     CACHE_BYTES,
     DEFAULT_DECODER,
+    DEFAULT_EXACT_SPANS,
     DEFAULT_KEEP_LAST,
     DEFAULT_READBACK,
     FALLBACK_FONT_PX,
@@ -34,6 +35,7 @@ from optical_memory.config import (
     default_render_config,
 )
 from optical_memory.context.assemble import ContextBuilder
+from optical_memory.context.routing import ExactSpanPolicy
 from optical_memory.decode import readback
 from optical_memory.decode.base import check_decoder_name
 from optical_memory.decode.readback import DecodedPage, Decoders, TierReport
@@ -81,10 +83,11 @@ class OpticalMemory(ItemMethods):
                  decoder_options: Mapping[str, Any] | None = None,
                  encoder: DeepEncoder | None = None, readback: float = DEFAULT_READBACK,
                  cache_bytes: int = CACHE_BYTES,
-                 calibration: Calibration | str | os.PathLike[str] | None = None) -> None:
+                 calibration: Calibration | str | os.PathLike[str] | None = None,
+                 exact_spans: str | ExactSpanPolicy = DEFAULT_EXACT_SPANS) -> None:
         config = MemoryConfig(None, target, tokenizer, decoder, keep_text, keep_last, readback,
                               render_config, aging, decoder_options or {}, cache_bytes,
-                              calibration)
+                              calibration, exact_spans)
         self.config = config
         self.target = get_target(config.target)
         self.counter = get_counter(config.tokenizer)
@@ -122,7 +125,8 @@ class OpticalMemory(ItemMethods):
         self._context = ContextBuilder(self.store, self.renderer, self.counter, self.aging,
                                        self._renditions, self._cache, target=self.target,
                                        keep_last=self.keep_last, keep_text=self.keep_text,
-                                       decoder=self.decoder_name, tokens=tokens, ranker=ranker)
+                                       decoder=self.decoder_name, tokens=tokens, ranker=ranker,
+                                       exact_spans=config.exact_spans)
 
     @classmethod
     def from_config(cls, config: MemoryConfig | Mapping[str, Any], **kwargs: Any) -> OpticalMemory:
@@ -257,17 +261,21 @@ class OpticalMemory(ItemMethods):
     def context(self, budget_tokens: int, *, target: str | None = None,
                 keep_last: int | None = None, system: str | None = None, query: str | None = None,
                 user_id: str = DEFAULT_USER, agent_id: str | None = None,
-                session_id: str | None = None, vision_tokens: bool = False) -> Context:
+                session_id: str | None = None, vision_tokens: bool = False,
+                exact_spans: str | ExactSpanPolicy | None = None) -> Context:
         """Messages that fit ``budget_tokens``: the system message, the last ``keep_last`` turns
         as text, older material as page images at their age tier (oldest dropped first; InputError
         if the system message and kept turns exceed it). ``target`` re-bills the images for another
         model. ``query``: passages matching it off the fresh pages come too, re-drawn at full
         resolution or as exact text, whichever is cheaper (``accounting.query_tokens``).
         ``vision_tokens=True`` (needs an encoder): each page's token embeddings [N, D] (shared
-        with the cache: copy before changing them in place)."""
+        with the cache: copy before changing them in place). ``exact_spans``: "auto" / "always" /
+        "off" (default the memory's): IDs and numbers on the pages that read back poorly given
+        again as text (``accounting.exact_span_tokens``; :mod:`~optical_memory.context.routing`)."""
         return self._context.build(budget_tokens, target=target, keep_last=keep_last,
                                    system=system, scope=Scope(user_id, agent_id, session_id),
-                                   vision_tokens=vision_tokens, query=query)
+                                   vision_tokens=vision_tokens, query=query,
+                                   exact_spans=exact_spans)
 
     def measure_tiers(self, sample: str | None = None, *, decode: bool = True) -> list[TierReport]:
         """Per tier: size, cost, ratio and read-back of a sample page (default: synthetic chat)."""

@@ -278,6 +278,11 @@ def _tool_call_line(call: Any) -> str:
               help="A question: the passages matching it that sit on aged or dropped pages "
                    "come too, re-drawn at full resolution or as exact text (whichever costs "
                    "less; the accounting's query row).")
+@click.option("--exact-spans", type=click.Choice(["auto", "always", "off"]), default="off",
+              show_default=True,
+              help="IDs and numbers on the pages that read back poorly from pixels, given again "
+                   "as exact text inside the budget (auto: where it pays per recalled value; "
+                   "the accounting's exact-values row).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write the page images here (a new or empty folder).")
 @click.option("--force", is_flag=True,
@@ -288,8 +293,8 @@ def _tool_call_line(call: Any) -> str:
 @_scope_options
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as JSON.")
-def context(budget, keep_last, system, query, out, force, print_as, store, user_id, agent_id,
-            session_id, target, decoder, tokenizer, as_json):
+def context(budget, keep_last, system, query, exact_spans, out, force, print_as, store, user_id,
+            agent_id, session_id, target, decoder, tokenizer, as_json):
     """Build a context within --budget tokens and print its accounting (or,
     with --print, its messages)."""
     if print_as and as_json:
@@ -297,7 +302,8 @@ def context(budget, keep_last, system, query, out, force, print_as, store, user_
     with _open(store, target, decoder, tokenizer) as mem:
         folder = out_folder(out, force) if out else None
         ctx = mem.context(budget, target=target, keep_last=keep_last, system=system,
-                          query=query, **_scope(user_id, agent_id, session_id))
+                          query=query, exact_spans=exact_spans,
+                          **_scope(user_id, agent_id, session_id))
     written = _write_pages(ctx, folder) if folder is not None else []
     if print_as == "json":
         click.echo(json.dumps(ctx.messages, ensure_ascii=False, indent=2))

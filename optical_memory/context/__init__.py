@@ -4,7 +4,9 @@ images within a token budget, and the accounting of what it costs.
 :mod:`~optical_memory.context.budget` holds the pure parts (costs, the
 budget cut, the accounting); :mod:`~optical_memory.context.assemble` gathers
 the turns and pages of a scope and calls it; :mod:`~optical_memory.context.query`
-adds, for ``context(query=...)``, the matching passages off the fresh pages.
+adds, for ``context(query=...)``, the matching passages off the fresh pages;
+:mod:`~optical_memory.context.routing`, for ``context(exact_spans=...)``, the
+IDs and numbers on the pages that read back poorly, as exact text.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from optical_memory.context.budget import (
     text_message_tokens,
 )
 from optical_memory.context.query import QueryPassage, QueryView
+from optical_memory.context.routing import ExactBlock, ExactSpanPolicy
 
 __all__ = [
     "MESSAGE_OVERHEAD",
@@ -32,6 +35,8 @@ __all__ = [
     "Accounting",
     "Context",
     "ContextPage",
+    "ExactBlock",
+    "ExactSpanPolicy",
     "KeptTurn",
     "QueryPassage",
     "QueryView",

@@ -17,11 +17,20 @@ from optical_memory.age.sweep import age_pages
 from optical_memory.cache import LRUCache
 from optical_memory.config import MAX_KEEP_LAST, check_count
 from optical_memory.context.budget import (
+    MESSAGE_OVERHEAD,
     Context,
     ContextPage,
     KeptTurn,
     build_context,
     text_message_tokens,
+)
+from optical_memory.context.routing import (
+    ExactBlock,
+    ExactSpanPolicy,
+    candidates,
+    make_block,
+    page_candidates,
+    shipped_table,
 )
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.render.paging import (
@@ -46,6 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.tokens import TextCounter, VisionTarget
 
 
+_OFF = ExactSpanPolicy("off")
+
+
 def turn_message(item: ItemRecord) -> dict[str, Any]:
     """The chat message a stored turn came from (tool-call dicts as given)."""
     text = item.text or ""
@@ -66,7 +78,8 @@ class ContextBuilder:
     def __init__(self, store: Store, renderer: Renderer, counter: TextCounter, aging: AgePolicy,
                  renditions: Renditions, cache: LRUCache, *, target: VisionTarget,
                  keep_last: int, keep_text: bool, decoder: str,
-                 tokens: PageTokens | None = None, ranker: Ranker | None = None) -> None:
+                 tokens: PageTokens | None = None, ranker: Ranker | None = None,
+                 exact_spans: str | ExactSpanPolicy = "off") -> None:
         self.store = store
         self.target = target
         self.keep_last = keep_last
@@ -79,14 +92,17 @@ class ContextBuilder:
         self.decoder = decoder
         self.tokens = tokens
         self.ranker = ranker
+        self.exact_spans = ExactSpanPolicy.of(exact_spans)
         # the tiers shrunk below the fresh one: the page header names them
         self.low_tiers = tuple(t.name for t in aging.tiers if t.scale < aging.tiers[0].scale)
 
     def build(self, budget_tokens: int, *, target: str | None, keep_last: int | None,
               system: str | None, scope: Scope, vision_tokens: bool = False,
-              query: str | None = None) -> Context:
+              query: str | None = None,
+              exact_spans: str | ExactSpanPolicy | None = None) -> Context:
         """See :meth:`optical_memory.OpticalMemory.context`; ``None`` target /
-        keep_last are the memory's."""
+        keep_last / exact_spans are the memory's."""
+        policy = self.exact_spans if exact_spans is None else ExactSpanPolicy.of(exact_spans)
         keep_last = check_count("keep_last", self.keep_last if keep_last is None else keep_last,
                                 MAX_KEEP_LAST)
         if system is not None and not isinstance(system, str):
@@ -101,11 +117,13 @@ class ContextBuilder:
             from optical_memory.encoder.page_tokens import check_token_target
 
             check_token_target(tgt)
-        return self._build(budget_tokens, tgt, keep_last, system, scope, vision_tokens, query)
+        return self._build(budget_tokens, tgt, keep_last, system, scope, vision_tokens, query,
+                           policy)
 
     def _build(self, budget_tokens: int, target: VisionTarget, keep_last: int,
                system: str | None, scope: Scope, vision_tokens: bool,
-               query: str | None = None) -> Context:
+               query: str | None = None,
+               policy: ExactSpanPolicy = _OFF) -> Context:
         window = recent_window(self.store, scope, keep_last) if self.keep_text else []
         window = [t for t in window if t.text is not None]
         in_window = {t.id for t in window}
@@ -151,6 +169,11 @@ class ContextBuilder:
         )
         ctx = (build_context(**args) if query is None
                else self._with_query(query, args, target, scope))
+        block = self._exact_block(ctx, policy, budget_tokens, scope)
+        if block is not None:  # billed before the pages, which give way to it
+            args["exact"] = block
+            ctx = (build_context(**args) if query is None
+                   else self._with_query(query, args, target, scope))
         if not vision_tokens:
             return ctx
         assert self.tokens is not None
@@ -187,6 +210,30 @@ class ContextBuilder:
             ctx = build_context(**args, query=view)
         return ctx
 
+    def _exact_block(self, ctx: Context, policy: ExactSpanPolicy, budget: int, scope: Scope
+                     ) -> ExactBlock | None:
+        """The exact values of ``ctx``'s pages worth giving as text
+        (:mod:`optical_memory.context.routing`); ``None`` when off, without
+        the exact text (``keep_text=False``) or when nothing pays."""
+        if policy.mode == "off" or not self.keep_text or not ctx.pages:
+            return None
+        acc, cfg, table = ctx.accounting, self.renderer.config, shipped_table()
+        items: dict[str, ItemRecord | None] = {}
+
+        def item_of(item_id: str) -> ItemRecord | None:
+            # read on every call, never cached across calls: a value deleted
+            # (here or by another process) must not come back as text
+            if item_id not in items:
+                items[item_id] = self.store.get_item(item_id, scope)
+            return items[item_id]
+
+        found = candidates([page_candidates(p, item_of, table=table, font_size=cfg.font_size,
+                                            master_width=cfg.width, count=self.counter.count)
+                            for p in ctx.pages])
+        return make_block(found, ctx.pages, policy=policy, budget=budget,
+                          used=acc.context_tokens, fixed=acc.text_tokens_kept + acc.query_tokens,
+                          count=self.counter.count, overhead=MESSAGE_OVERHEAD)
+
     def _stored_page(self, rec: PageRecord, target: VisionTarget, scope: Scope
                      ) -> ContextPage | None:
         """A stored page as a context page; ``None`` when another process
@@ -203,7 +250,7 @@ class ContextBuilder:
             text_tokens=info.text_tokens if info else 0,
             item_ids=rec.item_ids,
             calls=info.calls if info else (), results=info.results if info else (),
-            png_b64=png_b64, **self._readback(rec.meta, rec.tier),
+            png_b64=png_b64, spans=rec.spans, **self._readback(rec.meta, rec.tier),
         )
 
     def _readback(self, meta: Mapping[str, Any] | None, tier: str) -> dict[str, Any]:
@@ -239,7 +286,7 @@ class ContextBuilder:
                 page_id=None, tier=fresh.name, width=w, height=h,
                 vision_tokens=image_tokens(target, w, h), text_tokens=hold.text_tokens,
                 item_ids=hold.item_ids, calls=hold.calls, results=hold.results,
-                png_b64=base64.b64encode(png).decode("ascii"),
+                png_b64=base64.b64encode(png).decode("ascii"), spans=page.spans,
                 **self._readback(page.meta, fresh.name),
             ))
         return out

@@ -17,7 +17,8 @@ Cost model (every number in tokens of the named tokenizer / target):
 - ``history_text_tokens`` is what the whole history (system message, every
   stored item) would cost as text messages under the same rule.
 
-So ``context_tokens == system + kept turns + page message`` exactly, and the
+So ``context_tokens == system + kept turns + page message (+ the query and
+exact-value messages when present)`` exactly, and the
 per-tier rows add up to the page totals.
 
 Rules (Letta's): the system message and the recent turns stay text; a tool
@@ -40,6 +41,8 @@ from optical_memory.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.context.query import QueryView
+    from optical_memory.context.routing import ExactBlock
+    from optical_memory.types import Span
 
 MESSAGE_OVERHEAD = 4
 PAGES_HEADER = "Earlier conversation, as page images (oldest first):"
@@ -94,6 +97,8 @@ class ContextPage:
               decoder, ``optical-memory calibrate``) or "calibrated" (the
               shipped tier calibration, CPU readers); ``None``
               when neither is known.
+    spans: the source spans the page holds (item coordinates), for the
+              exact values of :mod:`optical_memory.context.routing`.
     """
 
     page_id: str | None
@@ -108,6 +113,7 @@ class ContextPage:
     png_b64: str = field(default="", repr=False)
     readback: float | None = None
     readback_source: str = ""
+    spans: tuple[Span, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,10 @@ class Accounting:
         message, included in context_tokens) and how: ``"image"`` (passages
         re-drawn at full resolution), ``"text"`` (exact text), ``"none"``;
         ``""`` without a query (:mod:`optical_memory.context.query`).
+    exact_span_tokens / exact_spans: the exact-value block (values on the
+        pages that read back poorly from pixels, given again as text; included
+        in context_tokens, not in page_vision_tokens) and how many values it
+        holds (:mod:`optical_memory.context.routing`).
     """
 
     tokenizer: str
@@ -207,6 +217,8 @@ class Accounting:
     faded: TierRow = TierRow(0, 0, 0)
     query_tokens: int = 0
     query_mode: str = ""
+    exact_span_tokens: int = 0
+    exact_spans: int = 0
 
     @property
     def carried_text_tokens(self) -> int:
@@ -249,6 +261,9 @@ class Accounting:
         if self.query_tokens:
             out.append((f"query: passages as {self.query_mode}", "-", "0",
                         str(self.query_tokens), "-", "-"))
+        if self.exact_span_tokens:
+            out.append((f"exact values from pages ({self.exact_spans}, text)", "-", "0",
+                        str(self.exact_span_tokens), "-", "exact"))
         if self.dropped_pages:
             out.append(("dropped for budget (stored, retrievable)", str(self.dropped_pages),
                         str(self.dropped_text_tokens), "0", "-", "-"))
@@ -283,6 +298,7 @@ class Accounting:
             "dropped_items": self.dropped_items, "carried_text_tokens": self.carried_text_tokens,
             "kept_image_tokens": self.kept_image_tokens,
             "query_tokens": self.query_tokens, "query_mode": self.query_mode,
+            "exact_span_tokens": self.exact_span_tokens, "exact_spans": self.exact_spans,
             "ratio": round(self.ratio, 3), "page_ratio": round(self.page_ratio, 3),
         }
 
@@ -303,6 +319,10 @@ class Context:
     query: with ``context(query=...)``, what the query added
     (:class:`~optical_memory.context.query.QueryView`; its message follows
     the page message).
+
+    exact: the exact-value block, when one was added
+    (:class:`~optical_memory.context.routing.ExactBlock`; its message follows
+    the page message).
     """
 
     messages: list[dict[str, Any]]
@@ -312,6 +332,7 @@ class Context:
     token_layouts: tuple[Any, ...] | None = field(default=None, repr=False)
     header: str = ""
     query: QueryView | None = None
+    exact: ExactBlock | None = None
 
 
 def text_message_tokens(text_tokens: int) -> int:
@@ -403,6 +424,7 @@ def build_context(
     low_tiers: Sequence[str] = (),
     min_readback: float | None = None,
     query: QueryView | None = None,
+    exact: ExactBlock | None = None,
 ) -> Context:
     """Fit system + turns + pages into ``budget_tokens``.
 
@@ -411,8 +433,10 @@ def build_context(
     (:func:`pages_header` of the kept pages, ``low_tiers`` naming the
     low-resolution tiers; ``min_readback`` splits the kept pages into legible
     and faded by their ``readback``). ``query``'s message, when given, is billed
-    before the pages. Raises :class:`InputError` when the system message and the
-    kept turns (and the query message) alone exceed the budget.
+    before the pages, and so is ``exact``'s (the exact-value block; left out,
+    not an error, when it does not fit beside the must-stay text). Raises
+    :class:`InputError` when the system message and the kept turns (and the
+    query message) alone exceed the budget.
     """
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
         raise InputError(f"budget_tokens must be a positive int (got {budget_tokens!r})")
@@ -428,12 +452,17 @@ def build_context(
         )
         err.params = ("keep_last",)
         raise err
+    if exact is not None and (not exact.spans
+                              or text_cost + query_cost + exact.tokens > budget_tokens):
+        exact = None
+    exact_cost = exact.tokens if exact is not None else 0
     groups = atomic_groups(pages, split_items=False)
     cost = [sum(pages[i].vision_tokens for i in g) for g in groups]
 
     def cut(frame: int) -> int:
         """Index of the first group kept when the page message's framing is ``frame``."""
-        room, total, first = budget_tokens - text_cost - query_cost - frame, sum(cost), 0
+        room = budget_tokens - text_cost - query_cost - exact_cost - frame
+        total, first = sum(cost), 0
         while first < len(groups) and total > room:
             total -= cost[first]
             first += 1
@@ -461,6 +490,8 @@ def build_context(
         blocks: list[dict[str, Any]] = [{"type": "text", "text": header}]
         blocks += [{"type": "image", "base64": p.png_b64, "mime_type": "image/png"} for p in kept]
         messages.append({"role": "user", "content": blocks})
+    if exact is not None:
+        messages.append(exact.message())
     if query is not None and query.mode != "none":
         messages.append(query.message())
     messages += [dict(t.message) for t in turns]
@@ -479,7 +510,7 @@ def build_context(
         decoder=decoder,
         budget_tokens=budget_tokens,
         history_text_tokens=history_text_tokens,
-        context_tokens=text_cost + frame + vision + query_cost,
+        context_tokens=text_cost + frame + vision + query_cost + exact_cost,
         text_tokens_kept=text_cost,
         kept_turns=len(turns),
         page_vision_tokens=vision,
@@ -493,9 +524,11 @@ def build_context(
         min_readback=min_readback, legible=tier_row(legible), faded=tier_row(faded),
         query_tokens=query_cost,
         query_mode="" if query is None else query.mode,
+        exact_span_tokens=exact_cost,
+        exact_spans=len(exact.spans) if exact is not None else 0,
     )
     return Context(messages=messages, accounting=accounting, pages=kept, header=header,
-                   query=query)
+                   query=query, exact=exact)
 
 
 __all__ = [

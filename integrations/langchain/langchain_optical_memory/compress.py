@@ -247,8 +247,9 @@ def _fit(history: Sequence[BaseMessage], item_ids: Sequence[str],
     keep, budget = keep_last, max_tokens
     for _ in range(_FIT_ROUNDS):
         try:
+            # the output is built from pages, query and turns: no exact-value block
             ctx = memory.context(budget, target=target, keep_last=keep, system=text,
-                                 query=query, **scope.as_kwargs())
+                                 query=query, exact_spans="off", **scope.as_kwargs())
         except InputError:
             if keep == 0:
                 raise

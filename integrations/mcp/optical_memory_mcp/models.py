@@ -186,6 +186,10 @@ class AccountingOut(_Out):
                                "query).")
     query_mode: str = Field(default="", description="How a query's passages came: image, text, "
                                                     "none; empty without a query.")
+    exact_span_tokens: int = Field(
+        default=0, description="What the exact-value block (IDs and numbers that read back "
+                               "poorly, as text) costs (0 here: memory_context adds none).")
+    exact_spans: int = Field(default=0, description="Values in the exact-value block.")
 
     @classmethod
     def of(cls, acc: Accounting) -> AccountingOut:

@@ -94,8 +94,9 @@ def context_result(memory: OpticalMemory, budget_tokens: int, *, target: str | N
     budget = budget_tokens
     for attempt in range(FIT_ROUNDS):
         try:
+            # the tool result is built from pages and turns only: no exact-value block
             ctx = memory.context(budget, target=target, keep_last=keep_last, system=system,
-                                 **scope)
+                                 exact_spans="off", **scope)
         except InputError as exc:
             if budget == budget_tokens:
                 raise
