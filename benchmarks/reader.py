@@ -188,6 +188,29 @@ def summary(res: dict) -> dict:
             for name, tiers in out.items()}
 
 
+def _training_line(rec: dict) -> str:
+    """How the shipped weights were trained: every run of the chain (a run
+    started with ``--init`` from an earlier one), steps, lines, minutes, frame width."""
+    runs = []
+    tr = rec["training"]
+    while tr:
+        runs.append(tr)
+        tr = tr.get("init")
+    parts = []
+    for r in reversed(runs):
+        batch = r.get("batch_lines", r.get("batch"))
+        pool = (r.get("arch") or (rec["arch"] if r is runs[0] else {})).get("pool_w")
+        parts.append(f"{r['steps']:,} steps × {batch} lines in {r['seconds'] / 60:.1f} min"
+                     + (f" (frames of {pool} px)" if pool else ""))
+    total = sum(r["steps"] * (r.get("batch_lines") or r.get("batch") or 0) for r in runs)
+    minutes = sum(r["seconds"] for r in runs) / 60
+    head = "trained " + ", then fine-tuned ".join(parts)
+    first = runs[-1].get("recipe") if len(runs) > 1 else None
+    return (f"{head} on this CPU ({total:,} lines, {minutes:.0f} min in all); data recipe "
+            f"{rec['data_recipe_hash']}"
+            + (f" (first run: {first})" if first and first != rec["data_recipe_hash"] else ""))
+
+
 def report(res: dict, n: int, seconds: float, load: tuple[float, float]) -> str:
     from optical_memory.reader.infer import NumpyReader
 
@@ -216,8 +239,9 @@ def report(res: dict, n: int, seconds: float, load: tuple[float, float]) -> str:
         "",
         f"Reader: {reader.parameters:,} parameters "
         f"({sum(p.stat().st_size for p in reader.path.parent.iterdir()) / 1e6:.2f} MB "
-        f"shipped), trained {tr['steps']:,} steps × {tr['batch_lines']} lines in "
-        f"{tr['seconds'] / 60:.1f} min on this CPU; data recipe {rec['data_recipe_hash']}. "
+        f"shipped), {_training_line(rec)}; "
+        f"inference stretch {reader.stretch:g} (chosen on validation pages of the training "
+        "sources by `python -m optical_memory.reader.tune`). "
         "Inference without torch: int8 in onnxruntime (`reader.int8.onnx`, "
         f"{(reader.path.parent / 'reader.int8.onnx').stat().st_size / 1e6:.2f} MB, made from "
         "the same weights by `python -m optical_memory.reader.quantize`) or float32 in numpy. "
