@@ -29,6 +29,7 @@ ORDER = [
     ("retrieval", "benchmarks/retrieval.py"),
     ("paraphrase", "benchmarks/paraphrase.py"),
     ("retrieval_semantic", "benchmarks/retrieval.py --semantic"),
+    ("longdoc", "benchmarks/longdoc.py"),
     ("langchain", "integrations/langchain/benchmarks/tokens_per_call.py"),
     ("mcp_startup", "benchmarks/mcp_startup.py"),
     ("reliability", "benchmarks/reliability.py"),

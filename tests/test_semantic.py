@@ -20,7 +20,7 @@ from optical_memory import OpticalMemory
 from optical_memory.errors import ConfigError
 from optical_memory.render import RenderConfig
 from optical_memory.retrieve import SemanticIndex, cosine
-from optical_memory.retrieve.semantic import pieces
+from optical_memory.retrieve.semantic import PASSAGES_PER_HIT, PIECE_WORDS, pieces
 from optical_memory.store import NewItem, Scope, open_store
 
 SMALL = RenderConfig(width=512, height=512, font_size=14, newline_mode="marker")
@@ -207,10 +207,23 @@ def test_passages_are_embedded_in_sentence_pieces():
     text = " ".join(f"Sentence number {i} is short." for i in range(30))
     parts = pieces(text)
     assert len(parts) > 1 and " ".join(parts) == text
-    assert all(len(p.split()) <= 40 for p in parts)
-    long = "one long line without an end " * 20
-    assert pieces(long) == [long.strip()]
+    assert all(len(p.split()) <= PIECE_WORDS for p in parts)
+    long = "one long line without an end " * 20  # 140 words, no sentence end
+    windows = pieces(long)
+    assert all(len(p.split()) == PIECE_WORDS for p in windows)
+    assert windows[0].split() == long.split()[:PIECE_WORDS]  # overlapping windows cover it
+    assert windows[-1].split() == long.split()[-PIECE_WORDS:]
     assert pieces("") == [""]
+
+
+def test_wrapped_lines_are_pieced_by_sentence_not_by_line():
+    wrapped = ("You may charge any price or no price for each copy\nthat you convey, "
+               "and you may offer support\nor warranty protection for a fee.\n\n"
+               "Next paragraph.")
+    assert pieces(wrapped) == [  # one sentence of 25 words, then the next paragraph
+        "You may charge any price or no price for each copy that you convey, and you may "
+        "offer support or warranty protection for a fee.", "Next paragraph."]
+    assert pieces("a\n\nb") == ["a b"]
 
 
 def test_semantic_index_needs_a_vector_store():
@@ -323,3 +336,37 @@ def test_an_english_only_ranker_leaves_cjk_queries_to_keywords(tmp_path, uid):
         hits = mem.retrieve("钥匙", k=3, user_id=uid)
         assert [(h.item_id, h.score) for h in hits] == [(h.item_id, h.score) for h in raw]
         assert mem.retrieve(QUESTION, k=1, user_id=uid)[0].score < 1  # fused (RRF) score
+
+
+def test_a_hit_returns_its_pages_best_passages_best_first(store_url, uid):
+    """Passages are fused one by one, then grouped by page: the hit's
+    ``passages`` are its page's best, ``passages[0]`` its ``text``."""
+    with OpticalMemory(store_url, ranker=ConceptRanker()) as mem:
+        text = filler(30) + " " + FACT + " " + filler(30)
+        mem.add_document(text, user_id=uid)
+        for semantic in (True, False):
+            hits = mem.retrieve(QUESTION, k=3, user_id=uid, semantic=semantic)
+            assert hits and len(hits) == len({h.page_id for h in hits})
+            for h in hits:
+                assert 1 <= len(h.passages) <= PASSAGES_PER_HIT and h.passages[0] == h.text
+                assert len(set(h.passages)) == len(h.passages)
+                assert all(p in text for p in h.passages)
+            assert len(hits[0].passages) == PASSAGES_PER_HIT  # the page has more matches
+        hit = mem.retrieve(QUESTION, k=1, user_id=uid)[0]
+        assert FACT in hit.text  # nearest by meaning, and first of its page
+        assert any("river" in p for p in hit.passages[1:])  # then keyword matches
+
+
+def test_store_search_gives_up_to_per_page_passages_of_a_page(store_url, uid):
+    from optical_memory.errors import InputError
+
+    with OpticalMemory(store_url) as mem:
+        text = filler(30)
+        mem.add_document(text, user_id=uid)
+        one = mem.store.search("river mill", Scope(uid), k=10)
+        three = mem.store.search("river mill", Scope(uid), k=10, per_page=3)
+        assert len({(h.item_id, h.page_id) for h in one}) == len(one)
+        assert len(three) == 3 * len(one) and three[0] == one[0]
+        assert [h.score for h in three] == sorted((h.score for h in three), reverse=True)
+        with pytest.raises(InputError):
+            mem.store.search("river", Scope(uid), per_page=0)

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.retrieve.rerank import Ranker
-from optical_memory.retrieve.semantic import SemanticIndex, hybrid_search
+from optical_memory.retrieve.semantic import (
+    PASSAGES_PER_HIT,
+    SemanticIndex,
+    group,
+    hybrid_search,
+)
 from optical_memory.scope import Scope
 from optical_memory.store import PageRecord
 
@@ -39,6 +44,10 @@ class Hit:
     text:    the exact source text of the matching passage (what the page
              shows of the item, at most a page); ``None`` with
              ``keep_text=False``.
+    passages: the exact texts of the page's best passages for the query,
+             best first (``passages[0] == text``; at most
+             :data:`~optical_memory.retrieve.semantic.PASSAGES_PER_HIT`); ``()``
+             with ``keep_text=False``.
     """
 
     item_id: str | None
@@ -49,13 +58,15 @@ class Hit:
     page: PageRecord | None = field(repr=False)  # holds the master PNG: kept out of repr
     tier: str | None
     text: str | None = None
+    passages: tuple[str, ...] = field(default=(), repr=False)  # text is passages[0]
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as plain JSON values (no image; the page's scope included)."""
         scope = self.page.scope.as_kwargs() if self.page is not None else None
         return {"item_id": self.item_id, "page_id": self.page_id, "score": self.score,
                 "snippet": self.snippet, "span": list(self.span) if self.span else None,
-                "tier": self.tier, "text": self.text, "scope": scope}
+                "tier": self.tier, "text": self.text, "passages": list(self.passages),
+                "scope": scope}
 
 
 def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
@@ -81,14 +92,17 @@ def search(store: Store, query: str, scope: Scope, *, k: int, keep_text: bool,
         found = hybrid_search(store, index, query, scope, k=k, sources=sources,
                               metadata=metadata)
     else:
-        found = store.search(query, scope, k=k, sources=sources, metadata=metadata)
+        found = group(store.search(query, scope, k=k * PASSAGES_PER_HIT, sources=sources,
+                                   metadata=metadata, per_page=PASSAGES_PER_HIT), k)
     hits = []
-    for h in found[:k]:
+    for score, passages in found[:k]:
+        h = passages[0]
         span = h.offsets[0] if h.offsets else None
         page = store.get_page(h.page_id, scope) if h.page_id else None
-        text = h.text if h.source == "item" and keep_text else None
-        hits.append(Hit(h.item_id, page.id if page else None, h.score, h.snippet, span, page,
-                        page.tier if page else None, text))
+        exact = h.source == "item" and keep_text
+        texts = tuple(p.text or "" for p in passages) if exact else ()
+        hits.append(Hit(h.item_id, page.id if page else None, score, h.snippet, span, page,
+                        page.tier if page else None, h.text if exact else None, texts))
     return hits
 
 

@@ -48,6 +48,7 @@ from optical_memory.store.checks import (
     check_kinds,
     check_limit,
     check_page,
+    check_per_page,
     check_png,
     check_rendition,
     check_scope,
@@ -118,6 +119,7 @@ __all__ = [
     "check_kinds",
     "check_limit",
     "check_page",
+    "check_per_page",
     "check_png",
     "check_rendition",
     "check_scope",
@@ -220,10 +222,11 @@ class Store(Protocol):
         *,
         sources: Sequence[str] = SOURCES,
         metadata: Mapping[str, Any] | None = None,
+        per_page: int = 1,
     ) -> list[SearchHit]:
         """Up to ``k`` best passages (what one page shows of one item, or an
-        item on no page yet, or a page's read-back; the best one per item and
-        page): :mod:`~optical_memory.store.passages`. The query is split into
+        item on no page yet, or a page's read-back; the best ``per_page`` per
+        item and page): :mod:`~optical_memory.store.passages`. The query is split into
         terms (:mod:`~optical_memory.store.terms`: folded words, CJK bigrams)
         and any term matches (OR), ranked by the idf of the terms a passage
         holds; FTS syntax in it is never interpreted. ``metadata``: only

@@ -184,6 +184,13 @@ def check_limit(name: str, value: object) -> None:
         _check_int(name, value, minimum=0)
 
 
+def check_per_page(per_page: object) -> int:
+    """``search``'s ``per_page``: an int >= 1."""
+    _check_int("per_page", per_page, minimum=1)
+    assert isinstance(per_page, int)
+    return per_page
+
+
 def check_kinds(kinds: Sequence[str] | None) -> tuple[str, ...] | None:
     if kinds is None:
         return None

@@ -217,10 +217,11 @@ class Ranking:
 
 
 def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int,
-                 ranking: Ranking, metadata: Mapping[str, Any] | None = None) -> Statement:
+                 ranking: Ranking, metadata: Mapping[str, Any] | None = None,
+                 per_page: int = 1) -> Statement:
     """The passages matching a query under ``scope``, best first, at most
-    ``k``, the best one per (item, page) (windows of one span, or of one item
-    not yet paged, count once). Item passages need the item visible under
+    ``k``, the best ``per_page`` per (item, page) (windows of one span, or of
+    one item not yet paged, count as one page). Item passages need the item visible under
     ``scope``; their page is named only when it is visible too. Read-back
     passages need the page visible. With ``metadata`` (a checked filter,
     :mod:`~optical_memory.store.metadata`), item passages need their item to
@@ -259,9 +260,9 @@ def search_query(d: Dialect, scope: Scope, sources: Sequence[str], k: int,
         "r.char_start AS char_start, r.char_end AS char_end, r.body AS body, r.score AS score "
         "FROM (SELECT u.*, row_number() OVER (PARTITION BY u.source, u.item_id, u.raw_page "
         f"ORDER BY u.{order.format('u.')}) AS n FROM ({' UNION ALL '.join(parts)}) u) r "
-        f"WHERE r.n = 1 ORDER BY r.{order.format('r.')} LIMIT {d.mark}"
+        f"WHERE r.n <= {d.mark} ORDER BY r.{order.format('r.')} LIMIT {d.mark}"
     )
-    return sql, [*params, k]
+    return sql, [*params, per_page, k]
 
 
 def passage_hit(row: Row, query: QueryTerms) -> SearchHit:

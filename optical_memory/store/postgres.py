@@ -57,6 +57,7 @@ from optical_memory.store.base import (
     StoreStats,
     check_item_ids,
     check_limit,
+    check_per_page,
     check_scope,
     check_sources,
 )
@@ -277,12 +278,13 @@ class PostgresStore(SqlReads, SqlWrites, SqlVectors):
     @_guarded
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None, per_page: int = 1,
     ) -> list[SearchHit]:
         """Passages ranked by the idf of the terms they hold, then ``ts_rank``
         (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
+        per_page = check_per_page(per_page)
         sources = check_sources(sources)
         filters = check_filter(metadata)
         terms = query_terms(query)
@@ -299,7 +301,7 @@ class PostgresStore(SqlReads, SqlWrites, SqlVectors):
             score=("(" + " + ".join(f"CASE WHEN ps.tsv @@ q.{n} THEN %s ELSE 0 END"
                                     for n in names) + ")", weights),
             tiebreak=("(" + " + ".join(f"ts_rank(ps.tsv, q.{n})" for n in names) + ")", []),
-        ), filters)
+        ), filters, per_page)
         return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded

@@ -39,6 +39,7 @@ from optical_memory.store.base import (
     StoreStats,
     check_item_ids,
     check_limit,
+    check_per_page,
     check_scope,
     check_sources,
 )
@@ -237,12 +238,13 @@ class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
     @_guarded
     def search(
         self, query: str, scope: Scope, k: int = 10, *, sources: Sequence[str] = SOURCES,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None, per_page: int = 1,
     ) -> list[SearchHit]:
         """Passages ranked by the idf of the terms they hold, then FTS5's bm25
         (:class:`~optical_memory.store.passages.Ranking`)."""
         scope = check_scope(scope)
         check_limit("k", k)
+        per_page = check_per_page(per_page)
         sources = check_sources(sources)
         filters = check_filter(metadata)
         terms = query_terms(query)
@@ -262,7 +264,7 @@ class SQLiteStore(SqlReads, SqlWrites, SqlVectors):
                   [x for pair in zip(weights, exprs) for x in pair]),
             matched="c JOIN passages ps ON ps.id = c.pid",
             match=("1 = 1", []), score=("c.cover", []), tiebreak=("c.bm", []),
-        ), filters)
+        ), filters, per_page)
         return [passage_hit(row, terms) for row in self._read(sql, params)]
 
     @_guarded

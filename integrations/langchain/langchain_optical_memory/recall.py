@@ -28,6 +28,12 @@ from optical_memory.scope import Scope
 RECALL_TOOL_NAME = "recall_memory"
 #: Longest passage given per hit (characters); the rest is cut with "…".
 MAX_PASSAGE_CHARS = 2000
+#: Passages shown per hit: its page's best for the query (``Hit.passages``),
+#: joined by :data:`PASSAGE_GAP`; on long documents the first is often not
+#: the one that answers (measured: ``benchmarks/results/longdoc.md``).
+SHOWN_PASSAGES = 2
+#: What stands between two passages of one hit.
+PASSAGE_GAP = "\n[…]\n"
 #: Hits fetched per passage returned, so recent turns matching the query
 #: (the question itself) do not crowd out the passages on pages.
 OVERFETCH = 2
@@ -45,18 +51,27 @@ RECALL_DESCRIPTION = (
 Query = Annotated[str, Field(description="Keywords of the fact to recall (names, numbers, terms).")]
 
 
+def hit_text(hit: Hit) -> str:
+    """A hit's exact text as a tool shows it: its page's first
+    :data:`SHOWN_PASSAGES` passages, joined by :data:`PASSAGE_GAP` (its
+    ``text`` for a hit without passages)."""
+    shown = hit.passages[:SHOWN_PASSAGES] or ((hit.text,) if hit.text is not None else ())
+    return PASSAGE_GAP.join(p.strip() for p in shown)
+
+
 def format_hits(hits: Sequence[Hit], query: str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
     """The tool's answer: one block per hit, best first, ``[n] <where>: <text>``
     (``<where>`` is ``page <id> (tier <tier>)``, or ``recent turn`` for a turn
-    no page holds yet). A hit without exact text (a ``keep_text=False``
-    memory's read-back) gives its snippet, marked as read back."""
+    no page holds yet; ``<text>``: :func:`hit_text`). A hit without exact text
+    (a ``keep_text=False`` memory's read-back) gives its snippet, marked as
+    read back."""
     if not hits:
         return f"No stored passage matches {query!r}."
     blocks = []
     for n, hit in enumerate(hits, 1):
         where = f"page {hit.page_id} (tier {hit.tier})" if hit.page_id else "recent turn"
         if hit.text is not None:
-            text = hit.text
+            text = hit_text(hit)
         else:
             where += ", read back from the page image, may be inexact"
             text = hit.snippet
@@ -132,5 +147,5 @@ def create_recall_tool(
                        name=name, description=description)
 
 
-__all__ = ["MAX_PASSAGE_CHARS", "RECALL_DESCRIPTION", "RECALL_TOOL_NAME", "Query",
-           "create_recall_tool", "format_hits", "recall"]
+__all__ = ["MAX_PASSAGE_CHARS", "PASSAGE_GAP", "RECALL_DESCRIPTION", "RECALL_TOOL_NAME",
+           "SHOWN_PASSAGES", "Query", "create_recall_tool", "format_hits", "hit_text", "recall"]

@@ -37,6 +37,7 @@ from langchain_optical_memory.recall import (
     OVERFETCH,
     check_options,
     create_recall_tool,
+    hit_text,
 )
 from optical_memory import Hit, InputError, OpticalMemory
 from optical_memory.scope import Scope
@@ -75,7 +76,8 @@ def _image(png: bytes) -> dict[str, Any]:
 def search_blocks(memory: OpticalMemory, query: str, scope: Scope, *, k: int,
                   images: bool = True, max_chars: int = MAX_PASSAGE_CHARS) -> Blocks:
     """The search tool's answer: per hit (passages on pages first), a text
-    block ``[n] page <id> (tier <t>): <exact text>`` and, with ``images``, the
+    block ``[n] page <id> (tier <t>): <exact text>`` (its page's best passages,
+    :func:`~langchain_optical_memory.recall.hit_text`) and, with ``images``, the
     page's master PNG as an image block (once per page)."""
     if not isinstance(query, str):
         raise InputError(f"query must be a string (got {type(query).__name__})")
@@ -105,7 +107,7 @@ def _where(hit: Hit) -> str:
 
 
 def _text(hit: Hit, max_chars: int) -> str:
-    return _cut(hit.text if hit.text is not None else hit.snippet, max_chars)
+    return _cut(hit_text(hit) if hit.text is not None else hit.snippet, max_chars)
 
 
 def _master_png(memory: OpticalMemory, hit: Hit) -> bytes | None:

@@ -122,6 +122,9 @@ class HitOut(_Out):
         "to max_chars: read this when the page image is too small to read. None for a match "
         "in a page read-back or with max_chars=0."))
     passage_truncated: bool = Field(default=False, description="True when `passage` was cut.")
+    passages: list[str] = Field(default_factory=list, description=(
+        "The page's best passages for the query, best first (the first is `passage`), each cut "
+        "to max_chars: on a long document the one that answers is often not the first."))
     kind: str | None = Field(description="'turn', 'document' or 'text'.")
     role: str | None = Field(description="Chat role, for a turn.")
     span: list[int] | None = Field(

@@ -185,6 +185,7 @@ async def test_search_gives_the_exact_passage_of_an_aged_page(store_path):
         lib = mem.context(100_000, user_id="alice")
     assert hit["tier"] == "tiny" and hit["passage"] == NEEDLE and not hit["passage_truncated"]
     assert cut["hits"][0]["passage"] == NEEDLE[:9] and cut["hits"][0]["passage_truncated"]
+    assert hit["passages"][0] == NEEDLE and cut["hits"][0]["passages"][0] == NEEDLE[:9]
     assert "exact" in tools["memory_search"].description
     assert "passage" in tools["memory_search"].output_schema["$defs"]["HitOut"]["properties"]
     header = next(c for c in res.content if isinstance(c, TextContent))

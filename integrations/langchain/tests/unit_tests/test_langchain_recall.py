@@ -16,7 +16,13 @@ from pydantic import Field
 
 from langchain_optical_memory import create_recall_tool
 from langchain_optical_memory._messages import to_memory_message
-from langchain_optical_memory.recall import RECALL_TOOL_NAME, format_hits
+from langchain_optical_memory.recall import (
+    PASSAGE_GAP,
+    RECALL_TOOL_NAME,
+    SHOWN_PASSAGES,
+    format_hits,
+    hit_text,
+)
 from optical_memory import AgePolicy, Hit, InputError, OpticalMemory, Tier
 from optical_memory.render import RenderConfig
 
@@ -77,6 +83,16 @@ def test_format_hits_marks_read_back_and_recent_turns():
     assert out == ("[1] page p1 (tier tiny), read back from the page image, may be inexact: "
                    "access c0de 739215\n\n[2] recent turn: the code is new")
     assert format_hits([], "x") == "No stored passage matches 'x'."
+
+
+def test_a_hit_shows_its_pages_first_passages():
+    hit = Hit("i1", "p1", 1.0, "code", None, None, "tiny", "first passage",
+              ("first passage", "second passage", "third passage"))
+    assert hit_text(hit) == "first passage" + PASSAGE_GAP + "second passage"
+    assert SHOWN_PASSAGES == 2
+    assert format_hits([hit], "code") == f"[1] page p1 (tier tiny): {hit_text(hit)}"
+    bare = Hit("i1", "p1", 1.0, "code", None, None, "tiny", "only text")
+    assert hit_text(bare) == "only text"
 
 
 def test_bad_options_raise():
