@@ -180,16 +180,36 @@ def main() -> None:
                     f"{fmt(mean(dec, w, m, 'code'))} | {fmt(mean(dec, w, m, 'chat'))} | "
                     f"{'**' + allv + '**' if best else allv} | {fmt(lo(dec, w, m))} | "
                     f"{overflow.get((w, m), 0)} |")
+    if "tesseract" not in choice and Path(args.out).is_file():
+        prev = [ln for ln in Path(args.out).read_text(encoding="utf-8").splitlines()
+                if ln.startswith("| tesseract |")]
+        if prev:
+            lines += ["", "Tesseract rows carried over from the previous report (same pages and "
+                      "methods; tesseract reads the same pixels whatever the native reader's "
+                      "weights; this run skipped it with `--tesseract-pages 0`):", "",
+                      "| decoder | tier | method | prose | code | chat | all | min | "
+                      "overflow pages |", "|---|---|---|---|---|---|---|---|---|", *prev]
     lines += ["", "Chosen per tier (best mean of the methods that need only the stored "
               "master PNG; bold above): " + "; ".join(
         f"{dec} {w}² → `{c['method']}`" for dec, by in choice.items() for w, c in by.items()
         if w != str(cfg.width)),
+        *(["", "Not measured in this run (their shipped choice is carried over): "
+            + ", ".join(sorted({"native", "tesseract"} - set(choice))) + "."]
+          if set(choice) != {"native", "tesseract"} else []),
         "", "Chinese pages (rapidocr) are not measured here: they keep the Lanczos "
         "resample (the calibration holds no CJK entry for other methods).", ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     if args.write:
+        # a decoder not measured in this run (e.g. --tesseract-pages 0) keeps its
+        # previous choice, marked as carried over
+        try:
+            before = json.loads(DATA.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = {}
+        carried = {dec: {w: {**c, "carried_over": True} for w, c in by.items()}
+                   for dec, by in before.get("choice", {}).items() if dec not in choice}
         data = {
             "version": 1,
             "meta": {"generated_by": "benchmarks/tier_methods.py --write",
@@ -199,9 +219,16 @@ def main() -> None:
                      "split": "licence prose, Pillow code, synthetic chat seed 202",
                      "pages_per_kind": {"native": args.pages, "tesseract": args.tesseract_pages},
                      "seconds": round(secs, 1), "python": sys.version.split()[0]},
-            "choice": {dec: {w: {"script": "latin", **c} for w, c in by.items()}
-                       for dec, by in choice.items()},
+            "choice": {**{dec: {w: {"script": "latin", **c} for w, c in by.items()}
+                          for dec, by in choice.items()}, **carried},
         }
+        from optical_memory.reader.infer import default_weights
+        rec = json.loads(default_weights().read_text(encoding="utf-8"))
+        data["meta"]["native_weights_sha256"] = rec.get("onnx", {}).get("weights_sha256")
+        if carried:
+            data["meta"]["carried_over"] = {
+                dec: before.get("meta", {}).get("generated_by", "an earlier run")
+                for dec in carried}
         DATA.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {DATA}")
 
