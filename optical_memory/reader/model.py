@@ -3,12 +3,14 @@
 
 A line image [N, 1, 16, W] (ink = 1, paper = 0) goes through
 
-- three 3×3 conv + batch-norm + ReLU blocks, max-pooled (2, 3), (2, 1), (2, 1):
-  16 → 2 rows, one frame per 3 input columns (~2 frames per character at
-  11 px: CTC needs at least one frame per character, two for a doubled one);
+- three 3×3 conv + batch-norm + ReLU blocks, max-pooled (2, pool_w), (2, 1),
+  (2, 1): 16 → 2 rows, one frame per ``pool_w`` input columns. The shipped
+  weights use 2 (~3 frames per character at 11 px; CTC needs at least one
+  frame per character and a blank between two equal ones, which 3 px frames
+  could not give doubled narrow letters such as "ll");
 - the two remaining rows flattened into channels, then a 1-D conv stack over
   the frames (kernel 3, dilations 1, 2, 4; residual): each frame sees about
-  ±9 frames (~4 characters) of context;
+  ±9 frames (~3 characters at 2 px frames) of context;
 - a 1×1 conv to the classes, trained with CTC.
 
 No recurrence: every layer is a batched matrix product, which keeps CPU
