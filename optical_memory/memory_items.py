@@ -78,7 +78,9 @@ class ItemMethods:
         """Delete items (all under the scope, or ``item_ids``) and the pages left
         holding none. A page that also held other items still shows the deleted
         text; with ``repage`` (default) those items are laid out again without
-        it (new ids in ``repaged``, keeping the old pages' place and tier).
+        it (new ids in ``repaged``, keeping the old pages' place and tier; every
+        page they took the place of, including pages linked by a split item,
+        in ``replaced``).
         Pages that cannot be re-rendered (no text kept) are in ``partial_pages``.
         An id not under the scope raises NotFoundError, deleting nothing, unless
         ``missing_ok`` (then it is listed in ``missing``)."""
@@ -89,7 +91,8 @@ class ItemMethods:
             return deleted
         done = self._pager.repage(deleted.partial_pages, scope)
         self._context.forget_pending()
-        return replace(deleted, partial_pages=done.kept, repaged=done.made, warnings=done.warnings)
+        return replace(deleted, partial_pages=done.kept, repaged=done.made,
+                       replaced=done.replaced, warnings=done.warnings)
 
     def reset(self, *, user_id: str | None = None, agent_id: str | None = None,
               session_id: str | None = None, all_scopes: bool = False) -> Deleted:

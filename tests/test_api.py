@@ -150,6 +150,26 @@ def test_update_reports_every_page_it_laid_out_again(mem, uid):
     assert set(mem.get(split, user_id=uid).page_ids) <= set(up.repaged)
 
 
+def test_delete_reports_every_page_it_laid_out_again(mem, uid):
+    """As update: deleting a turn whose page also holds part of a split turn
+    lays out all the linked pages again, and ``replaced`` names them all."""
+    long = " ".join(f"word{i} of the long heron answer" for i in range(150))
+    res = mem.add([{"role": "user", "content": "short opening question about the heron."},
+                   {"role": "assistant", "content": long},
+                   {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "ok"},
+                   {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+                  user_id=uid)
+    mem.compact(user_id=uid, force=True)
+    target, split = res.item_ids[2], res.item_ids[1]
+    linked = mem.get(split, user_id=uid).page_ids
+    assert mem.get(target, user_id=uid).page_ids[0] in linked and len(linked) > 1
+    d = mem.delete(item_ids=[target], user_id=uid)
+    assert d.items == 1 and set(d.replaced) == set(linked) and not d.partial_pages
+    assert all(mem.get_page(p, user_id=uid) is None for p in d.replaced)
+    assert set(mem.get(split, user_id=uid).page_ids) <= set(d.repaged)
+    assert d.to_dict()["replaced"] == list(d.replaced)
+
+
 def test_update_metadata_only_and_refusals(mem, uid):
     res = mem.add(chat(2), user_id=uid, metadata={"v": 1})
     item = res.item_ids[0]

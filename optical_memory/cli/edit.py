@@ -48,7 +48,7 @@ def delete(item_ids, delete_all, yes, no_repage, store, user_id, agent_id, sessi
         d = mem.delete(item_ids=ids, repage=not no_repage, **scope)
     if as_json:
         emit_json({"items": d.items, "pages": d.pages, "partial_pages": list(d.partial_pages),
-                    "repaged": list(d.repaged)})
+                    "repaged": list(d.repaged), "replaced": list(d.replaced)})
     else:
         click.echo(f"deleted {d.items} item(s) and {d.pages} page(s); "
                    f"{len(d.repaged)} page(s) re-rendered without the deleted text"

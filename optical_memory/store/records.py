@@ -269,6 +269,9 @@ class Deleted:
     re-render them if the deleted text must disappear from images too
     (:meth:`OpticalMemory.delete <optical_memory.memory.OpticalMemory.delete>`
     does, and lists the new pages in ``repaged``).
+    replaced: the pages that re-rendering took the place of: the partial
+    pages and any page linked to them by an item split across pages, laid
+    out again together (they are gone from the store).
     warnings: follow-up work that failed after the delete committed (e.g.
     re-rendering); the delete itself stands and is not to be repeated.
     missing: ids the call named that were not stored under its scope (only
@@ -281,12 +284,14 @@ class Deleted:
     repaged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON values."""
         return {"items": self.items, "pages": self.pages,
                 "partial_pages": list(self.partial_pages), "repaged": list(self.repaged),
-                "warnings": list(self.warnings), "missing": list(self.missing)}
+                "warnings": list(self.warnings), "missing": list(self.missing),
+                "replaced": list(self.replaced)}
 
 
 # --------------------------------------------------------------------------

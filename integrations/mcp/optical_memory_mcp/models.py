@@ -283,6 +283,10 @@ class DeletedOut(_Out):
     repaged: list[str] = Field(
         description="New pages: the other items of pages that showed deleted text, laid "
                     "out again without it.")
+    replaced: list[str] = Field(
+        default_factory=list,
+        description="Pages the new ones took the place of (the pages that showed deleted "
+                    "text and any page linked to them by a split item); they are gone.")
     missing: list[str] = Field(
         default_factory=list,
         description="Ids given that are not stored in this server's scope (already deleted, "
@@ -291,7 +295,8 @@ class DeletedOut(_Out):
     @classmethod
     def of(cls, d: Deleted) -> DeletedOut:
         return cls(items=d.items, pages=d.pages, partial_pages=list(d.partial_pages),
-                   repaged=list(d.repaged), missing=list(d.missing))
+                   repaged=list(d.repaged), replaced=list(d.replaced),
+                   missing=list(d.missing))
 
 
 __all__ = [
