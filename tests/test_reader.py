@@ -367,3 +367,23 @@ def test_decode_many_reads_native_pages_in_threads(page: Page):
     one = [get_decoder("native").decode(t).text for t in tiers]
     many = decode_many(tiers, decoder="native", workers=2)
     assert [r.text for r in many] == one
+
+
+def test_memory_with_native_hands_pages_of_other_scripts_to_a_fallback(tmp_path):
+    """decoder="native" reads Latin pages itself and gives a Chinese page to
+    tesseract (or rapidocr); a decoder named for the call is used as named."""
+    from optical_memory import OpticalMemory
+    from optical_memory.decode.readback import native_fallback
+
+    assert native_fallback({"latin": 0.7, "cyrillic": 0.2, "greek": 0.1}) is None
+    fallback = native_fallback({"han": 1.0})
+    zh = "车库的钥匙放在厨房的蓝色盒子里。" * 60
+    with OpticalMemory(tmp_path / "m.db", decoder="native") as mem:
+        en = mem.add_document(license_text()[:3000], user_id="u").page_ids[0]
+        cn = mem.add_document(zh, user_id="u").page_ids[0]
+        assert mem.decode(en, user_id="u").decoder == "native"
+        got = mem.decode(cn, user_id="u")
+        assert got.decoder == (fallback or "native")
+        if fallback is not None:
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in got.text)
+        assert mem.decode(cn, decoder="native", user_id="u").decoder == "native"

@@ -9,6 +9,7 @@ keeps no text.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,16 +106,56 @@ class Decoders:
 
     def for_page(self, page: Any, name: str | None = None) -> Decoder:
         """The decoder reading ``page`` (a Page or PageRecord: its ``meta``,
-        and its ``text`` for pages stored before scripts were recorded)."""
-        from optical_memory.decode.languages import page_options
+        and its ``text`` for pages stored before scripts were recorded).
 
+        The memory's own decoder, when it is ``native``, hands a page holding
+        scripts the native reader does not read (:data:`NATIVE_SCRIPTS`; e.g.
+        Chinese, Thai, Hebrew) to tesseract, or to rapidocr when tesseract is
+        not installed and rapidocr reads them; a decoder named for the call
+        is used as named."""
+        from optical_memory.decode.languages import page_options, page_shares
+
+        text = getattr(page, "text", None)
+        if name is None and self.default == "native":
+            name = native_fallback(page_shares(page.meta, text)) or "native"
         name = name or self.default
-        return self.get(name, page_options(name, page.meta, getattr(page, "text", None)))
+        return self.get(name, page_options(name, page.meta, text))
 
     def read(self, page: Page) -> str:
         """The default decoder's text for a rendered ``page``, read with the
         options its scripts and layout call for."""
         return self.for_page(page).decode(page).text
+
+
+#: Scripts the native reader's character set covers.
+NATIVE_SCRIPTS = frozenset({"latin", "greek", "cyrillic"})
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> frozenset[str]:
+    from optical_memory.decode.base import available_decoders
+
+    return frozenset(n for n, ok in available_decoders().items() if ok is True)
+
+
+def native_fallback(shares: Mapping[str, float]) -> str | None:
+    """The decoder reading a page of script ``shares`` instead of ``native``:
+    None when native reads every script holding at least
+    :data:`~optical_memory.scripts.MIN_SHARE` of its letters; else tesseract
+    if installed, else rapidocr if installed and it reads those scripts,
+    else None (native reads it anyway and marks what it cannot read)."""
+    from optical_memory.decode.languages import RAPIDOCR_SCRIPTS
+    from optical_memory.scripts import MIN_SHARE
+
+    other = {s for s, v in shares.items() if v >= MIN_SHARE and s not in NATIVE_SCRIPTS}
+    if not other:
+        return None
+    installed = _installed()
+    if "tesseract" in installed:
+        return "tesseract"
+    if "rapidocr" in installed and other <= RAPIDOCR_SCRIPTS:
+        return "rapidocr"
+    return None
 
 
 def with_layout(png: bytes, meta: Mapping[str, Any], decoder: Decoder) -> Any:
@@ -205,5 +246,5 @@ def measure_tiers(items: Sequence[RenderItem], renderer: Renderer, aging: AgePol
     return out
 
 
-__all__ = ["DecodedPage", "Decoders", "TierReport", "measure_tiers", "read_page", "sample_items",
-           "with_layout"]
+__all__ = ["NATIVE_SCRIPTS", "DecodedPage", "Decoders", "TierReport", "measure_tiers",
+           "native_fallback", "read_page", "sample_items", "with_layout"]
