@@ -40,7 +40,6 @@ on idle cores, a derived figure, labelled as such.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import statistics
@@ -48,10 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from optical_memory.age.renditions import resample_png
+from optical_memory.age.renditions import resample_page
 from optical_memory.config import default_render_config
 from optical_memory.decode import get_decoder, precision
 from optical_memory.reader.data import chat_messages, license_text, pil_code_text
@@ -86,12 +82,7 @@ def held_out_pages(n: int) -> dict[str, list[Page]]:
 
 
 def at_tier(page: Page, side: int) -> Page:
-    if side == page.width:
-        return page
-    png = resample_png(page.to_png(), (side, side))
-    with Image.open(io.BytesIO(png)) as im:
-        pixels = np.asarray(im.convert("L"), dtype=np.uint8)
-    return Page(pixels, page.text, page.spans, page.font_size, meta=page.meta)
+    return resample_page(page, (side, side))
 
 
 def run(n: int, tesseract: bool) -> dict:

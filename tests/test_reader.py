@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optical_memory.age.renditions import resample_png
+from optical_memory.age.renditions import resample_page
 from optical_memory.config import default_render_config
 from optical_memory.decode import available_decoders, get_decoder, precision
 from optical_memory.reader.charset import CHARSET, UNKNOWN, Codec, is_trainable
@@ -54,8 +54,7 @@ def _tier(page: Page, scale: float) -> Page:
     if scale == 1.0:
         return page
     side = round(page.width * scale)
-    pixels = _png_array(resample_png(page.to_png(), (side, side)))
-    return Page(pixels, page.text, page.spans, page.font_size, meta=page.meta)
+    return resample_page(page, (side, side))
 
 
 # -- character set ------------------------------------------------------------

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_memory.encoder.page_tokens import PageTokens
     from optical_memory.store import PageRecord, Store
     from optical_memory.tokens import VisionTarget
+    from optical_memory.types import Page
 
 #: ``(page_id, tier, master size, master PNG or None)``: one rendition to make.
 Job = tuple[str, str, tuple[int, int], "bytes | None"]
@@ -90,6 +91,22 @@ def resample_png(master_png: bytes, size: Sequence[int]) -> bytes:
     if (w, h) != gray.size:
         gray = gray.resize((w, h), Image.Resampling.LANCZOS)
     return encode_png(np.asarray(gray, dtype=np.uint8))
+
+
+def resample_page(page: Page, size: Sequence[int]) -> Page:
+    """``page`` as a tier image of ``size`` (:func:`resample_png` of its PNG),
+    keeping its text, spans and layout meta (what a reader of the tier needs);
+    the page itself at its own size."""
+    import numpy as np
+    from PIL import Image
+
+    from optical_memory.types import Page
+
+    if (int(size[0]), int(size[1])) == (page.width, page.height):
+        return page
+    with Image.open(io.BytesIO(resample_png(page.to_png(), size))) as im:
+        pixels = np.asarray(im.convert("L"), dtype=np.uint8)
+    return Page(pixels, page.text, page.spans, page.font_size, meta=page.meta)
 
 
 class Renditions:
@@ -197,4 +214,5 @@ class Renditions:
         return rec
 
 
-__all__ = ["META_CHUNK", "Job", "Renditions", "rendition_meta", "rendition_png", "resample_png"]
+__all__ = ["META_CHUNK", "Job", "Renditions", "rendition_meta", "rendition_png", "resample_page",
+           "resample_png"]

@@ -16,7 +16,6 @@ scores behind it) under ``"inference"`` in ``reader.json``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import sys
@@ -63,30 +62,17 @@ def validation_pages(per_kind: int = 1) -> list[Any]:
     return out
 
 
-def _at_side(page: Any, side: int) -> Any:
-    from PIL import Image
-
-    from optical_memory.age.renditions import resample_png
-    from optical_memory.types import Page
-
-    if side == page.width:
-        return page
-    png = resample_png(page.to_png(), (side, side))
-    with Image.open(io.BytesIO(png)) as im:
-        pixels = np.asarray(im.convert("L"), dtype=np.uint8)
-    return Page(pixels, page.text, page.spans, page.font_size, meta=page.meta)
-
-
 def score_stretches(weights: Path | None, stretches: Sequence[float],
                     per_kind: int = 1) -> dict[float, dict[int, float]]:
     """Mean read-back precision per stretch and tier on the validation pages."""
+    from optical_memory.age.renditions import resample_page
     from optical_memory.decode import precision
     from optical_memory.decode.native import NativeDecoder
     from optical_memory.render import NEWLINE_MARKER
 
     dec = NativeDecoder(weights=weights)
     pages = validation_pages(per_kind)
-    tiers = {side: [_at_side(p, side) for p in pages] for side in SIDES}
+    tiers = {side: [resample_page(p, (side, side)) for p in pages] for side in SIDES}
     out: dict[float, dict[int, float]] = {}
     shipped = dec.reader.stretch  # the reader instance is shared (cached): put it back
     try:
