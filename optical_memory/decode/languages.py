@@ -180,14 +180,15 @@ def _warn_once(key: tuple[str, ...], msg: str, *args: Any) -> None:
         logger.warning(msg, *args)
 
 
-def page_options(decoder: str, meta: Mapping[str, Any], text: str | None = None
-                 ) -> dict[str, Any]:
+def page_options(decoder: str, meta: Mapping[str, Any], text: str | None = None, *,
+                 shares: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Options ``decoder`` reads a stored or rendered page with, from the
     page's meta (its scripts, and its line grid for rapidocr); ``text``: its
-    text, for pages that predate recorded scripts."""
+    text, for pages that predate recorded scripts; ``shares``: the page's
+    :func:`page_shares` when the caller has them already."""
     from optical_memory.decode.base import LineGrid
 
-    shares = page_shares(meta, text)
+    shares = page_shares(meta, text) if shares is None else shares
     if decoder == "tesseract":
         return tesseract_options(shares, _long_side(meta))
     if decoder == "rapidocr":

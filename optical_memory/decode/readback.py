@@ -116,10 +116,11 @@ class Decoders:
         from optical_memory.decode.languages import page_options, page_shares
 
         text = getattr(page, "text", None)
+        shares = page_shares(page.meta, text)
         if name is None and self.default == "native":
-            name = native_fallback(page_shares(page.meta, text)) or "native"
+            name = native_fallback(shares) or "native"
         name = name or self.default
-        return self.get(name, page_options(name, page.meta, text))
+        return self.get(name, page_options(name, page.meta, text, shares=shares))
 
     def read(self, page: Page) -> str:
         """The default decoder's text for a rendered ``page``, read with the
