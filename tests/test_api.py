@@ -130,9 +130,9 @@ def test_update_replaces_text_and_rerenders_its_pages(mem, uid):
     assert mem.stats(user_id=uid).items == 14
 
 
-def test_update_reports_every_page_it_laid_out_again(mem, uid):
-    """A page of the item also holds a turn split across two more pages: all
-    three are laid out again together, so all three are in ``replaced``."""
+def _turn_beside_a_split_turn(mem, uid) -> tuple[str, str, list[str]]:
+    """(a short turn, the long turn split across pages whose first page it
+    shares, that split turn's pages) after paging."""
     long = " ".join(f"word{i} of the long heron answer" for i in range(150))
     res = mem.add([{"role": "user", "content": "short opening question about the heron."},
                    {"role": "assistant", "content": long},
@@ -142,8 +142,15 @@ def test_update_reports_every_page_it_laid_out_again(mem, uid):
     mem.compact(user_id=uid, force=True)
     target, split = res.item_ids[2], res.item_ids[1]
     own = mem.get(target, user_id=uid).page_ids
-    linked = mem.get(split, user_id=uid).page_ids
-    assert len(own) == 1 and own[0] in linked and len(linked) > 1  # the layout this tests
+    linked = list(mem.get(split, user_id=uid).page_ids)
+    assert len(own) == 1 and own[0] in linked and len(linked) > 1  # the layout these test
+    return target, split, linked
+
+
+def test_update_reports_every_page_it_laid_out_again(mem, uid):
+    """A page of the item also holds a turn split across two more pages: all
+    three are laid out again together, so all three are in ``replaced``."""
+    target, split, linked = _turn_beside_a_split_turn(mem, uid)
     up = mem.update(target, "thanks a lot", user_id=uid)
     assert set(up.replaced) == set(linked) and not up.partial_pages
     assert all(mem.get_page(p, user_id=uid) is None for p in up.replaced)
@@ -153,16 +160,7 @@ def test_update_reports_every_page_it_laid_out_again(mem, uid):
 def test_delete_reports_every_page_it_laid_out_again(mem, uid):
     """As update: deleting a turn whose page also holds part of a split turn
     lays out all the linked pages again, and ``replaced`` names them all."""
-    long = " ".join(f"word{i} of the long heron answer" for i in range(150))
-    res = mem.add([{"role": "user", "content": "short opening question about the heron."},
-                   {"role": "assistant", "content": long},
-                   {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "ok"},
-                   {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
-                  user_id=uid)
-    mem.compact(user_id=uid, force=True)
-    target, split = res.item_ids[2], res.item_ids[1]
-    linked = mem.get(split, user_id=uid).page_ids
-    assert mem.get(target, user_id=uid).page_ids[0] in linked and len(linked) > 1
+    target, split, linked = _turn_beside_a_split_turn(mem, uid)
     d = mem.delete(item_ids=[target], user_id=uid)
     assert d.items == 1 and set(d.replaced) == set(linked) and not d.partial_pages
     assert all(mem.get_page(p, user_id=uid) is None for p in d.replaced)
