@@ -109,8 +109,8 @@ class Decoders:
         and its ``text`` for pages stored before scripts were recorded).
 
         The memory's own decoder, when it is ``native``, hands a page holding
-        scripts the native reader does not read (:data:`NATIVE_SCRIPTS`; e.g.
-        Chinese, Thai, Hebrew) to tesseract, or to rapidocr when tesseract is
+        scripts the native reader does not read well (:data:`NATIVE_SCRIPTS`;
+        e.g. Russian, Chinese, Thai, Hebrew) to tesseract, or to rapidocr when tesseract is
         not installed and rapidocr reads them; a decoder named for the call
         is used as named."""
         from optical_memory.decode.languages import page_options, page_shares
@@ -128,8 +128,13 @@ class Decoders:
         return self.for_page(page).decode(page).text
 
 
-#: Scripts the native reader's character set covers.
-NATIVE_SCRIPTS = frozenset({"latin", "greek", "cyrillic"})
+#: Scripts the native reader reads well enough to keep. Its character set
+#: also covers Cyrillic, but it was trained on synthetic Cyrillic only and
+#: reads real Russian (gettext catalogues) at 0.90 fresh where tesseract
+#: ``rus+eng`` reads 0.97, so Cyrillic pages go to the fallback too; Greek
+#: reads 0.98 (tesseract without the ``ell`` pack: 0.28;
+#: ``benchmarks/reader_unshaped.py``).
+NATIVE_SCRIPTS = frozenset({"latin", "greek"})
 
 
 @functools.lru_cache(maxsize=1)
