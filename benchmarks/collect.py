@@ -17,6 +17,7 @@ ORDER = [
     ("reader", "benchmarks/reader.py"),
     ("reader_speed", "benchmarks/reader.py --speed-only"),
     ("reader_density", "benchmarks/reader_density.py"),
+    ("reader_unshaped", "benchmarks/reader_unshaped.py"),
     ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),
