@@ -236,7 +236,12 @@ def report(res: dict, n: int, seconds: float, load: tuple[float, float]) -> str:
         "Inference without torch: int8 in onnxruntime (`reader.int8.onnx`, "
         f"{(reader.path.parent / 'reader.int8.onnx').stat().st_size / 1e6:.2f} MB, made from "
         "the same weights by `python -m optical_memory.reader.quantize`) or float32 in numpy. "
-        "Unknown-glyph marking on (`optical_memory/reader/unknown.py`).",
+        "Unknown-glyph marking on (`optical_memory/reader/unknown.py`). "
+        + (f"Look-alikes I/l and O/0 decided by their neighbours where the model's margin is "
+           f"under {reader.context.margin:g} logits (weight {reader.context.weight:g}; counts "
+           "from the training text, margin and weight chosen on the validation pages by "
+           "`python -m optical_memory.reader.context`)." if reader.context is not None
+           else "No look-alike prior."),
         "",
         "## Read-back precision (mean over pages)",
         "",

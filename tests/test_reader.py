@@ -293,6 +293,42 @@ def test_stretch_is_tuned_on_validation_text_not_held_out():
     assert len(pages) == 3 and all(held[:200] not in p.text for p in pages)
 
 
+def test_look_alike_prior_rule_and_counts():
+    from optical_memory.reader.context import ContextPrior, char_class, count_contexts
+
+    assert [char_class(c) for c in ("", " ", NEWLINE_MARKER, "a", "b", "Q", "7", "#")] == \
+        ["S", "S", "S", "v", "c", "U", "D", "P"]
+    counts = count_contexts(["In It If Is hello all call " * 10, "x0y 1O2 " * 30])
+    prior = ContextPrior(counts, margin=3.0, weight=1.0)
+    assert prior.log_ratio("l", " ", "n") < 0 < prior.log_ratio("I", " ", "n")
+    # a close call at a word start before a consonant becomes the capital ...
+    assert prior.resolve(["l", "n"], [0.5, None]) == ["I", "n"]
+    # ... a confident glyph stays as read, and so does a context never seen
+    assert prior.resolve(["l", "n"], [3.5, None]) == ["l", "n"]
+    assert prior.resolve(["l"], [0.5]) == ["l"]
+    assert prior.resolve(["h", "e", "I", "l", "o"], [None, None, 0.5, 0.5, None])[2] == "l"
+
+
+def test_look_alike_prior_ships_and_reads_names_with_a_capital_i():
+    from optical_memory.reader import context
+
+    prior = context.load_prior()
+    assert prior is not None and prior.margin > 0 and prior.weight > 0
+    reader = NumpyReader()
+    assert reader.context is not None
+    page = Renderer(default_render_config("deepseek-ocr:base")).render_text(
+        "Invoice 4471 was refunded to Dolores Ibarra on Tuesday; Ivan sent it.")[0]
+    dec = get_decoder("native")
+    assert "Ibarra" in dec.decode(page).text and "Ivan" in dec.decode(page).text
+    # the counts come from the training text, never the validation slices
+    from optical_memory.reader.data import pydoc_text, stdlib_text
+
+    prose, code_a, code_b, _chat = context.training_texts()
+    code, start = stdlib_text(), len(stdlib_text()) // 3  # tune.validation_pages' slices
+    assert pydoc_text()[-60_000:] not in prose and len(prose) == len(pydoc_text()) - 60_000
+    assert code_a == code[:start] and code_b == code[start + 40_000:]
+
+
 # -- engines ------------------------------------------------------------------
 
 needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,

@@ -14,7 +14,7 @@ of line crops with one of
   dependency beyond numpy.
 
 ``engine="auto"`` (the default) takes ``"onnx"`` when onnxruntime is
-installed (the ``rapidocr`` extra) and the recipe lists an ONNX file made
+installed (a dependency of the package) and the recipe lists an ONNX file made
 from these weights, else ``"numpy"``. Lines are read in batches of similar
 width (sorted) to waste little on padding.
 """
@@ -160,6 +160,15 @@ class NumpyReader:
         self._space_ids = frozenset(cid for cid in range(1, self.codec.num_classes)
                                     if self.codec.token(cid).strip() == ""
                                     and self.codec.token(cid))
+        from optical_memory.reader.context import CONTEXT_FILE, load_prior
+
+        #: look-alikes (I/l, O/0) told apart by their neighbours (None: off)
+        self.context = load_prior(path.parent / CONTEXT_FILE)
+        self._partner: dict[int, int] = {}
+        for a, b in (("I", "l"), ("O", "0")):
+            ia, ib = self.codec.encode(a), self.codec.encode(b)
+            if len(ia) == len(ib) == 1:
+                self._partner[ia[0]], self._partner[ib[0]] = ib[0], ia[0]
         hw = self.w["head.w"]  # [K, C, 1]
         self.head = (np.ascontiguousarray(hw[:, :, 0]), self.w["head.b"])
         self._session: Any = None
@@ -177,7 +186,7 @@ class NumpyReader:
         if not spec:
             return "the recipe lists no ONNX model"
         if importlib.util.find_spec("onnxruntime") is None:
-            return "onnxruntime is not installed (the rapidocr extra)"
+            return "onnxruntime is not installed (a dependency: pip install onnxruntime)"
         onnx_path = self.path.parent / spec["file"]
         npz = self.path.parent / self.recipe["weights"]
         try:
@@ -297,6 +306,29 @@ class NumpyReader:
             i = j
         return out
 
+    def _look_alikes(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """I/l and O/0 decided by their neighbours where the glyph leaves them
+        close (:mod:`optical_memory.reader.context`)."""
+        assert self.context is not None
+        margins: list[float | None] = []
+        found = False
+        for k, cid in enumerate(ids.tolist()):
+            alt = self._partner.get(cid)
+            if alt is None:
+                margins.append(None)
+            else:
+                found = True
+                margins.append(float(rows[k, cid] - rows[k, alt]))
+        if not found:
+            return ids
+        tokens = [self.codec.token(int(c)) for c in ids]
+        resolved = self.context.resolve(tokens, margins)
+        out = ids.copy()
+        for k, (a, b) in enumerate(zip(tokens, resolved)):
+            if a != b:
+                out[k] = self._partner[int(ids[k])]
+        return out
+
     def _decode(self, logits: np.ndarray, best: np.ndarray | None = None,
                 inked: np.ndarray | None = None, em: float = 0.0) -> LineRead:
         """Best-path CTC of one line's logits [T, classes]; with ``inked``
@@ -310,6 +342,8 @@ class NumpyReader:
             return LineRead("", 1.0, 0)
         rows = logits[keep]
         ids = self._one_script(ids, rows)
+        if self.context is not None:
+            ids = self._look_alikes(ids, rows)
         top = rows.max(axis=1, keepdims=True)
         expo = np.exp(rows - top)
         total = expo.sum(axis=1)
