@@ -18,6 +18,7 @@ ORDER = [
     ("reader_speed", "benchmarks/reader.py --speed-only"),
     ("reader_density", "benchmarks/reader_density.py"),
     ("reader_unshaped", "benchmarks/reader_unshaped.py"),
+    ("default_reader", "benchmarks/default_reader.py"),
     ("fidelity_scripts", "benchmarks/fidelity_scripts.py"),
     ("context", "benchmarks/context.py"),
     ("niah", "benchmarks/niah.py"),

@@ -25,8 +25,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-#: Read-back decoder the memory uses and calibrates its layout for.
-DEFAULT_DECODER = "tesseract"
+#: Read-back decoder of the memory: its legibility gate (which tier an aged
+#: page may shrink to), ``decode()``, ``verify`` and the text of pages kept
+#: without their source. The package's own reader, trained on the renderer's
+#: pages (``benchmarks/results/reader.md``: held-out pages 0.998 / 0.996 /
+#: 0.990 at 1024² / 640² / 512², ~10 pages/s on 2 cores); pages of scripts it
+#: does not read well go to tesseract (:data:`~optical_memory.decode.readback.NATIVE_SCRIPTS`).
+DEFAULT_DECODER = "native"
+#: Reader whose shipped calibration sets the default page *layout* (font
+#: size, spacing) when the memory's decoder has none of its own. The native
+#: reader never sets density: it was trained on these very pages, so its
+#: figures prove the pixels hold the text, not that a vision model reads
+#: them; the layout stays the one a generic OCR reads at ``DEFAULT_READBACK``.
+LAYOUT_DECODER = "tesseract"
+#: Readers whose figures (shipped or the user's calibration) never pick the
+#: layout: pages are laid out as for :data:`LAYOUT_DECODER` instead.
+NO_LAYOUT_READERS = frozenset({"native"})
 #: Recent chat turns kept as text (never paged while among them).
 DEFAULT_KEEP_LAST = 8
 #: Read-back precision the default page layout is chosen to reach
@@ -87,7 +101,9 @@ class MemoryConfig:
                ``None`` for ``$OPTICAL_MEMORY_HOME/memory.db``.
     target:    the vision model pages are sized and billed for.
     tokenizer: text-token counter (tiktoken encoding name).
-    decoder:   read-back decoder name (also picks the calibrated layout).
+    decoder:   read-back decoder name (the legibility gate, ``decode()``);
+               the layout is the one calibrated for it, else for
+               :data:`LAYOUT_DECODER`.
     keep_text: keep each item's source text (else only pages and a hash).
     keep_last: recent turns kept as text.
     readback:  read-back the default layout is calibrated to reach.
@@ -157,7 +173,7 @@ class MemoryConfig:
         return cls(**dict(values))
 
 
-def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
+def default_render_config(target: str, decoder: str = LAYOUT_DECODER, *,
                           readback: float = DEFAULT_READBACK,
                           calibration: UserCalibration | None = None) -> RenderConfig:
     """The memory's default page layout for ``target``.
@@ -172,8 +188,9 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
     ``calibration`` of ``decoder`` (:func:`optical_memory.fit.resolve_calibration`)
     wins over the shipped one. Without a calibration for ``decoder`` it is
     the layout calibrated for
-    :data:`DEFAULT_DECODER` (the native reader was trained on that layout),
-    and without either the target's page at :data:`FALLBACK_FONT_PX`.
+    :data:`LAYOUT_DECODER` (the native reader was trained on that layout and
+    has no layout calibration: its figures never set the density), and
+    without either the target's page at :data:`FALLBACK_FONT_PX`.
     """
     from optical_memory.render import RenderConfig
     from optical_memory.tokens import get_target
@@ -181,6 +198,8 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
     config: RenderConfig | None = None
     from optical_memory.fit import recommended_config
 
+    if decoder in NO_LAYOUT_READERS:
+        decoder = LAYOUT_DECODER
     if calibration is not None and calibration.decoder == decoder:
         try:
             config = recommended_config(target, decoder=decoder, threshold=readback,
@@ -188,7 +207,7 @@ def default_render_config(target: str, decoder: str = DEFAULT_DECODER, *,
         except (ConfigError, InputError) as exc:
             logger.warning("the user calibration gives no layout for %s / %s (%s)",
                            target, decoder, exc)
-    for dec in dict.fromkeys((decoder, DEFAULT_DECODER)):
+    for dec in dict.fromkeys((decoder, LAYOUT_DECODER)):
         if config is not None:
             break
         try:
@@ -211,6 +230,7 @@ __all__ = [
     "DEFAULT_TOKENIZER",
     "ENCODE_BATCH",
     "FALLBACK_FONT_PX",
+    "LAYOUT_DECODER",
     "MAX_ADD_CHARS",
     "MAX_K",
     "MAX_KEEP_LAST",
@@ -219,6 +239,7 @@ __all__ = [
     "MAX_PAGES_PER_ITEM",
     "MAX_TIME_CHARS",
     "MAX_TITLE_CHARS",
+    "NO_LAYOUT_READERS",
     "PAGING_ATTEMPTS",
     "MemoryConfig",
     "check_count",

@@ -128,7 +128,9 @@ def test_calibrate_command_end_to_end_against_the_stub(memory_home):
     assert f"your calibration (openai: model {MODEL}" in table
     # the shipped reader keeps its own (CPU) figures, labelled as such
     table = _run("tiers", "--no-decode").output
-    assert "shipped, CPU reader tesseract" in table and "optical-memory calibrate" in table
+    assert "shipped, CPU reader native" in table and "optical-memory calibrate" in table
+    table = _run("tiers", "--decoder", "tesseract", "--no-decode").output
+    assert "shipped, CPU reader tesseract" in table
 
 
 def test_tiers_without_a_calibration_says_so():

@@ -257,7 +257,7 @@ def test_demo_without_tesseract_explains_and_reads_with_the_native_reader(
     bare.mkdir()
     monkeypatch.setenv("PATH", str(bare))  # no tesseract binary to find
     res = CliRunner().invoke(main, ["demo", "--turns", "200", "--budget", "8000", "--out",
-                                    str(tmp_path / "demo"), "--json"])
+                                    str(tmp_path / "demo"), "--decoder", "tesseract", "--json"])
     assert res.exit_code == 0, res.output
     assert "apt-get install tesseract-ocr" in res.stderr and "brew install" in res.stderr
     data = json.loads(res.stdout)

@@ -50,11 +50,11 @@ def test_add_chat_search_context_stats_compact(tmp_path, memory_home):
     assert res.exit_code == 0, res.output
     acc = json.loads(res.stdout)
     assert acc["context_tokens"] <= 20000 and acc["tokenizer"] == "o200k_base"
-    assert acc["target"] == "deepseek-ocr:base" and acc["decoder"] == "tesseract"
+    assert acc["target"] == "deepseek-ocr:base" and acc["decoder"] == "native"
     assert len(list(out.glob("*.png"))) == acc["pages"] == len(acc["page_files"]) > 0
     table = _run("context", "--budget", "20000", "--user", "cli")
     assert "history as text" in table.output and "o200k_base" in table.output
-    assert "shipped figures of the CPU reader tesseract" in table.output
+    assert "shipped figures of the CPU reader native" in table.output
 
     st = json.loads(_run("stats", "--user", "cli", "--json").stdout)
     assert st["items"] == len(conv.messages) and st["pages"] == data["pages"]
@@ -198,7 +198,7 @@ def test_demo_main_job(tmp_path, memory_home):
     assert json.loads(res2.stdout)["session"] != data["session"]
     assert len(list(out.glob("*.png"))) == json.loads(res2.stdout)["page_files"]  # none stale
     human = _run("demo", "--turns", "60", "--out", str(out), "--force")
-    assert "ratio" in human.output and "tesseract" in human.output and "needle" in human.output
+    assert "ratio" in human.output and "native" in human.output and "needle" in human.output
 
 
 def test_demo_out_defaults_to_the_data_home(tmp_path, memory_home, monkeypatch):

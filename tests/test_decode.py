@@ -286,7 +286,7 @@ def test_decode_many_keeps_order_with_two_workers():
 @needs_tesseract
 def test_decode_many_in_process_and_errors():
     images = [draw_text("one", size=28, width=300), draw_text("two", size=28, width=300)]
-    assert [r.text for r in decode_many(images, workers=1)] == ["one", "two"]
+    assert [r.text for r in decode_many(images, "tesseract", workers=1)] == ["one", "two"]
     assert decode_many([], workers=2) == []
     with pytest.raises(UnknownTargetError):
         decode_many(images, "nope")

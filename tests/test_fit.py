@@ -130,14 +130,37 @@ def test_errors():
         recommended_config(decoder="nope")
 
 
+def test_the_native_reader_never_sets_the_layout():
+    """A calibration of the native reader (shipped or the user's) would lay pages
+    out as densely as a reader trained on them reads; the layout stays the one
+    calibrated for LAYOUT_DECODER, and tiers / layout_origin say so."""
+    from dataclasses import replace
+
+    from optical_memory.config import LAYOUT_DECODER, default_render_config
+    from optical_memory.fit import layout_origin
+    from optical_memory.fit.user import UserCalibration
+
+    dense = Calibration(entries=[replace(e, decoder="native") for e in SYNTH.entries])
+    user = UserCalibration("native", dense, {"measured_at": "2026-12-05"})
+    got = default_render_config("deepseek-ocr:base", "native", calibration=user)
+    assert got == default_render_config("deepseek-ocr:base", LAYOUT_DECODER)
+    assert got.font_size != recommended_config(decoder="native", calibration=dense).font_size
+    origin = layout_origin(user, "native", "deepseek-ocr:base")
+    assert "your calibration" not in origin and "native never sets the layout" in origin
+
+
 def test_defaults_are_the_memorys():
-    from optical_memory.config import DEFAULT_DECODER, DEFAULT_READBACK
+    from optical_memory.config import DEFAULT_DECODER, DEFAULT_READBACK, LAYOUT_DECODER
     from optical_memory.memory import default_render_config
 
-    assert recommended_config() == recommended_config(decoder=DEFAULT_DECODER,
+    assert recommended_config() == recommended_config(decoder=LAYOUT_DECODER,
                                                       threshold=DEFAULT_READBACK)
     assert recommended_config(calibration=SYNTH).font_size == 10.0  # the 0.985 entry
     assert default_render_config("deepseek-ocr:base").font_size == recommended_config().font_size
+    # the memory's default reader never sets the layout: pages are laid out as for tesseract
+    assert DEFAULT_DECODER == "native"
+    assert default_render_config("deepseek-ocr:base", DEFAULT_DECODER) == \
+        default_render_config("deepseek-ocr:base", LAYOUT_DECODER)
 
 
 # --------------------------------------------------------------------------

@@ -258,3 +258,33 @@ def test_calibration_speaks_for_latin_pages_only():
     assert leg.allowed(chinese, "base", "tiny") == "base"
     measured = {**chinese, "readback": {"reader": "native", "tiers": {"small": 0.99}}}
     assert leg.allowed(measured, "base", "tiny") == "small"  # measured wins, tiny unknown
+
+
+def test_default_memory_ages_latin_pages_legibly_and_keeps_russian_fresh(tmp_path):
+    """The memory's default reader is native: at the default layout its
+    calibrated read-back lets an old English page reach the tiny tier, while a
+    Russian page (no calibrated figure for Cyrillic) stays at base; both read
+    back through decode(), the Russian one by the script fallback."""
+    from optical_memory.config import DEFAULT_DECODER
+    from optical_memory.decode import available_decoders
+
+    english = ("The harbour bridge opens on Tuesday at nine; the ferry timetable changes "
+               "in spring and the night bus keeps its old route. ") * 6
+    russian = ("Мост через гавань откроют во вторник в девять часов; расписание парома "
+               "изменится весной, а ночной автобус сохранит старый маршрут. ") * 6
+    with OpticalMemory(tmp_path / "d.db", keep_last=0,
+                       aging=AgePolicy((Tier("base", 0, 1.0), Tier("small", 1, 0.625),
+                                        Tier("tiny", None, 0.5)))) as mem:
+        assert mem.decoder_name == DEFAULT_DECODER == "native"
+        en = mem.add_document(english, user_id="u").page_ids[0]
+        ru = mem.add_document(russian, user_id="u").page_ids[0]
+        for i in range(3):  # age both past the small tier
+            mem.add_document(f"filler note {i}: nothing to see", user_id="u")
+        mem.compact(user_id="u")
+        assert mem.get_page(en, user_id="u").tier == "tiny"
+        assert mem.get_page(ru, user_id="u").tier == "base"
+        read = mem.decode(en, user_id="u")
+        assert read.decoder == "native" and read.tier == "tiny" and read.precision > 0.97
+        if available_decoders().get("tesseract") is True:
+            back = mem.decode(ru, user_id="u")
+            assert back.decoder == "tesseract" and back.precision > 0.9

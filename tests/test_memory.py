@@ -44,7 +44,7 @@ def test_needle_in_old_turn_is_retrieved_and_read_back(mem, uid):
     assert item.text[start:end].casefold() in needle.keywords.casefold()
     assert top.tier == top.page.tier
     decoded = mem.decode(top, tier="base", user_id=uid)
-    assert decoded.decoder == "tesseract"
+    assert decoded.decoder == "native"
     assert decoded.precision is not None and decoded.precision > 0.9
     assert needle.answer in " ".join(decoded.text.split())
 

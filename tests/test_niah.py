@@ -17,7 +17,6 @@ from stub_openai import StubOpenAI
 
 import optical_memory.cli.niah  # noqa: F401  (registers the niah group)
 from optical_memory.cli import main
-from optical_memory.decode import available_decoders
 from optical_memory.errors import InputError
 from optical_memory.niah import (
     AnswerEndpoint,
@@ -38,8 +37,6 @@ from optical_memory.niah.plots import forgetting_curve, plot_folder
 from optical_memory.niah.runner import cell_seed
 from optical_memory.tokens import get_counter
 
-needs_tesseract = pytest.mark.skipif(available_decoders().get("tesseract") is not True,
-                                     reason="tesseract not installed")
 GKAMRADT = {"model", "context_length", "depth_percent", "version", "needle", "model_response",
             "score", "test_duration_seconds"}
 OURS = {"text_tokens", "vision_tokens", "ratio", "tier", "decoder", "tokenizer", "retrieved",
@@ -162,9 +159,8 @@ def test_chat_haystack_within_length_needle_in_a_user_turn(counter):
 
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory):
-    """Two present cells (1k, 3k tokens) and one negative control, fresh tier."""
-    if available_decoders().get("tesseract") is not True:
-        pytest.skip("tesseract not installed")
+    """Two present cells (1k, 3k tokens) and one negative control, fresh tier,
+    read by the default reader (native: bundled, always there)."""
     out = tmp_path_factory.mktemp("niah")
     present = NiahConfig(lengths=(1000, 3000), depths=(50.0,), tiers=("base",), value_type="word")
     control = NiahConfig(lengths=(2000,), depths=(50.0,), tiers=("base",), value_type="word",
@@ -174,7 +170,6 @@ def grid_dir(tmp_path_factory):
     return out, present, control, first, ctl
 
 
-@needs_tesseract
 def test_grid_cells_score_as_expected_independently(grid_dir):
     out, _present, _control, first, ctl = grid_dir
     assert first.ran == 2 and first.skipped == 0 and ctl.ran == 1
@@ -186,7 +181,7 @@ def test_grid_cells_score_as_expected_independently(grid_dir):
         want = expected[(c["context_length"], c["omit_needle"])]
         assert c["score"] == want, c["model_response"]
         assert c["retrieved"] == want
-        assert c["decoder"] == "tesseract" and c["tokenizer"] == "o200k_base" and c["tier"] == "base"
+        assert c["decoder"] == "native" and c["tokenizer"] == "o200k_base" and c["tier"] == "base"
         assert c["vision_tokens"] == 273 * c["pages"]  # deepseek-ocr:base per 1024² page
         assert c["ratio"] == pytest.approx(c["text_tokens"] / c["vision_tokens"], abs=1e-3)
         if c["omit_needle"]:  # the needle's budget stays unused
@@ -197,7 +192,6 @@ def test_grid_cells_score_as_expected_independently(grid_dir):
     assert ctl_cell["retrieved_rank"] == [None]
 
 
-@needs_tesseract
 def test_control_value_is_nowhere_in_the_store(counter):
     """The control's 0 is not an artefact: its value was never stored."""
     ns = make_needles("single", "word", seed=cell_seed(0, 2000, 50.0),
@@ -206,17 +200,15 @@ def test_control_value_is_nowhere_in_the_store(counter):
     assert ns.references[0].casefold() not in h.text.casefold()
 
 
-@needs_tesseract
 def test_resume_skips_completed_cells(grid_dir):
     out, present, *_ = grid_dir
-    files = sorted(out.glob("pydoc_single-word_tesseract_*.json"))
+    files = sorted(out.glob("pydoc_single-word_native_*.json"))
     before = {p: p.stat().st_mtime_ns for p in files}
     again = run_grid(present, out, workers=2)
     assert again.ran == 0 and again.skipped == 2 and len(again.results) == 2
     assert {p: p.stat().st_mtime_ns for p in files} == before
 
 
-@needs_tesseract
 def test_resume_refuses_cells_made_with_other_settings(grid_dir):
     """The file name holds neither the target, the tokenizer nor the seed:
     resuming into a folder made with others must not report their numbers."""
@@ -225,7 +217,7 @@ def test_resume_refuses_cells_made_with_other_settings(grid_dir):
     from optical_memory.errors import ConfigError
 
     out, present, *_ = grid_dir
-    files = sorted(out.glob("pydoc_single-word_tesseract_*.json"))
+    files = sorted(out.glob("pydoc_single-word_native_*.json"))
     before = {p: p.stat().st_mtime_ns for p in files}
     for change, field in (({"target": "deepseek-ocr:tiny"}, "target"),
                           ({"seed": 7}, "seed"),
@@ -239,7 +231,6 @@ def test_resume_refuses_cells_made_with_other_settings(grid_dir):
     assert {p: p.stat().st_mtime_ns for p in files} == before
 
 
-@needs_tesseract
 def test_heatmap_and_folder_plots_written(grid_dir, tmp_path):
     out, *_ = grid_dir
     cells = [c for c in load_results(out) if not c["omit_needle"]]
@@ -267,7 +258,8 @@ def _fake_cell(length, depth, tier, score=1.0, **extra):
 def test_pack_and_read_back_cells(tmp_path):
     from optical_memory.niah import cells_for, pack_cells, read_packed, unpack_cells, write_packed
 
-    cfg = NiahConfig(lengths=(1000, 2000), depths=(0.0, 50.0), tiers=("base", "tiny"))
+    cfg = NiahConfig(lengths=(1000, 2000), depths=(0.0, 50.0), tiers=("base", "tiny"),
+                     decoder="tesseract")
     run = tmp_path / "run"
     run.mkdir()
     cells = [_fake_cell(n, d, t, score=0.5 if t == "tiny" else 1.0)

@@ -27,9 +27,10 @@ else the target's own rule on the rendition size (``target.tokens(w, h)``).
 Legibility: the policy's ``mode`` is ``"legible"`` by default — a page
 moves to a smaller tier only while its read-back there stays at or above
 ``min_readback`` (0.95), measured per page with ``verify=True``, else the
-shipped calibration for the memory's decoder (tesseract reads 640² pages of
-the default layout at 0.845, so with it pages stay fresh; the native reader
-at 0.975). ``"fade"`` shrinks pages with age regardless, and the accounting
+shipped calibration for the memory's decoder (the native reader, the
+default, reads the default layout at 0.994 at 640² and 0.987 at 512², so
+Latin pages shrink as their age says; tesseract reads 640² pages at 0.845,
+so with it pages stay fresh). ``"fade"`` shrinks pages with age regardless, and the accounting
 says what they still read back (:mod:`optical_memory.age.legibility`).
 """
 from __future__ import annotations

@@ -153,9 +153,10 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@click.option("--decoder", "-d", default=DEFAULT_DECODER, show_default=True,
-              help="Decoder: tesseract, native (the package's own line reader), rapidocr, "
-                   "or openai (OpenAI-compatible endpoint).")
+@click.option("--decoder", "-d", default=None,
+              help="Decoder: native (the package's own line reader, for pages this package "
+                   "drew), tesseract, rapidocr, or openai (OpenAI-compatible endpoint).  "
+                   f"[default: {DEFAULT_DECODER}; tesseract with --lang]")
 @click.option("--lang", default=None,
               help="Tesseract languages, e.g. eng, rus+eng, jpn or chi_sim; 'auto': a first "
                    "pass finds the page's scripts, a second reads it with their languages "
@@ -167,6 +168,8 @@ def render(file, target, font_size, newline_mode, line_spacing, hinting, kind, t
 def decode(images, decoder, lang, reference, workers, as_json):
     """Read page images (PNG/JPEG; - reads one from stdin) back to text.
 
+    The default reader is the package's own, trained on the pages this
+    package draws (`optical-memory render`); for other images use tesseract.
     A bare image says nothing of its languages: tesseract reads English
     unless --lang names them, or finds them itself with --lang auto (about
     twice the time; with --json each page reports the languages read).
@@ -184,6 +187,8 @@ def decode(images, decoder, lang, reference, workers, as_json):
             raise click.ClickException(f"{img} is a directory, not an image file")
         if not Path(img).is_file():
             raise click.ClickException(f"no such image file: {img}")
+    if decoder is None:
+        decoder = "tesseract" if lang is not None else DEFAULT_DECODER
     if lang is not None and decoder != "tesseract":
         raise click.UsageError(f"--lang is a tesseract option (decoder is {decoder!r})")
     options = {"lang": lang} if lang else {}

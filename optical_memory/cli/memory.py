@@ -486,8 +486,8 @@ def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_
     download), stores it under a fresh session, builds a context for
     --target within --budget, prints the savings table, writes the pages to
     --out, and reads the page holding a planted fact back with the decoder.
-    Without the decoder (tesseract by default) it says how to install it
-    and reads the page with the bundled native reader instead.
+    When --decoder cannot run here (e.g. tesseract not installed) it says
+    why and reads the page with the bundled native reader (the default) instead.
     """
     from optical_memory.conversation import generate_conversation
 
@@ -496,10 +496,11 @@ def demo(turns, budget, seed, out, force, store, target, decoder, tokenizer, as_
     folder = out_folder(out, force)
     read_with, missing = _demo_decoder(decoder)
     if missing is not None:
+        hint = f"  install tesseract: {TESSERACT_INSTALL}\n" if decoder == "tesseract" else ""
         click.echo(f"note: decoder {decoder!r} cannot run here: {missing}.\n"
-                   f"  install tesseract: {TESSERACT_INSTALL}\n"
-                   f"  without it the demo still stores the conversation, builds the context, "
-                   f"writes the pages and finds the fact; "
+                   + hint +
+                   "  without it the demo still stores the conversation, builds the context, "
+                   "writes the pages and finds the fact; "
                    + (f"the read-back uses the bundled {read_with!r} reader instead."
                       if read_with else "the read-back is skipped."), err=True)
     conv = generate_conversation(turns=turns, seed=seed, needle_depth=NEEDLE_DEPTH)

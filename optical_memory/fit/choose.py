@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_DECODER, DEFAULT_READBACK
+from ..config import DEFAULT_READBACK, LAYOUT_DECODER
 from ..decode.tesseract import LATIN_ARGS
 from ..errors import InputError
 from ..render import NEWLINE_MARKER, RenderConfig
@@ -134,7 +134,7 @@ def _choose(target: str, decoder: str, threshold: float, script: str,
 def recommended_entry(
     target: str = "deepseek-ocr:base",
     *,
-    decoder: str = DEFAULT_DECODER,
+    decoder: str = LAYOUT_DECODER,
     threshold: float = DEFAULT_READBACK,
     script: str = "latin",
     calibration: Calibration | None = None,
@@ -148,7 +148,7 @@ def recommended_entry(
 def recommended_config(
     target: str = "deepseek-ocr:base",
     *,
-    decoder: str = DEFAULT_DECODER,
+    decoder: str = LAYOUT_DECODER,
     threshold: float = DEFAULT_READBACK,
     script: str = "latin",
     calibration: Calibration | None = None,

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_DECODER, DEFAULT_READBACK
+from ..config import DEFAULT_READBACK, LAYOUT_DECODER
 from ..errors import InputError
 from ..render import RenderConfig, Renderer, RenderItem, Turn
 from ..tokens import get_counter
@@ -68,7 +68,7 @@ class FitResult:
     config: RenderConfig
     expected_precision: float
     page_precision: list[float] | None = None
-    decoder: str = DEFAULT_DECODER
+    decoder: str = LAYOUT_DECODER
     threshold: float = DEFAULT_READBACK
     attempts: list[tuple[float, float | None]] = field(default_factory=list)
 
@@ -92,7 +92,7 @@ def fit(
     text_or_items: str | Iterable[RenderItem | Turn],
     target: str = "deepseek-ocr:base",
     *,
-    decoder: str = DEFAULT_DECODER,
+    decoder: str = LAYOUT_DECODER,
     threshold: float = DEFAULT_READBACK,
     verify: bool = False,
     script: str | None = None,
@@ -259,7 +259,7 @@ def first_page(source: str, cfg: RenderConfig, tokenizer: str = "o200k_base") ->
 def calibrate(
     *,
     sizes: Sequence[float] = DEFAULT_SIZES,
-    decoders: Sequence[str] = (DEFAULT_DECODER,),
+    decoders: Sequence[str] = (LAYOUT_DECODER,),
     page_sides: Sequence[int] = (1024,),
     samples: int = 6,
     scripts: Sequence[str] = ("latin",),

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_DECODER, DEFAULT_READBACK
+from ..config import DEFAULT_READBACK, LAYOUT_DECODER, NO_LAYOUT_READERS
 from ..errors import ConfigError, InputError
 from .calibration import (
     Calibration,
@@ -265,12 +265,14 @@ def layout_origin(user: UserCalibration | None, decoder: str, target: str | None
     """Where a memory reading with ``decoder`` got its page layout from; with
     ``target``, also when no shipped layout for its page size reaches
     ``readback`` (the most legible one is used then)."""
-    if user is not None and user.decoder == decoder:
+    if user is not None and user.decoder == decoder and decoder not in NO_LAYOUT_READERS:
         return user.label
     shipped = {e.decoder for e in load_calibration().entries}
-    used = decoder if decoder in shipped else DEFAULT_DECODER
+    used = decoder if decoder in shipped and decoder not in NO_LAYOUT_READERS else LAYOUT_DECODER
     kind = "CPU reader" if used in CPU_READERS else "reader"
-    note = "" if used == decoder else f"; nothing calibrated for {decoder}"
+    note = ("" if used == decoder else
+            f"; {decoder} never sets the layout" if decoder in NO_LAYOUT_READERS else
+            f"; nothing calibrated for {decoder}")
     if target is not None:
         try:
             entry: CalibrationEntry | None = recommended_entry(target, decoder=used,

@@ -24,7 +24,7 @@ LOOPBACK = "127.0.0.1"
 #: (tests/test_mcp_cli.py checks they match).
 DEFAULT_TARGET = "deepseek-ocr:base"
 DEFAULT_TOKENIZER = "o200k_base"
-DEFAULT_DECODER = "tesseract"
+DEFAULT_DECODER = "native"
 DEFAULT_KEEP_LAST = 8
 
 

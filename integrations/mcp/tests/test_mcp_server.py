@@ -29,14 +29,6 @@ SCOPE_ARGS = {"user_id", "user", "agent_id", "session_id", "scope"}
 NEEDLE = "The vault code for the Oslo office is 7341-KESTREL."
 
 
-def _have_tesseract() -> bool:
-    from optical_memory.decode import available_decoders
-
-    return available_decoders().get("tesseract") is True
-
-
-needs_tesseract = pytest.mark.skipif(not _have_tesseract(), reason="tesseract not installed")
-
 
 def _conversation() -> list[dict]:
     """~3k tokens of chat with the needle in an early (paged) turn."""
@@ -195,7 +187,6 @@ async def test_search_gives_the_exact_passage_of_an_aged_page(store_path):
         mem.counter.count(lib.header) + 4
 
 
-@needs_tesseract
 async def test_decode_returns_text(connect):
     async with connect() as client:
         doc = (await _ok(client, "memory_add", {
@@ -203,7 +194,7 @@ async def test_decode_returns_text(connect):
             "kind": "document"})).structured_content
         out = (await _ok(client, "memory_decode", {"page_id": doc["page_ids"][0]})
                ).structured_content
-    assert out["page_id"] == doc["page_ids"][0] and out["decoder"] == "tesseract"
+    assert out["page_id"] == doc["page_ids"][0] and out["decoder"] == "native"
     assert "harbour" in out["text"] and out["precision"] > 0.8
 
 
