@@ -190,6 +190,21 @@ def script_shares(text: str) -> dict[str, float]:
     return {s: round(n / total, 4) for s, n in counts.items()}
 
 
+def accented_share(text: str) -> float:
+    """Share of the Latin letters of ``text`` outside ASCII (``é``, ``ł``,
+    ``ı``, ...; 4 decimals, 0.0 without Latin letters): English ~0, German
+    ~0.013, French ~0.035, Czech ~0.14 (the systems' gettext catalogues)."""
+    if text.isascii():
+        return 0.0
+    latin = accented = 0
+    for ch, n in Counter(text).items():
+        if script_of(ch) == "latin" and ch.isalpha():
+            latin += n
+            if not ch.isascii():
+                accented += n
+    return round(accented / latin, 4) if latin else 0.0
+
+
 def detect_scripts(text: str, min_share: float = MIN_SHARE) -> tuple[str, ...]:
     """The scripts ``text`` is written in, most frequent first: those holding
     at least ``min_share`` of its script characters (the most frequent one
@@ -214,6 +229,7 @@ def unsupported_scripts(shares: Mapping[str, float] | str) -> tuple[str, ...]:
     return tuple(s for s in shares_above(shares, 0.0) if s in NEEDS_SHAPING)
 
 
-__all__ = ["MIN_SHARE", "NEEDS_SHAPING", "SCRIPTS", "detect_scripts", "han_variant",
+__all__ = ["MIN_SHARE", "NEEDS_SHAPING", "SCRIPTS", "accented_share", "detect_scripts",
+           "han_variant",
            "script_counts", "script_of", "script_shares", "shares_above",
            "unsupported_scripts"]

@@ -258,6 +258,18 @@ def test_calibration_speaks_for_latin_pages_only():
     assert leg.allowed(chinese, "base", "tiny") == "base"
     measured = {**chinese, "readback": {"reader": "native", "tiers": {"small": 0.99}}}
     assert leg.allowed(measured, "base", "tiny") == "small"  # measured wins, tiny unknown
+    # the calibration is English: a Latin page with many accented letters has none
+    from optical_memory.age.legibility import ACCENTED_SHARE
+    from optical_memory.scripts import accented_share
+
+    czech = "Příliš žluťoučký kůň úpěl ďábelské ódy a pak šel spát do stáje."
+    assert accented_share("plain English text") == 0.0
+    assert accented_share(czech) >= ACCENTED_SHARE > accented_share(
+        "Die Einstellungen werden gespeichert, sobald Sie das Fenster schließen.")
+    heavy = {"scripts": {"latin": 1.0}, "accented": accented_share(czech)}
+    assert leg.readback(heavy, "tiny").value is None
+    assert leg.allowed(heavy, "base", "tiny") == "base"
+    assert leg.allowed({"scripts": {"latin": 1.0}, "accented": 0.013}, "base", "tiny") == "tiny"
 
 
 def test_default_memory_ages_latin_pages_legibly_and_keeps_russian_fresh(tmp_path):
@@ -278,13 +290,37 @@ def test_default_memory_ages_latin_pages_legibly_and_keeps_russian_fresh(tmp_pat
         assert mem.decoder_name == DEFAULT_DECODER == "native"
         en = mem.add_document(english, user_id="u").page_ids[0]
         ru = mem.add_document(russian, user_id="u").page_ids[0]
+        cs = mem.add_document("Příliš žluťoučký kůň úpěl ďábelské ódy. " * 8,
+                              user_id="u").page_ids[0]
         for i in range(3):  # age both past the small tier
             mem.add_document(f"filler note {i}: nothing to see", user_id="u")
         mem.compact(user_id="u")
         assert mem.get_page(en, user_id="u").tier == "tiny"
         assert mem.get_page(ru, user_id="u").tier == "base"
+        assert mem.get_page(cs, user_id="u").tier == "base"  # Czech: accented, not calibrated
         read = mem.decode(en, user_id="u")
         assert read.decoder == "native" and read.tier == "tiny" and read.precision > 0.97
         if available_decoders().get("tesseract") is True:
             back = mem.decode(ru, user_id="u")
             assert back.decoder == "tesseract" and back.precision > 0.9
+
+
+def test_verify_names_the_reader_that_read_a_fallback_page(tmp_path):
+    """With verify=True a Russian page is read by the script fallback
+    (tesseract): its measured figures say so, in meta and in the accounting."""
+    from optical_memory.decode import available_decoders
+
+    if available_decoders().get("tesseract") is not True:
+        pytest.skip("tesseract not installed")
+    russian = ("Мост через гавань откроют во вторник в девять часов; расписание парома "
+               "изменится весной. ") * 4
+    with OpticalMemory(tmp_path / "v.db", keep_last=0, aging=AgePolicy(verify=True)) as mem:
+        ru = mem.add_document(russian, user_id="u").page_ids[0]
+        en = mem.add_document("The harbour bridge opens on Tuesday at nine. " * 4,
+                              user_id="u").page_ids[0]
+        rb = mem.get_page(ru, user_id="u").meta["readback"]
+        assert rb["reader"] == "native" and rb["read_by"] == "tesseract"
+        assert mem.get_page(en, user_id="u").meta["readback"]["read_by"] == "native"
+        pages = {p.page_id: p for p in mem.context(20_000, user_id="u").pages}
+        assert pages[ru].readback_source == "measured by tesseract"
+        assert pages[en].readback_source == "measured"

@@ -5,7 +5,9 @@ A page's read-back at a tier is known two ways:
 - **measured**: with ``AgePolicy(verify=True)`` every page is read back at
   every tier as it is written (the tier images made as the memory makes
   them); the scores and the reader are stored in the page's
-  ``meta["readback"]`` (``{"reader": "native", "tiers": {"base": 0.99, ...}}``).
+  ``meta["readback"]`` (``{"reader": "native", "read_by": "native", "tiers":
+  {"base": 0.99, ...}}``; ``read_by`` names the script fallback, e.g.
+  tesseract for a Russian page, and the accounting says "measured by tesseract").
 - **user-calibrated**: the user's own calibration of the memory's reader
   (``optical-memory calibrate``, :mod:`optical_memory.fit.user`): the
   read-back of the memory's layout at each tier's size, as that reader
@@ -46,6 +48,14 @@ READBACK_KEY = "readback"
 #: A page counts as the calibration's script (Latin) unless another script
 #: holds at least this share of its letters (``meta["scripts"]``).
 OTHER_SCRIPT_SHARE = 0.05
+#: ... and unless at least this share of its Latin letters is accented
+#: (``meta["accented"]``, :func:`optical_memory.scripts.accented_share`). The
+#: calibration was measured on English; the native reader reads the 512² tier
+#: of German (1.3 % accented) at 0.983, Spanish (1.7 %) 0.981, but Czech
+#: (14 %) and Turkish (10 %) near 0.93, under the default floor
+#: (``benchmarks/results/default_reader.md``). Such pages keep their tier
+#: unless ``AgePolicy(verify=True)`` measures them.
+ACCENTED_SHARE = 0.03
 TIER_METHODS_FILE = "tier_methods.json"
 _LOADED: dict[str, dict[str, Any]] = {}
 
@@ -88,10 +98,16 @@ def calibrated_readback(decoder: str, scale: float) -> float | None:
 
 
 def calibrated_script(meta: Mapping[str, Any] | None) -> bool:
-    """Whether the calibration (measured on Latin pages) speaks for a page:
-    no script but Latin holds ≥ :data:`OTHER_SCRIPT_SHARE` of its letters
-    (pages without recorded scripts read as Latin, as everywhere else)."""
-    shares = (meta or {}).get("scripts")
+    """Whether the calibration (measured on English pages) speaks for a page:
+    no script but Latin holds ≥ :data:`OTHER_SCRIPT_SHARE` of its letters,
+    and fewer than :data:`ACCENTED_SHARE` of its Latin letters are outside
+    ASCII (pages without recorded scripts read as Latin and unaccented, as
+    everywhere else)."""
+    meta = meta or {}
+    accented = meta.get("accented")
+    if isinstance(accented, int | float) and accented >= ACCENTED_SHARE:
+        return False
+    shares = meta.get("scripts")
     if not isinstance(shares, Mapping):
         return True
     return all(k == "latin" or not isinstance(v, int | float) or v < OTHER_SCRIPT_SHARE
@@ -137,7 +153,9 @@ class Legibility:
         """Read-back of a page (``meta``: its stored meta) at ``tier``."""
         got = measured(meta, self.decoder).get(tier)
         if got is not None:
-            return Readback(got, "measured", self.decoder)
+            by = (meta or {}).get(READBACK_KEY, {}).get("read_by") or self.decoder
+            # a page of a script the memory's reader hands over was read by the fallback
+            return Readback(got, "measured" if by == self.decoder else f"measured by {by}", by)
         if not calibrated_script(meta):  # e.g. a Chinese page: no calibrated figure
             return Readback(None, "calibrated", self.decoder)
         if self.user is not None and tier in self.user:
@@ -179,7 +197,10 @@ class Legibility:
             res = dec.decode(with_layout(encode_png(px), page.meta, dec))
             tiers[t.name] = round(precision(page.text, res.text, marker=NEWLINE_MARKER), 4)
             methods[t.name] = method
-        return {"reader": self.decoder, "tiers": tiers, "methods": methods}
+        # "reader": the memory's reader, whose gate uses the figures; "read_by":
+        # who read the page (its script fallback for e.g. a Russian page)
+        return {"reader": self.decoder, "read_by": getattr(dec, "name", self.decoder),
+                "tiers": tiers, "methods": methods}
 
 
 def tier_readbacks(legibility: Legibility, metas: Sequence[tuple[str, Mapping[str, Any] | None]]
@@ -200,6 +221,7 @@ def tier_readbacks(legibility: Legibility, metas: Sequence[tuple[str, Mapping[st
     return out
 
 
-__all__ = ["OTHER_SCRIPT_SHARE", "READBACK_KEY", "USER_SOURCE", "Legibility", "Readback",
+__all__ = ["ACCENTED_SHARE", "OTHER_SCRIPT_SHARE", "READBACK_KEY", "USER_SOURCE", "Legibility",
+           "Readback",
            "calibrated_readback", "calibrated_script", "measured",
            "tier_method", "tier_methods", "tier_readbacks"]

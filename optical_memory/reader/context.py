@@ -7,8 +7,11 @@ what the glyph cannot: ``Ibarra`` and ``Illinois`` start with the capital
 (a word-initial ``l`` before a consonant is nearly absent from text), and
 ``hello`` holds two ``l``. This module keeps counts of each look-alike
 between its neighbours in the reader's training text and, where the model's
-margin between the pair is below :attr:`ContextPrior.margin` logits, adds
-``weight`` × the log ratio of the counts to it:
+margin between the pair is below :attr:`ContextPrior.margin` logits and the
+next character is a letter, adds ``weight`` × the log ratio of the counts to
+it (before a space or punctuation the language decides, not the glyph's
+neighbours: English ``I'm`` against French ``l'heure``, ``-I`` against
+``-l``, so those are left as read):
 
 - the finest context with at least :data:`MIN_COUNT` examples of the pair
   is used: the two neighbouring characters; else the class of the one
@@ -19,7 +22,10 @@ The counts come from the training sources only (``pydoc_data`` prose less its
 last 60,000 characters, the standard library's code outside the validation
 slice, synthetic conversations of seeds 0–5), never from the validation or
 held-out pages; margin and weight are chosen on the validation pages
-(:mod:`optical_memory.reader.tune`'s) by::
+(:mod:`optical_memory.reader.tune`'s) plus pages of the system's French,
+Spanish, Polish, Czech and Turkish gettext catalogues (so that English counts
+do not hurt other Latin languages; the German, Greek and Russian catalogues
+stay held out) by::
 
     python -m optical_memory.reader.context [--write]
 
@@ -43,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 #: Look-alike pairs told apart by context.
 PAIRS: tuple[tuple[str, str], ...] = (("I", "l"), ("O", "0"))
+#: Languages whose gettext catalogues (translated UI strings) join the
+#: tuning pages; de, el and ru stay held out (benchmarks/reader_unshaped.py).
+TUNING_LANGUAGES = ("fr", "es", "pl", "cs", "tr")
 #: Fewest examples of a pair a context must hold to be used.
 MIN_COUNT = 20
 CONTEXT_FILE = "context.json"
@@ -129,6 +138,8 @@ class ContextPrior:
                 continue
             prev = out[i - 1] if i > 0 else ""
             nxt = chars[i + 1] if i + 1 < len(chars) else ""
+            if not nxt[:1].isalpha():
+                continue
             if d + self.weight * self.log_ratio(ch, prev, nxt) < 0:
                 out[i] = self.partner[ch][0]
         return out
@@ -171,12 +182,45 @@ def training_texts() -> list[str]:
     return [pydoc_text()[:-60_000], code[:start], code[start + 40_000:], "\n".join(chat)]
 
 
+def catalogue_pages(languages: Sequence[str], per_language: int) -> list[Any]:
+    """Full pages (memory default layout) of each language's gettext
+    catalogues (``/usr/share/locale/<lang>/LC_MESSAGES/*.mo``), when present."""
+    import gettext
+    import glob
+
+    from optical_memory.config import default_render_config
+    from optical_memory.render import Renderer
+
+    renderer = Renderer(default_render_config("deepseek-ocr:base"))
+    out: list[Any] = []
+    for lang in languages:
+        strings: list[str] = []
+        for f in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
+            try:
+                with open(f, "rb") as fh:
+                    cat = gettext.GNUTranslations(fh)
+            except (OSError, ValueError):
+                continue
+            strings += [v.strip() for v in cat._catalog.values()  # type: ignore[attr-defined]
+                        if isinstance(v, str) and len(v) > 20 and "%" not in v]
+            if sum(map(len, strings)) > 40_000:
+                break
+        if not strings:
+            continue
+        pages = renderer.render_text("\n".join(strings))
+        most = max(pg.meta.get("lines", 0) for pg in pages)
+        out += [pg for pg in pages if pg.meta.get("lines", 0) >= 0.9 * most][:per_language]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m optical_memory.reader.context",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--margins", default="0,1,2,3,4,6")
     p.add_argument("--weights", default="0.5,1,2")
     p.add_argument("--pages", type=int, default=1, help="validation pages per kind")
+    p.add_argument("--languages", default=",".join(TUNING_LANGUAGES),
+                   help="gettext catalogues whose pages join the tuning pages")
     p.add_argument("--write", action="store_true", help="write weights/context.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -191,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = count_contexts(training_texts())
     logger.info("contexts kept: %s", {k: [len(lv) for lv in v] for k, v in counts.items()})
     dec = NativeDecoder()
-    pages = validation_pages(args.pages)
+    pages = validation_pages(args.pages) + catalogue_pages(
+        [x for x in args.languages.split(",") if x], args.pages)
     tiers = [resample_page(pg, (s, s)) for pg in pages for s in SIDES]
     shipped = dec.reader.context
 
@@ -218,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prior = ContextPrior(counts, *best)
         data = prior.to_dict()
         data["chosen_by"] = ("python -m optical_memory.reader.context (validation pages of the "
-                             "training sources, every tier; counts from the training sources "
+                             "training sources and gettext catalogue pages of "
+                             f"{args.languages}, every tier; counts from the training sources "
                              "less the validation slices)")
         data["scores"] = {f"{m:g}/{w:g}": round(v, 5) for (m, w), v in results.items()}
         default_path().write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -226,8 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["MIN_COUNT", "PAIRS", "ContextPrior", "char_class", "count_contexts", "load_prior",
-           "training_texts"]
+__all__ = [
+    "MIN_COUNT",
+    "PAIRS",
+    "TUNING_LANGUAGES",
+    "ContextPrior",
+    "catalogue_pages",
+    "char_class",
+    "count_contexts",
+    "load_prior",
+    "training_texts",
+]
 
 
 if __name__ == "__main__":  # pragma: no cover

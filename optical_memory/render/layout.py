@@ -34,7 +34,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..scripts import script_shares, unsupported_scripts
+from ..scripts import accented_share, script_shares, unsupported_scripts
 from ..types import Span
 from .config import NEWLINE_MARKER, RenderConfig, RenderItem
 from .fonts import BOLD, REGULAR, FontSet
@@ -328,6 +328,7 @@ def layout_items(
             "lines": len(p.lines),
             "chars": p.chars,
             "scripts": shares,
+            "accented": accented_share(p.text),
         }
         unsupported = unsupported_scripts(shares)
         if unsupported:

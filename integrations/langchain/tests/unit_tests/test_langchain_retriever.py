@@ -78,7 +78,11 @@ def test_keep_text_false_serves_read_back():
     with OpticalMemory(":memory:", keep_text=False) as mem:
         mem.add("Invoice 4471 was refunded to Dolores Ibarra on Tuesday.")
         (doc,) = OpticalMemoryRetriever(memory=mem, k=1).invoke("refunded")
-        assert "refunded" in doc.page_content and "Ibarra" in doc.page_content
+        # the page's read-back, not stored text: what the memory's reader reads
+        # (at 11 px a capital I and an l differ by a third of a pixel, so the
+        # name may come back as "lbarra": README, "A reader made for our own pages")
+        assert "refunded" in doc.page_content and "Dolores" in doc.page_content
+        assert "barra" in doc.page_content and "4471" in doc.page_content
         assert doc.metadata["image_base64"]
 
 
