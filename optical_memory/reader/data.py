@@ -52,10 +52,15 @@ TIER_SCALES = (1.0, 0.625, 0.5)
 #: The data recipe; its hash is recorded with the weights.
 RECIPE = {
     "train_text": ["stdlib .py sources (no tests, no idlelib)", "pydoc_data.topics",
-                   "synthetic multilingual/symbol text", "unknown glyphs (CJK, Hebrew, ...)"],
+                   "synthetic multilingual/symbol text", "unknown glyphs (CJK, Hebrew, ...)",
+                   "Russian: /usr/share/man/ru pages (troff stripped) and sentences of words "
+                   "from tesseract's rus word list",
+                   "English: sentences of words from tesseract's eng word list, many "
+                   "capitalised (names: Ibarra, Illinois, O'Leary)"],
     "heldout_text": ["/usr/share/common-licenses", "PIL .py sources",
                      "generate_conversation (seeds >= 100)"],
-    "source_weights": {"stdlib": 0.45, "pydoc": 0.3, "synthetic": 0.25},
+    "source_weights": {"stdlib": 0.37, "pydoc": 0.25, "synthetic": 0.18, "russian": 0.12,
+                       "words": 0.08},
     "fonts": {"condensed": 0.45, "sans": 0.4, "document (mono code)": 0.15},
     "font_px": [9.5, 14.0],
     "line_spacing": [1.1, 1.2, 1.3],
@@ -98,6 +103,114 @@ def stdlib_text() -> str:
         except (OSError, UnicodeDecodeError):
             continue
     return "\n".join(parts)
+
+
+_TROFF_ESCAPES = {"em": "—", "en": "–", "lq": "“", "rq": "”", "aq": "'", "dq": '"',
+                  "hy": "-", "bu": "•", "co": "©", "rg": "®", "oq": "‘", "cq": "’"}
+
+
+def _troff_line(line: str) -> str:
+    import re
+
+    if line.startswith((".\\\"", "'\\\"")) or line.startswith(".\\\""):
+        return ""
+    if line.startswith((".", "'")):
+        parts = line[1:].split(None, 1)
+        if not parts or parts[0] in ("TH", "so", "de", "ds", "nr", "if", "ie", "el", "ft",
+                                     "ne", "in", "ti", "sp", "br", "PD", "na", "ad", "hy",
+                                     "nh", "ll", "ta"):
+            return ""
+        line = parts[1] if len(parts) > 1 else ""
+        line = line.replace('"', "")
+    line = re.sub(r"\\\(([a-z][a-z])", lambda m: _TROFF_ESCAPES.get(m.group(1), ""), line)
+    line = re.sub(r"\\f(\(..|\[[^]]*\]|.)", "", line)
+    line = re.sub(r"\\s[-+]?\d", "", line)
+    line = re.sub(r"\\\*\(Aq", "'", line)
+    line = re.sub(r"\\\*(\(..|\[[^]]*\]|.)", "", line)
+    return (line.replace("\\-", "-").replace("\\&", "").replace("\\e", "\\")
+            .replace("\\ ", " ").replace("\\|", "").replace("\\^", "").replace("\\", "")
+            .strip())
+
+
+@functools.lru_cache(maxsize=1)
+def russian_man_text() -> str:
+    """The system's Russian manual pages, troff markup stripped ("" when none)."""
+    import gzip
+
+    parts: list[str] = []
+    for f in sorted(Path("/usr/share/man/ru").rglob("*")):
+        if not f.is_file():
+            continue
+        try:
+            raw = gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+        lines = [_troff_line(x) for x in text.splitlines()]
+        parts.append("\n".join(x for x in lines if x))
+    return "\n\n".join(parts)
+
+
+@functools.lru_cache(maxsize=1)
+def russian_words() -> tuple[str, ...]:
+    """Tesseract's Russian word list, lower-cased."""
+    return tuple(sorted({w.lower() for w in tesseract_words("rus")}))
+
+
+@functools.lru_cache(maxsize=4)
+def tesseract_words(lang: str) -> tuple[str, ...]:
+    """The word list of an installed tesseract language pack (its word dawg,
+    read by tesseract's own ``combine_tessdata`` and ``dawg2wordlist``), as
+    spelled there; () when the pack or the tools are missing."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    tessdata = next((d for d in (Path("/usr/share/tesseract-ocr/5/tessdata"),
+                                 Path("/usr/share/tesseract-ocr/4.00/tessdata"))
+                     if (d / f"{lang}.traineddata").is_file()), None)
+    if tessdata is None or not shutil.which("dawg2wordlist"):
+        return ()
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["combine_tessdata", "-u", str(tessdata / f"{lang}.traineddata"),
+                        f"{tmp}/{lang}."], check=True, capture_output=True)
+        subprocess.run(["dawg2wordlist", f"{tmp}/{lang}.lstm-unicharset",
+                        f"{tmp}/{lang}.lstm-word-dawg", f"{tmp}/words.txt"], check=True,
+                       capture_output=True)
+        words = Path(f"{tmp}/words.txt").read_text(encoding="utf-8").split()
+    return tuple(sorted({w for w in words if len(w) > 1 and is_trainable(w)}))
+
+
+def russian_sentences(rng: random.Random, n_chars: int) -> str:
+    return word_sentences(rng, n_chars, russian_words())
+
+
+def word_sentences(rng: random.Random, n_chars: int, words: Sequence[str],
+                   title: float = 0.06) -> str:
+    """Sentences of random ``words``: a capital to start, commas, the odd
+    number, ``title`` of the words title-cased, some upper-case."""
+    if not words:
+        return synthetic_text(rng, n_chars)
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        k = rng.randint(4, 14)
+        sent = [rng.choice(words) for _ in range(k)]
+        sent[0] = sent[0].capitalize()
+        for i in range(1, k):
+            r = rng.random()
+            if r < title:
+                sent[i] = sent[i][:1].upper() + sent[i][1:]
+            elif r < title + 0.02:
+                sent[i] = sent[i].upper()
+            elif r < title + 0.04:
+                sent[i] = str(rng.randint(0, 10 ** rng.randint(1, 5)))
+            if rng.random() < 0.1 and i < k - 1:
+                sent[i] += ","
+        text = " ".join(sent) + rng.choice([".", ".", ".", "?", "!", ":", ";"])
+        out.append(text + ("\n" if rng.random() < 0.1 else " "))
+        size += len(text) + 1
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=1)
@@ -221,7 +334,8 @@ def random_spec(rng: random.Random, width: int | None = None) -> PageSpec:
     elif rng.random() < 0.3:
         kind = "turns"
     r = rng.random()
-    source = "stdlib" if r < 0.45 else "pydoc" if r < 0.75 else "synthetic"
+    source = ("stdlib" if r < 0.37 else "pydoc" if r < 0.62 else "synthetic" if r < 0.8
+              else "russian" if r < 0.92 else "words")
     fs = rng.uniform(9.5, 14.0) if rng.random() < 0.5 else rng.choice([10.0, 10.5, 11.0, 11.0,
                                                                         11.5, 12.0])
     r = rng.random()
@@ -276,6 +390,11 @@ def render_page(spec: PageSpec, rng: random.Random, text: str | None = None):
             text = _chunk(rng, stdlib_text(), n)
         elif spec.source == "pydoc":
             text = _chunk(rng, pydoc_text(), n)
+        elif spec.source == "words":
+            text = word_sentences(rng, n, tesseract_words("eng"), title=0.4)
+        elif spec.source == "russian":
+            text = (_chunk(rng, russian_man_text(), n) if rng.random() < 0.5 and
+                    russian_man_text() else russian_sentences(rng, n))
         else:
             text = synthetic_text(rng, n)
         text = _with_unknowns(rng, text)
