@@ -191,8 +191,9 @@ def main() -> None:
 
     lines += ["", "Tesseract language packs installed here: "
               + ", ".join(sorted(x.strip() for x in langs if x.strip())) + " (a page of a script without its "
-              "pack is read with `eng`). The memory's reader hands pages of scripts it does not "
-              "read well to tesseract (`read by`), so both memories read Russian alike. "
+              "pack is read with `eng`). `read by`: who read each page (a memory reading with "
+              "`native` hands pages of scripts it does not read well to tesseract: "
+              "`NATIVE_SCRIPTS`). "
               "s/page: wall time of one `decode()` on this 2-core machine (other work may run).",
               "", f"{time.perf_counter() - t_all:.0f} s in all on this machine.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)

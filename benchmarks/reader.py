@@ -239,9 +239,11 @@ def report(res: dict, n: int, seconds: float, load: tuple[float, float]) -> str:
         "Unknown-glyph marking on (`optical_memory/reader/unknown.py`). "
         + (f"Look-alikes I/l and O/0 decided by their neighbours where the model's margin is "
            f"under {reader.context.margin:g} logits (weight {reader.context.weight:g}; counts "
-           "from the training text, margin and weight chosen on the validation pages by "
-           "`python -m optical_memory.reader.context`)." if reader.context is not None
-           else "No look-alike prior."),
+           "from the training text, margin and weight chosen on validation and catalogue pages "
+           "by `python -m optical_memory.reader.context`)."
+           if reader.context is not None and reader.context.margin > 0 else
+           "Look-alike prior (`optical_memory/reader/context.py`) off: for these weights no "
+           "margin beat none on the tuning pages (`python -m optical_memory.reader.context`)."),
         "",
         "## Read-back precision (mean over pages)",
         "",

@@ -93,11 +93,11 @@ def main() -> None:
         lines.append(f"| {label} | {len(full)} | {' | '.join(cells)} | "
                      f"{sum(tv) / len(tv):.4f} (`{lang}`) |")
         print(lines[-1], flush=True)
-    lines += ["", f"{time.perf_counter() - t0:.0f} s. The reader was trained on synthetic "
-              "Cyrillic pseudo-words only: on real Russian it reads lowercase Cyrillic as Latin "
-              "look-alikes (`а` → `a`) or capitals (`н` → `Н`), so a memory reading with "
-              "`native` hands Cyrillic pages to tesseract (`optical_memory.decode.readback."
-              "NATIVE_SCRIPTS`).", ""]
+    lines += ["", f"{time.perf_counter() - t0:.0f} s. None of these catalogues or "
+              "descriptions is in the reader's training text: its Russian comes from the "
+              "system's Russian man pages and sentences of words from tesseract's `rus` word "
+              "list (`optical_memory/reader/data.py`), not from gettext. Scripts the memory "
+              "reads with `native`: `optical_memory.decode.readback.NATIVE_SCRIPTS`.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

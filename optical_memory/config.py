@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 #: Read-back decoder of the memory: its legibility gate (which tier an aged
 #: page may shrink to), ``decode()``, ``verify`` and the text of pages kept
 #: without their source. The package's own reader, trained on the renderer's
-#: pages (``benchmarks/results/reader.md``: held-out pages 0.998 / 0.996 /
-#: 0.990 at 1024² / 640² / 512², ~10 pages/s on 2 cores); pages of scripts it
+#: pages (``benchmarks/results/reader.md``: held-out pages 0.998 / 0.997 /
+#: 0.991 at 1024² / 640² / 512², ~10 pages/s on 2 cores); pages of scripts it
 #: does not read well go to tesseract (:data:`~optical_memory.decode.readback.NATIVE_SCRIPTS`).
 DEFAULT_DECODER = "native"
 #: Reader whose shipped calibration sets the default page *layout* (font

@@ -310,10 +310,16 @@ def test_look_alike_prior_rule_and_counts():
 
 
 def test_look_alike_prior_ships_with_the_weights():
+    """The shipped prior is the tuning's choice for these weights (margin 0:
+    off, when no margin beat none on the tuning pages)."""
+    import json
+
     from optical_memory.reader import context
 
     prior = context.load_prior()
-    assert prior is not None and prior.margin > 0 and prior.weight > 0
+    assert prior is not None and prior.margin >= 0 and prior.weight >= 0
+    scores = json.loads(context.default_path().read_text(encoding="utf-8"))["scores"]
+    assert scores[f"{prior.margin:g}/{prior.weight:g}"] == max(scores.values())
     reader = NumpyReader()
     assert reader.context is not None and reader.context.margin == prior.margin
     # before punctuation the language decides, not the neighbours: left as read
@@ -412,8 +418,9 @@ def test_memory_with_native_hands_pages_of_other_scripts_to_a_fallback(tmp_path)
     fallback = native_fallback({"han": 1.0})
     from optical_memory.decode.readback import _installed
 
-    assert native_fallback({"latin": 0.5, "cyrillic": 0.5}) == (
-        "tesseract" if "tesseract" in _installed() else None)  # rapidocr reads no Cyrillic
+    assert native_fallback({"latin": 0.5, "cyrillic": 0.5}) is None  # native reads Russian
+    assert native_fallback({"cyrillic": 0.7, "hebrew": 0.3}) == (
+        "tesseract" if "tesseract" in _installed() else None)  # rapidocr reads no Hebrew
     zh = "车库的钥匙放在厨房的蓝色盒子里。" * 60
     with OpticalMemory(tmp_path / "m.db", decoder="native") as mem:
         en = mem.add_document(license_text()[:3000], user_id="u").page_ids[0]
@@ -458,3 +465,29 @@ def test_cli_decode_notes_when_an_image_is_not_one_of_ours(tmp_path):
         PROSE * 4)[0].to_png())
     res = CliRunner().invoke(main, ["decode", str(ours)])
     assert res.exit_code == 0 and "reads it better" not in res.stderr
+
+
+def test_training_text_sources_are_found_offline():
+    """The Russian and word-list training text comes from what the machine
+    has: tesseract's word lists (its own tools read them) and the Russian man
+    pages, troff markup stripped."""
+    import random
+
+    from optical_memory.reader import data
+
+    assert data._troff_line('.SH "SEE ALSO"') == "SEE ALSO"
+    assert data._troff_line("\\fBls\\fR \\- list \\(em files") == "ls - list — files"
+    assert data._troff_line('.\\" a comment') == "" and data._troff_line(".TH LS 1") == ""
+    man = data.russian_man_text()
+    assert "\\" not in man and "\n.TH" not in man
+    words = data.tesseract_words("eng")
+    if not words:
+        pytest.skip("tesseract's eng pack or its dawg2wordlist tool is missing")
+    assert len(words) > 10_000 and all(is_trainable(w) for w in words[:2000])
+    text = data.word_sentences(random.Random(0), 400, words, title=0.4)
+    assert len(text) >= 400 and text[0].isupper()
+    ru = data.russian_words()
+    assert not ru or (len(ru) > 10_000 and all(w == w.lower() for w in ru[:500]))
+    # the held-out Russian (gettext catalogues) is another source than the training text
+    assert "rus word list" in " ".join(data.RECIPE["train_text"])
+    assert not any("locale" in t for t in data.RECIPE["train_text"])

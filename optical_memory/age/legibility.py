@@ -51,10 +51,10 @@ OTHER_SCRIPT_SHARE = 0.05
 #: ... and unless at least this share of its Latin letters is accented
 #: (``meta["accented"]``, :func:`optical_memory.scripts.accented_share`). The
 #: calibration was measured on English; the native reader reads the 512² tier
-#: of German (1.3 % accented) at 0.983, Spanish (1.7 %) 0.981, but Czech
-#: (14 %) and Turkish (10 %) near 0.93, under the default floor
-#: (``benchmarks/results/default_reader.md``). Such pages keep their tier
-#: unless ``AgePolicy(verify=True)`` measures them.
+#: of German (1.3 % accented) at 0.985, Spanish (1.7 %) 0.985, French (3.7 %)
+#: 0.975, but Czech (13 %) 0.924 and Turkish (10 %) 0.934, under the default
+#: floor (``benchmarks/results/default_reader.md``). Such pages keep their
+#: tier unless ``AgePolicy(verify=True)`` measures them.
 ACCENTED_SHARE = 0.03
 TIER_METHODS_FILE = "tier_methods.json"
 _LOADED: dict[str, dict[str, Any]] = {}

@@ -28,7 +28,7 @@ Legibility: the policy's ``mode`` is ``"legible"`` by default — a page
 moves to a smaller tier only while its read-back there stays at or above
 ``min_readback`` (0.95), measured per page with ``verify=True``, else the
 shipped calibration for the memory's decoder (the native reader, the
-default, reads the default layout at 0.994 at 640² and 0.987 at 512², so
+default, reads the default layout at 0.995 at 640² and 0.989 at 512², so
 Latin pages shrink as their age says; tesseract reads 640² pages at 0.845,
 so with it pages stay fresh). ``"fade"`` shrinks pages with age regardless, and the accounting
 says what they still read back (:mod:`optical_memory.age.legibility`).

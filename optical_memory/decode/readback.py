@@ -128,13 +128,12 @@ class Decoders:
         return self.for_page(page).decode(page).text
 
 
-#: Scripts the native reader reads well enough to keep. Its character set
-#: also covers Cyrillic, but it was trained on synthetic Cyrillic only and
-#: reads real Russian (gettext catalogues) at 0.90 fresh where tesseract
-#: ``rus+eng`` reads 0.97, so Cyrillic pages go to the fallback too; Greek
-#: reads 0.98 (tesseract without the ``ell`` pack: 0.28;
-#: ``benchmarks/reader_unshaped.py``).
-NATIVE_SCRIPTS = frozenset({"latin", "greek"})
+#: Scripts the native reader reads well enough to keep (held-out gettext
+#: catalogues, ``benchmarks/reader_unshaped.py``): Russian, since it trained
+#: on Russian man pages and word-list sentences, ~0.99 fresh and at 640²
+#: (tesseract ``rus+eng`` 0.97 fresh, 0.89 at 640²); Greek 0.98 (tesseract
+#: without the ``ell`` pack: 0.28). Other scripts go to the fallback.
+NATIVE_SCRIPTS = frozenset({"latin", "greek", "cyrillic"})
 
 
 @functools.lru_cache(maxsize=1)
