@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import email
-import gettext
 import glob
 import sysconfig
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from optical_memory.age.renditions import resample_page
 from optical_memory.config import default_render_config
 from optical_memory.decode import get_decoder, precision
+from optical_memory.reader.data import catalogue_text
 from optical_memory.render import NEWLINE_MARKER, Renderer
 
 HERE = Path(__file__).resolve().parent
@@ -34,18 +34,7 @@ SOURCES = (("German UI strings", "mo:de", "eng"), ("Greek UI strings", "mo:el", 
 
 
 def mo_text(lang: str, limit: int = 40_000) -> str:
-    out: list[str] = []
-    for f in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
-        try:
-            with open(f, "rb") as fh:
-                cat = gettext.GNUTranslations(fh)
-        except (OSError, ValueError):
-            continue
-        out += [v.strip() for v in cat._catalog.values()  # type: ignore[attr-defined]
-                if isinstance(v, str) and len(v) > 20 and "%" not in v]
-        if sum(map(len, out)) > limit:
-            break
-    return "\n".join(out)
+    return catalogue_text(lang, limit)
 
 
 def metadata_text(limit: int = 40_000) -> str:

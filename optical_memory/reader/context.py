@@ -185,29 +185,17 @@ def training_texts() -> list[str]:
 def catalogue_pages(languages: Sequence[str], per_language: int) -> list[Any]:
     """Full pages (memory default layout) of each language's gettext
     catalogues (``/usr/share/locale/<lang>/LC_MESSAGES/*.mo``), when present."""
-    import gettext
-    import glob
-
     from optical_memory.config import default_render_config
+    from optical_memory.reader.data import catalogue_text
     from optical_memory.render import Renderer
 
     renderer = Renderer(default_render_config("deepseek-ocr:base"))
     out: list[Any] = []
     for lang in languages:
-        strings: list[str] = []
-        for f in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
-            try:
-                with open(f, "rb") as fh:
-                    cat = gettext.GNUTranslations(fh)
-            except (OSError, ValueError):
-                continue
-            strings += [v.strip() for v in cat._catalog.values()  # type: ignore[attr-defined]
-                        if isinstance(v, str) and len(v) > 20 and "%" not in v]
-            if sum(map(len, strings)) > 40_000:
-                break
-        if not strings:
+        text = catalogue_text(lang)
+        if not text:
             continue
-        pages = renderer.render_text("\n".join(strings))
+        pages = renderer.render_text(text)
         most = max(pg.meta.get("lines", 0) for pg in pages)
         out += [pg for pg in pages if pg.meta.get("lines", 0) >= 0.9 * most][:per_language]
     return out

@@ -460,6 +460,28 @@ def license_text() -> str:
     return "\n\n".join(parts)
 
 
+def catalogue_text(lang: str, limit: int = 40_000) -> str:
+    """Translated UI strings of the system's gettext catalogues for ``lang``
+    (``/usr/share/locale/<lang>/LC_MESSAGES/*.mo``; strings over 20 characters
+    without ``%`` placeholders, one per line, about ``limit`` characters; ""
+    when there are none). Never training text: held out, or tuning material."""
+    import gettext
+    import glob
+
+    out: list[str] = []
+    for f in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
+        try:
+            with open(f, "rb") as fh:
+                cat = gettext.GNUTranslations(fh)
+        except (OSError, ValueError):
+            continue
+        out += [v.strip() for v in cat._catalog.values()  # type: ignore[attr-defined]
+                if isinstance(v, str) and len(v) > 20 and "%" not in v]
+        if sum(map(len, out)) > limit:
+            break
+    return "\n".join(out)
+
+
 def pil_code_text() -> str:
     import PIL
 
@@ -473,6 +495,7 @@ def chat_messages(seed: int, tokens: int = 6000) -> list[dict]:
     return list(generate_conversation(tokens=tokens, seed=seed).messages)
 
 
-__all__ = ["RECIPE", "TIER_SCALES", "LineSample", "PageSpec", "chat_messages", "ctc_fits",
+__all__ = ["RECIPE", "TIER_SCALES", "LineSample", "PageSpec", "catalogue_text", "chat_messages",
+           "ctc_fits",
            "license_text", "page_samples", "pil_code_text", "pydoc_text", "random_spec",
            "recipe_hash", "render_page", "stdlib_text", "synthetic_text"]

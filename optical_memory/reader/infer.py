@@ -342,7 +342,7 @@ class NumpyReader:
             return LineRead("", 1.0, 0)
         rows = logits[keep]
         ids = self._one_script(ids, rows)
-        if self.context is not None:
+        if self.context is not None and self.context.margin > 0:  # margin 0: off
             ids = self._look_alikes(ids, rows)
         top = rows.max(axis=1, keepdims=True)
         expo = np.exp(rows - top)
